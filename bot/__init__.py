@@ -1,0 +1,1 @@
+"""deployhq-slack-bot: DeployHQ deployment failures as Slack cards with a Retry button."""

@@ -1,0 +1,47 @@
+"""The Bolt app and the Slack Web API client it uses."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.config import Settings
+from bot.listeners import actions
+from bot.retries import Retries
+
+SLACK_TIMEOUT_SECONDS = 10
+
+
+def slack_client(settings: Settings) -> WebClient:
+    """Retries connection errors, 429s (after Retry-After) and 5xx, a couple of times each."""
+    return WebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=SLACK_TIMEOUT_SECONDS,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=1),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(settings: Settings, *, client: WebClient, retries: Retries) -> App:
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret,
+        # The answer leaves as soon as ack() returns; slow work runs in lazy listeners.
+        process_before_response=True,
+        # No auth.test call while a worker boots: a Slack hiccup must not stop a deploy.
+        token_verification_enabled=False,
+        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt-lazy"),
+    )
+    actions.register(app, retries)
+    return app

@@ -1,0 +1,174 @@
+"""Settings, read once from the environment; the only module that looks at ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+# DeployHQ's key for its signed "HTTP POST" notifications, as printed on that integration's page.
+DEPLOYHQ_PUBLIC_KEY = """\
+-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDXJcP2N6NtcN26Q8nVaidXOA0w
+RxWK2HQTblIaQdGRDjqTvhrSlFuV5N4jz7w/w8uskP20G7ZQ+CkHwIXrWk76KZJn
+pdoOHPO6AqRmEFgV5Q6Y1CR77mvnT9O21hTnfzfyyiAdQC2oO8M9/jeLRPTAqmkG
+xdQa8iepUz4BwrrHmwIDAQAB
+-----END PUBLIC KEY-----
+"""
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
+_ACCOUNT = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SLACK_ID_LIST = re.compile(r"^[A-Z0-9]{2,30}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """Every problem found in the settings, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "the bot cannot start; fix these settings:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+def is_channel_id(value: str) -> bool:
+    return bool(_CHANNEL_ID.match(value))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the bot needs to run. Secrets stay out of ``repr``, so never reach a log line."""
+
+    slack_bot_token: str = field(repr=False)
+    slack_signing_secret: str = field(repr=False)
+    slack_channel: str
+    deployhq_account: str
+    deployhq_username: str
+    deployhq_api_key: str = field(repr=False)
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    deployhq_base_url: str = ""
+    deployhq_webhook_secret: str | None = field(default=None, repr=False)
+    deployhq_public_key_pem: str = field(default=DEPLOYHQ_PUBLIC_KEY, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
+    retry_allowed_users: frozenset[str] = frozenset()
+    retry_allowed_usergroups: frozenset[str] = frozenset()
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.deployhq_base_url:
+            object.__setattr__(self, "deployhq_base_url", self.deployhq_web_url)
+
+    @property
+    def deployhq_web_url(self) -> str:
+        """Where people open deployments in a browser (the API may be proxied elsewhere)."""
+        return f"https://{self.deployhq_account}.deployhq.com"
+
+    @property
+    def deployhq_public_key(self) -> RSAPublicKey:
+        key = load_pem_public_key(self.deployhq_public_key_pem.encode())
+        assert isinstance(key, RSAPublicKey)  # checked in from_env
+        return key
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every setting; raise ``ConfigError`` naming all problems at once."""
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def get(name: str) -> str:
+            return env.get(name, "").strip()
+
+        def required(name: str, meaning: str) -> str:
+            value = get(name)
+            if not value:
+                problems.append(f"{name} is not set ({meaning})")
+            return value
+
+        token = required("SLACK_BOT_TOKEN", "the bot token, xoxb-…, from the app's OAuth page")
+        if token and not token.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        signing_secret = required("SLACK_SIGNING_SECRET", "from the app's Basic Information page")
+        channel = required("SLACK_CHANNEL", "the id of the channel for failure notifications")
+        if channel and not is_channel_id(channel):
+            problems.append(
+                f"SLACK_CHANNEL must be a channel id like C0123456789, not {channel!r} "
+                "(open the channel's details in Slack to copy it)"
+            )
+        account = required("DEPLOYHQ_ACCOUNT", "your DeployHQ subdomain: <account>.deployhq.com")
+        account = account.lower()
+        if account and not _ACCOUNT.match(account):
+            problems.append(
+                f"DEPLOYHQ_ACCOUNT must be the subdomain only (e.g. 'acme'), not {account!r}"
+            )
+        username = required("DEPLOYHQ_USERNAME", "the email of the DeployHQ API user")
+        api_key = required("DEPLOYHQ_API_KEY", "that user's API key, Settings → Security")
+
+        slack_api_url = get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        if not _is_http_url(slack_api_url):
+            problems.append(f"SLACK_API_URL must be an http(s) URL, not {slack_api_url!r}")
+        elif not slack_api_url.endswith("/"):
+            slack_api_url += "/"
+        base_url = get("DEPLOYHQ_BASE_URL").rstrip("/")
+        if base_url and not _is_http_url(base_url):
+            problems.append(f"DEPLOYHQ_BASE_URL must be an http(s) URL, not {base_url!r}")
+
+        public_key = get("DEPLOYHQ_PUBLIC_KEY").replace("\\n", "\n") or DEPLOYHQ_PUBLIC_KEY
+        try:
+            if not isinstance(load_pem_public_key(public_key.encode()), RSAPublicKey):
+                problems.append("DEPLOYHQ_PUBLIC_KEY must be an RSA public key")
+        except ValueError:
+            problems.append("DEPLOYHQ_PUBLIC_KEY is not a PEM public key")
+
+        redis_url = get("REDIS_URL") or None
+        if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            problems.append("REDIS_URL must start with redis://, rediss:// or unix://")
+
+        users = _id_list(get("DEPLOYHQ_RETRY_ALLOWED_USERS"))
+        groups = _id_list(get("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS"))
+        for name, ids in (
+            ("DEPLOYHQ_RETRY_ALLOWED_USERS", users),
+            ("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS", groups),
+        ):
+            bad = sorted(i for i in ids if not _SLACK_ID_LIST.match(i))
+            if bad:
+                problems.append(f"{name} must list Slack ids separated by commas; bad: {bad}")
+
+        log_level = (get("LOG_LEVEL") or "INFO").upper()
+        if log_level not in _LOG_LEVELS:
+            problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+
+        if problems:
+            raise ConfigError(problems)
+        return cls(
+            slack_bot_token=token,
+            slack_signing_secret=signing_secret,
+            slack_channel=channel,
+            deployhq_account=account,
+            deployhq_username=username,
+            deployhq_api_key=api_key,
+            slack_api_url=slack_api_url,
+            deployhq_base_url=base_url,
+            deployhq_webhook_secret=get("DEPLOYHQ_WEBHOOK_SECRET") or None,
+            deployhq_public_key_pem=public_key,
+            redis_url=redis_url,
+            retry_allowed_users=users,
+            retry_allowed_usergroups=groups,
+            log_level=log_level,
+        )
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _id_list(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())

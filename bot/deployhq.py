@@ -1,0 +1,154 @@
+"""DeployHQ API client: one ``requests.Session``, Basic auth, timeouts, typed errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from bot.deployments import Deployment
+
+log = logging.getLogger(__name__)
+
+# (connect, read) seconds. A retry is queued by DeployHQ, not run, so its answer is quick when
+# DeployHQ is healthy; the read timeout only bounds how long the card says "retrying".
+DEFAULT_TIMEOUT = (3.05, 20.0)
+_MAX_MESSAGE = 500
+
+
+class DeployHQError(Exception):
+    """A call that did not succeed, with what DeployHQ said about it.
+
+    ``status`` is the HTTP status, or ``None`` when no answer came (``kind`` then says why:
+    ``"connect"``, ``"timeout"``). ``message`` is DeployHQ's own text when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        kind: str = "http",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.kind = kind
+        self.retry_after = retry_after
+
+    @property
+    def may_have_happened(self) -> bool:
+        """True when the request may have reached DeployHQ although no answer came back."""
+        return self.kind == "timeout"
+
+
+class DeployHQ:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        api_key: str,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.auth = (username, api_key)
+        self.session.headers.update(
+            {
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": "deployhq-slack-bot",
+            }
+        )
+
+    def retry(self, project: str, deployment: str) -> Deployment:
+        """Re-queue a failed deployment; DeployHQ answers with it, status ``pending``."""
+        data = self._call("POST", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}/retry")
+        return _deployment(data, project)
+
+    def deployment(self, project: str, deployment: str) -> Deployment:
+        data = self._call("GET", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}")
+        return _deployment(data, project)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = self.base_url + path
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.ConnectTimeout as exc:
+            raise DeployHQError("could not connect to DeployHQ in time", kind="connect") from exc
+        except requests.Timeout as exc:
+            raise DeployHQError("DeployHQ did not answer in time", kind="timeout") from exc
+        except requests.RequestException as exc:
+            raise DeployHQError(
+                f"could not reach DeployHQ ({type(exc).__name__})", kind="connect"
+            ) from exc
+        if response.status_code >= 400:
+            log.warning("DeployHQ answered %s %s with HTTP %s", method, path, response.status_code)
+            raise DeployHQError(
+                _error_message(response),
+                status=response.status_code,
+                retry_after=_retry_after(response),
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise DeployHQError(
+                f"DeployHQ sent an answer that is not JSON (HTTP {response.status_code})",
+                status=response.status_code,
+                kind="invalid",
+            ) from exc
+
+
+def deployment_page_url(web_url: str, project: str, deployment: str) -> str:
+    return f"{web_url.rstrip('/')}/projects/{_seg(project)}/deployments/{_seg(deployment)}"
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _deployment(data: Any, project: str) -> Deployment:
+    try:
+        return Deployment.from_api(data, project=project)
+    except ValueError as exc:
+        raise DeployHQError(f"DeployHQ sent an unexpected answer: {exc}", kind="invalid") from exc
+
+
+def _error_message(response: requests.Response) -> str:
+    """DeployHQ's own words: ``{"error": ...}``, ``{"field": [...]}``, or a short text body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = ""
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), str):
+            message = body["error"]
+        else:
+            message = "; ".join(
+                f"{field} {', '.join(str(m) for m in msgs)}"
+                for field, msgs in body.items()
+                if isinstance(msgs, list) and msgs
+            )
+    elif body is None:
+        text = response.text.strip()
+        if text and "<" not in text[:200]:  # a short plain-text reason, not an HTML error page
+            message = text
+    message = " ".join(message.split())
+    if not message:
+        message = f"HTTP {response.status_code} {response.reason or ''}".strip()
+    return message[:_MAX_MESSAGE]
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None

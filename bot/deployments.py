@@ -1,0 +1,205 @@
+"""The deployment as the bot sees it, parsed defensively from DeployHQ's JSON.
+
+DeployHQ's payloads vary between deliveries (numbers as strings, booleans as "", missing deployer,
+null timestamps, extra fields), so every field is read with a fallback and only the identifier,
+which names the deployment everywhere, is required.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# DeployHQ identifiers are UUIDs; this is a little looser but keeps them safe in keys and URLs.
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_MAX_FIELD = 2000
+
+FAILED = "failed"
+KNOWN_STATUSES = frozenset(
+    {
+        "pending",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+        "preview_pending",
+        "preview_ready",
+        "preview_failed",
+    }
+)
+
+
+def is_identifier(value: str) -> bool:
+    return bool(_IDENTIFIER.match(value))
+
+
+@dataclass(frozen=True)
+class Revision:
+    ref: str
+    message: str = ""
+    author: str = ""
+
+    @property
+    def short_ref(self) -> str:
+        return self.ref[:7]
+
+    @property
+    def headline(self) -> str:
+        """The commit message's first line."""
+        return self.message.strip().split("\n", 1)[0].strip()
+
+
+@dataclass(frozen=True)
+class Deployment:
+    identifier: str
+    status: str
+    project_name: str
+    project_permalink: str
+    branch: str = ""
+    deployer: str = ""
+    start_revision: Revision | None = None
+    end_revision: Revision | None = None
+    servers: tuple[str, ...] = ()
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration: float | None = None
+
+    @classmethod
+    def from_api(cls, data: Any, *, project: str = "") -> Deployment:
+        """Parse a deployment object; ``ValueError`` when it is not one.
+
+        ``project`` is the permalink used to fetch it, for API answers that omit the project.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("a deployment must be a JSON object")
+        identifier = _text(data.get("identifier"))
+        if not is_identifier(identifier):
+            raise ValueError("the deployment has no valid 'identifier'")
+        proj = _mapping(data.get("project"))
+        permalink = _text(proj.get("permalink")) or _text(proj.get("identifier")) or project
+        if not permalink:
+            raise ValueError("the deployment names no project (project.permalink)")
+        timestamps = _mapping(data.get("timestamps"))
+        started_at = _time(timestamps.get("started_at"))
+        completed_at = _time(timestamps.get("completed_at"))
+        duration = _number(timestamps.get("duration"))
+        if duration is None and started_at and completed_at:
+            duration = max(0.0, (completed_at - started_at).total_seconds())
+        servers = data.get("servers")
+        return cls(
+            identifier=identifier,
+            status=_text(data.get("status")).lower() or "unknown",
+            project_name=_text(proj.get("name")) or permalink,
+            project_permalink=permalink,
+            # Older deliveries carry the branch only on the project's repository.
+            branch=_text(data.get("branch"))
+            or _text(_mapping(proj.get("repository")).get("branch")),
+            deployer=_text(data.get("deployer")),
+            start_revision=_revision(data.get("start_revision")),
+            end_revision=_revision(data.get("end_revision")),
+            servers=tuple(
+                name
+                for server in (servers if isinstance(servers, list) else [])
+                if isinstance(server, Mapping) and (name := _text(server.get("name")))
+            ),
+            queued_at=_time(timestamps.get("queued_at")),
+            started_at=started_at,
+            completed_at=completed_at,
+            duration=duration,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """The same deployment in DeployHQ's shape, so one parser serves stored copies too."""
+
+        def revision(rev: Revision | None) -> dict[str, str] | None:
+            if rev is None:
+                return None
+            return {"ref": rev.ref, "message": rev.message, "author": rev.author}
+
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        return {
+            "identifier": self.identifier,
+            "status": self.status,
+            "branch": self.branch,
+            "deployer": self.deployer,
+            "project": {"name": self.project_name, "permalink": self.project_permalink},
+            "start_revision": revision(self.start_revision),
+            "end_revision": revision(self.end_revision),
+            "servers": [{"name": name} for name in self.servers],
+            "timestamps": {
+                "queued_at": iso(self.queued_at),
+                "started_at": iso(self.started_at),
+                "completed_at": iso(self.completed_at),
+                "duration": self.duration,
+            },
+        }
+
+    @property
+    def short_id(self) -> str:
+        return self.identifier[:8]
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return self.completed_at or self.started_at or self.queued_at
+
+    @property
+    def run_key(self) -> str:
+        """Names this run of the deployment: a retry that fails again is a new run.
+
+        DeployHQ retries reuse the deployment's identifier, so the moment it finished tells one
+        failure from the next.
+        """
+        moment = self.finished_at
+        return f"{self.identifier}:{int(moment.timestamp()) if moment else 0}"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, str | int | float):
+        return str(value).strip()[:_MAX_FIELD]
+    return ""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _revision(value: Any) -> Revision | None:
+    if not isinstance(value, Mapping):
+        return None
+    ref = _text(value.get("ref"))
+    if not ref:
+        return None
+    return Revision(
+        ref=ref,
+        message=_text(value.get("short_message")) or _text(value.get("message")),
+        author=_text(value.get("author")),
+    )

@@ -1,0 +1,306 @@
+"""Pure Block Kit builders: what the bot says, with no I/O.
+
+Text from outside (project and branch names, commit messages, DeployHQ's reasons) is escaped
+and every mrkdwn object is ``verbatim``, so it shows as text: it cannot mention anyone, name a
+channel or turn into a link. The only links are our own, and those go in button ``url`` fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypedDict
+
+from bot.deployhq import DeployHQError
+from bot.deployments import Deployment
+from bot.routing import OPEN_ACTION, RETRY_ACTION, RetryTarget
+
+Block = dict[str, Any]
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+_MAX_SERVERS_SHOWN = 5
+
+
+class Message(TypedDict):
+    text: str
+    blocks: list[Block]
+
+
+# --- what has happened on a card -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Freshly failed; nobody has retried it."""
+
+
+@dataclass(frozen=True)
+class Retrying:
+    user_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Retried:
+    """DeployHQ accepted the retry; the card's deployment carries DeployHQ's new status."""
+
+    user_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RetryRefused:
+    """DeployHQ answered 422: this deployment cannot be retried, for ``reason``."""
+
+    user_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RetryFailed:
+    """The retry did not go through (timeout, 5xx, auth); Retry is offered again."""
+
+    user_id: str
+    problem: str
+
+
+CardState = Failed | Retrying | Retried | RetryRefused | RetryFailed
+
+
+# --- the deployment card ---------------------------------------------------------------------
+
+
+def deployment_card(deployment: Deployment, state: CardState, *, page_url: str) -> Message:
+    """The message that tracks one deployment: what failed, what was done, and Retry."""
+    project = deployment.project_name
+    headline = {
+        Retrying: (":hourglass_flowing_sand:", "Retrying deployment"),
+        Retried: (":arrows_counterclockwise:", "Deployment retried"),
+    }.get(type(state), (":x:", "Deployment failed"))
+    tag = _fingerprint(deployment, state)
+
+    blocks: list[Block] = [
+        {
+            "type": "header",
+            "block_id": f"head.{tag}",
+            "text": _plain(f"{headline[0]} {headline[1]}: {project}", 150),
+        },
+        {
+            "type": "section",
+            "block_id": f"facts.{tag}",
+            "fields": [_mrkdwn(f"*{name}*\n{value}", 2000) for name, value in _facts(deployment)],
+        },
+    ]
+    if deployment.end_revision and deployment.end_revision.headline:
+        blocks.append(
+            {
+                "type": "section",
+                "block_id": f"commit.{tag}",
+                "text": _mrkdwn(
+                    f"*Commit*\n>{_outside(deployment.end_revision.headline, 500)}", 3000
+                ),
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "block_id": f"state.{tag}",
+            "elements": [_mrkdwn(_state_line(deployment, state), 3000)],
+        }
+    )
+    buttons: list[Block] = []
+    if isinstance(state, Failed | Retrying | RetryFailed):
+        buttons.append(_retry_button(deployment))
+    buttons.append(
+        {
+            "type": "button",
+            "action_id": OPEN_ACTION,
+            "text": _plain("Open in DeployHQ", 75),
+            "url": page_url[:3000],
+        }
+    )
+    blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
+    return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
+
+
+def _facts(deployment: Deployment) -> list[tuple[str, str]]:
+    facts = [("Project", _outside(deployment.project_name, 200))]
+    if deployment.branch:
+        facts.append(("Branch", f"`{_outside(deployment.branch, 200)}`"))
+    start, end = deployment.start_revision, deployment.end_revision
+    if end:
+        revisions = f"`{_outside(end.short_ref, 7)}`"
+        if start and start.ref != end.ref:
+            revisions = f"`{_outside(start.short_ref, 7)}` → {revisions}"
+        facts.append(("Revisions", revisions))
+    if deployment.servers:
+        shown = ", ".join(_outside(s, 100) for s in deployment.servers[:_MAX_SERVERS_SHOWN])
+        hidden = len(deployment.servers) - _MAX_SERVERS_SHOWN
+        facts.append(("Servers", shown + (f" and {hidden} more" if hidden > 0 else "")))
+    facts.append(
+        ("Deployed by", _outside(deployment.deployer, 200) if deployment.deployer else "—")
+    )
+    finished = deployment.completed_at or deployment.started_at
+    if deployment.status in ("failed", "completed") and finished:
+        when = _when(finished)
+        if deployment.duration is not None:
+            when += f" after {duration_text(deployment.duration)}"
+        facts.append((deployment.status.capitalize(), when))
+    elif deployment.queued_at:
+        facts.append(("Queued", _when(deployment.queued_at)))
+    return facts
+
+
+def _state_line(deployment: Deployment, state: CardState) -> str:
+    ref = f"Deployment `{_outside(deployment.short_id, 8)}`"
+    match state:
+        case Failed():
+            return f"{ref} · not retried yet"
+        case Retrying(user_id, at):
+            return f":hourglass_flowing_sand: Retry requested by {mention(user_id)} {_when(at)}"
+        case Retried(user_id, at):
+            return (
+                f":white_check_mark: Retried by {mention(user_id)} {_when(at)} · "
+                f"DeployHQ status: *{_outside(deployment.status, 50)}*"
+            )
+        case RetryRefused(user_id, reason):
+            return (
+                f":no_entry: DeployHQ refused the retry requested by {mention(user_id)}: "
+                f"“{_outside(reason, 500)}”"
+            )
+        case RetryFailed(user_id, problem):
+            return (
+                f":warning: The retry requested by {mention(user_id)} did not go through: "
+                f"{_outside(problem, 600)} You can press Retry again."
+            )
+    raise AssertionError(state)  # pragma: no cover - every state is matched above
+
+
+def _retry_button(deployment: Deployment) -> Block:
+    servers = ", ".join(deployment.servers[:_MAX_SERVERS_SHOWN]) or "its servers"
+    branch = f" ({deployment.branch})" if deployment.branch else ""
+    return {
+        "type": "button",
+        "action_id": RETRY_ACTION,
+        "text": _plain("Retry", 75),
+        "style": "primary",
+        "value": RetryTarget.of(deployment).encode(),
+        "confirm": {
+            "title": _plain("Retry this deployment?", 100),
+            "text": _plain(
+                f"DeployHQ will run {deployment.project_name}{branch} again on {servers}.", 300
+            ),
+            "confirm": _plain("Retry", 30),
+            "deny": _plain("Cancel", 30),
+        },
+    }
+
+
+def _fallback(deployment: Deployment, headline: str, state: CardState) -> str:
+    text = f"{headline}: {_outside(deployment.project_name, 200)}"
+    if deployment.branch:
+        text += f" ({_outside(deployment.branch, 200)})"
+    if isinstance(state, Retried):
+        text += f", retried by {mention(state.user_id)}: {_outside(deployment.status, 50)}"
+    return text
+
+
+def _fingerprint(deployment: Deployment, state: CardState) -> str:
+    """Changes whenever what a block shows changes, so Slack redraws updated blocks."""
+    seed = f"{deployment.run_key}|{deployment.status}|{state!r}"
+    return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+# --- private answers to whoever clicked or typed ---------------------------------------------
+
+
+def already_retried(user_id: str, at: datetime, *, done: bool) -> str:
+    verb = "retried this deployment" if done else "started retrying this deployment"
+    return f"{mention(user_id)} already {verb} {_when(at)}; it is retried only once."
+
+
+def store_unavailable() -> str:
+    return (
+        ":warning: Nothing was retried: the bot cannot reach its Redis, which it needs to make "
+        "sure a deployment is retried only once. Try again in a minute."
+    )
+
+
+def notice(mrkdwn: str) -> Message:
+    """A short private answer; ``mrkdwn`` is ours, with any outside text in it escaped."""
+    return {"text": mrkdwn, "blocks": [{"type": "section", "text": _mrkdwn(mrkdwn, 3000)}]}
+
+
+def describe_error(error: DeployHQError) -> str:
+    """Plain text for people about a DeployHQ call that failed (never with credentials).
+
+    It may quote DeployHQ, so escape it before it goes into mrkdwn.
+    """
+    if error.status in (401, 403):
+        return (
+            f"DeployHQ refused the bot's API credentials (HTTP {error.status}); an admin should "
+            "check DEPLOYHQ_USERNAME and DEPLOYHQ_API_KEY."
+        )
+    if error.status == 404:
+        return "DeployHQ says that project or deployment was not found."
+    if error.status == 429:
+        wait = f" for {int(error.retry_after)} s" if error.retry_after else ""
+        return f"DeployHQ is limiting requests; wait{wait} before trying again."
+    if error.kind == "timeout":
+        return (
+            "DeployHQ did not answer in time. The retry may still have been queued: "
+            "check the deployment in DeployHQ before retrying again."
+        )
+    if error.kind == "connect":
+        return "The bot could not reach DeployHQ; nothing was retried."
+    if error.status is not None and error.status >= 500:
+        return f"DeployHQ had an error (HTTP {error.status}): {error.message}. Nothing was retried."
+    return f"DeployHQ answered: {error.message}"
+
+
+# --- text helpers ----------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, so outside text can never become markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(user_id: str) -> str:
+    return f"<@{user_id}>" if _USER_ID.match(user_id) else escape(user_id)
+
+
+def duration_text(seconds: float) -> str:
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def _when(moment: datetime) -> str:
+    """A time each reader sees in their own time zone, with a UTC fallback."""
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def _outside(text: str, limit: int) -> str:
+    """Text from outside, shortened then escaped (shortening after could split an entity)."""
+    return escape(_clip(text, limit))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain(text: str, limit: int) -> Block:
+    return {"type": "plain_text", "text": _clip(text, limit) or " ", "emoji": True}
+
+
+def _mrkdwn(text: str, limit: int) -> Block:
+    return {"type": "mrkdwn", "text": _clip(text, limit), "verbatim": True}

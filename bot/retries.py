@@ -1,0 +1,94 @@
+"""Retrying a failed deployment exactly once, however many people ask at the same moment."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot import messages
+from bot.cards import Cards
+from bot.deployhq import DeployHQ, DeployHQError
+from bot.deployments import Deployment
+from bot.routing import RetryTarget
+from bot.store import RetryClaim, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+Tell = Callable[[str], None]
+"""Sends a private mrkdwn note to the person who asked."""
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    """What happened: ``outcome`` is one of ``retried``, ``refused``, ``failed``, ``busy``,
+    ``unavailable``; ``deployment`` is DeployHQ's answer when it retried."""
+
+    outcome: str
+    state: messages.CardState | None = None
+    deployment: Deployment | None = None
+    card_updated: bool = False
+
+
+class Retries:
+    def __init__(self, deployhq: DeployHQ, store: Store, cards: Cards) -> None:
+        self.deployhq = deployhq
+        self.store = store
+        self.cards = cards
+
+    def retry(self, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
+        """Retry ``target`` on behalf of ``user_id``, keeping its card (if any) current."""
+        try:
+            acquired, claim = self.store.claim_retry(target.run_key, user_id)
+        except StoreUnavailable:
+            log.error("store unavailable; retry of %s by %s refused", target.run_key, user_id)
+            tell(messages.store_unavailable())
+            return RetryResult("unavailable")
+        if not acquired:
+            log.info("retry of %s by %s: already claimed", target.run_key, user_id)
+            tell(messages.already_retried(claim.user_id, claim.at, done=claim.done))
+            return RetryResult("busy")
+
+        log.info("retrying deployment %s for %s", target.run_key, user_id)
+        self.cards.show(target.deployment, messages.Retrying(user_id, claim.at))
+        try:
+            deployment = self.deployhq.retry(target.project, target.deployment)
+        except DeployHQError as error:
+            self._release(target, claim)
+            state: messages.CardState
+            if error.status == 422:
+                state = messages.RetryRefused(user_id, error.message)
+                outcome = "refused"
+            else:
+                state = messages.RetryFailed(user_id, messages.describe_error(error))
+                outcome = "failed"
+            log.warning("retry of %s failed: HTTP %s %s", target.run_key, error.status, error.kind)
+            updated = self.cards.show(target.deployment, state)
+            if not updated:
+                tell(_state_note(state))
+            return RetryResult(outcome, state, card_updated=updated)
+
+        try:
+            self.store.finish_retry(target.run_key, claim)
+        except StoreUnavailable:
+            log.warning("store unavailable; retry of %s done but not recorded", target.run_key)
+        done = messages.Retried(user_id, datetime.now(UTC))
+        updated = self.cards.show(target.deployment, done, deployment)
+        if not updated:
+            tell(f"Retried. DeployHQ status: *{messages.escape(deployment.status)}*")
+        return RetryResult("retried", done, deployment, card_updated=updated)
+
+    def _release(self, target: RetryTarget, claim: RetryClaim) -> None:
+        try:
+            self.store.release_retry(target.run_key, claim)
+        except StoreUnavailable:
+            log.warning("store unavailable; the lock of %s frees itself when it expires", target)
+
+
+def _state_note(state: messages.CardState) -> str:
+    if isinstance(state, messages.RetryRefused):
+        return f":no_entry: DeployHQ refused the retry: “{messages.escape(state.reason)}”"
+    if isinstance(state, messages.RetryFailed):
+        return f":warning: The retry did not go through: {messages.escape(state.problem)}"
+    return ""

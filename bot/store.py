@@ -1,0 +1,286 @@
+"""Shared state: webhook dedupe, retry locks, and where each deployment's card was posted.
+
+Redis makes a retry happen once across every web process. Without ``REDIS_URL`` an in-process
+store does the same job for a single process only. Both sit behind the tiny ``KeyValue``
+protocol, and ``Store`` puts the bot's meaning on it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from bot.deployments import Deployment
+
+DAY = 24 * 3600
+# Longer than the slowest retry call (DeployHQ's connect + read timeouts) plus the Slack updates
+# around it; a process that dies mid-retry frees its lock after this.
+RETRY_LOCK_SECONDS = 120.0
+REMEMBER_SECONDS = 14 * DAY
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer; callers must not act as if it had."""
+
+
+class KeyValue(Protocol):
+    name: str
+
+    def ping(self) -> None: ...
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        """Set ``key`` only if it is absent; True when set."""
+        ...
+
+    def get(self, key: str) -> str | None: ...
+    def put(self, key: str, value: str, ttl: float) -> None: ...
+    def swap(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        """Set ``key`` to ``value`` only while it still holds ``expected``."""
+        ...
+
+    def delete_if(self, key: str, expected: str) -> bool: ...
+
+
+def open_redis(url: str) -> redis.Redis:
+    """A client that fails fast: a click must learn within a second that Redis is gone."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+class RedisKeyValue:
+    name = "redis"
+    _SWAP = """
+    if redis.call('GET', KEYS[1]) == ARGV[1] then
+        redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+        return 1
+    end
+    return 0
+    """
+    _DELETE_IF = """
+    if redis.call('GET', KEYS[1]) == ARGV[1] then
+        return redis.call('DEL', KEYS[1])
+    end
+    return 0
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._swap = client.register_script(self._SWAP)
+        self._delete_if = client.register_script(self._DELETE_IF)
+
+    def ping(self) -> None:
+        self._run(self.client.ping)
+
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        return bool(self._run(self.client.set, key, value, px=_ms(ttl), nx=True))
+
+    def get(self, key: str) -> str | None:
+        value = self._run(self.client.get, key)
+        return value if isinstance(value, str) else None
+
+    def put(self, key: str, value: str, ttl: float) -> None:
+        self._run(self.client.set, key, value, px=_ms(ttl))
+
+    def swap(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        return bool(self._run(self._swap, keys=[key], args=[expected, value, _ms(ttl)]))
+
+    def delete_if(self, key: str, expected: str) -> bool:
+        return bool(self._run(self._delete_if, keys=[key], args=[expected]))
+
+    @staticmethod
+    def _run(command: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis did not answer ({type(exc).__name__})") from exc
+
+
+class MemoryKeyValue:
+    """The same operations in this process's memory: correct for one process only."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def ping(self) -> None:
+        return None
+
+    def add(self, key: str, value: str, ttl: float) -> bool:
+        with self._lock:
+            if self._live(key) is not None:
+                return False
+            self._items[key] = (value, time.monotonic() + ttl)
+            return True
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._live(key)
+
+    def put(self, key: str, value: str, ttl: float) -> None:
+        with self._lock:
+            self._items[key] = (value, time.monotonic() + ttl)
+
+    def swap(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        with self._lock:
+            if self._live(key) != expected:
+                return False
+            self._items[key] = (value, time.monotonic() + ttl)
+            return True
+
+    def delete_if(self, key: str, expected: str) -> bool:
+        with self._lock:
+            if self._live(key) != expected:
+                return False
+            del self._items[key]
+            return True
+
+    def _live(self, key: str) -> str | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[1] <= time.monotonic():
+            del self._items[key]
+            return None
+        return item[0]
+
+
+@dataclass(frozen=True)
+class RetryClaim:
+    """Who holds (or held) the retry of one failure, and whether it went through."""
+
+    user_id: str
+    at: datetime
+    token: str
+    done: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "user": self.user_id,
+                "at": self.at.timestamp(),
+                "token": self.token,
+                "done": self.done,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> RetryClaim:
+        data = json.loads(raw)
+        return cls(
+            user_id=str(data["user"]),
+            at=datetime.fromtimestamp(float(data["at"]), UTC),
+            token=str(data["token"]),
+            done=bool(data.get("done")),
+        )
+
+
+@dataclass(frozen=True)
+class Card:
+    """Where a deployment's message is, and the deployment as it last showed it."""
+
+    channel: str
+    ts: str
+    deployment: Deployment
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"channel": self.channel, "ts": self.ts, "deployment": self.deployment.to_api()}
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> Card:
+        data = json.loads(raw)
+        return cls(str(data["channel"]), str(data["ts"]), Deployment.from_api(data["deployment"]))
+
+
+class Store:
+    def __init__(
+        self,
+        kv: KeyValue,
+        *,
+        retry_lock_seconds: float = RETRY_LOCK_SECONDS,
+        remember_seconds: float = REMEMBER_SECONDS,
+        prefix: str = "deployhq-bot:",
+    ) -> None:
+        self.kv = kv
+        self.retry_lock_seconds = retry_lock_seconds
+        self.remember_seconds = remember_seconds
+        self.prefix = prefix
+
+    @property
+    def backend(self) -> str:
+        return self.kv.name
+
+    def ping(self) -> None:
+        self.kv.ping()
+
+    # --- webhook dedupe: one post per (run of a deployment, status) --------------------------
+
+    def claim_notification(self, run_key: str, status: str) -> bool:
+        """True the first time this event is seen; False for a duplicate delivery."""
+        return self.kv.add(self._key("notified", run_key, status), "1", self.remember_seconds)
+
+    def forget_notification(self, run_key: str, status: str) -> None:
+        """Undo a claim whose post failed, so a redelivery is not mistaken for a duplicate."""
+        self.kv.delete_if(self._key("notified", run_key, status), "1")
+
+    # --- retry locks: one retry per failure ---------------------------------------------------
+
+    def claim_retry(self, run_key: str, user_id: str) -> tuple[bool, RetryClaim]:
+        """Take the retry of one failure: ``(True, mine)``, or ``(False, the holder's)``."""
+        key = self._key("retry", run_key)
+        mine = RetryClaim(user_id, datetime.now(UTC), uuid.uuid4().hex)
+        for _ in range(3):  # the holder's claim can expire between our add and get
+            if self.kv.add(key, mine.to_json(), self.retry_lock_seconds):
+                return True, mine
+            held = self.kv.get(key)
+            if held == mine.to_json():  # our add went through but its answer was lost
+                return True, mine
+            if held is not None:
+                return False, RetryClaim.from_json(held)
+        raise StoreUnavailable("the retry lock kept changing hands")
+
+    def finish_retry(self, run_key: str, claim: RetryClaim) -> None:
+        """Keep a successful claim, so later clickers learn who retried and when."""
+        done = RetryClaim(claim.user_id, claim.at, claim.token, done=True)
+        self.kv.swap(
+            self._key("retry", run_key), claim.to_json(), done.to_json(), self.remember_seconds
+        )
+
+    def release_retry(self, run_key: str, claim: RetryClaim) -> None:
+        """Give the failure back (the retry did not happen), if the claim is still ours."""
+        self.kv.delete_if(self._key("retry", run_key), claim.to_json())
+
+    # --- cards: deployment -> its message -----------------------------------------------------
+
+    def save_card(self, card: Card) -> None:
+        key = self._key("card", card.deployment.identifier)
+        self.kv.put(key, card.to_json(), self.remember_seconds)
+
+    def card(self, deployment_id: str) -> Card | None:
+        raw = self.kv.get(self._key("card", deployment_id))
+        return Card.from_json(raw) if raw else None
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

@@ -1,0 +1,115 @@
+"""The WSGI app: Slack's requests, DeployHQ's notifications and a health check.
+
+``gunicorn 'bot.web:create_app()'`` builds one per worker process, so each worker has its own
+Redis pool, HTTP session and listener threads.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_sdk import WebClient
+from werkzeug.exceptions import HTTPException
+
+from bot.app import build_app, slack_client
+from bot.cards import Cards, NotDelivered
+from bot.config import ConfigError, Settings, is_channel_id
+from bot.deployhq import DeployHQ
+from bot.notifications import MAX_BODY_BYTES, WebhookAuth, WebhookRejected, read_notification
+from bot.retries import Retries
+from bot.store import MemoryKeyValue, RedisKeyValue, Store, StoreUnavailable, open_redis
+
+log = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
+WEBHOOK_PATH = "/deployhq/webhook"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: WebClient | None = None,
+    store: Store | None = None,
+    deployhq: DeployHQ | None = None,
+) -> Flask:
+    """Build the whole bot; collaborators not given are made from ``settings``."""
+    if settings is None:
+        settings = _settings_or_exit()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    client = client or slack_client(settings)
+    store = store or open_store(settings)
+    deployhq = deployhq or DeployHQ(
+        settings.deployhq_base_url, settings.deployhq_username, settings.deployhq_api_key
+    )
+    cards = Cards(client, store, settings.deployhq_web_url)
+    bolt = build_app(settings, client=client, retries=Retries(deployhq, store, cards))
+    slack_handler = SlackRequestHandler(bolt)
+    webhook_auth = WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key)
+
+    flask = Flask(__name__)
+    flask.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    @flask.post(SLACK_EVENTS_PATH)
+    def slack_events() -> Response:
+        return slack_handler.handle(request)
+
+    @flask.post(WEBHOOK_PATH)
+    def deployhq_webhook() -> tuple[Response, int]:
+        channel = request.args.get("channel") or settings.slack_channel
+        if not is_channel_id(channel):
+            return _error(400, "?channel= must be a Slack channel id like C0123456789")
+        token = request.args.get("token")
+        if token is None and request.authorization is not None:
+            token = request.authorization.password  # Basic auth carries the secret instead
+        try:
+            deployment = read_notification(
+                request.get_data(cache=False), request.mimetype, token, webhook_auth
+            )
+        except WebhookRejected as rejected:
+            log.warning("webhook refused (%s): %s", rejected.status, rejected.message)
+            return _error(rejected.status, rejected.message)
+        try:
+            result = cards.on_notification(deployment, channel)
+        except NotDelivered as exc:
+            return _error(502, f"Slack did not take the notification: {exc}")
+        return jsonify(ok=True, result=result, deployment=deployment.identifier), 200
+
+    @flask.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        try:
+            store.ping()
+        except StoreUnavailable as exc:
+            return jsonify(ok=False, store=store.backend, error=str(exc)), 503
+        return jsonify(ok=True, store=store.backend), 200
+
+    @flask.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    return flask
+
+
+def open_store(settings: Settings) -> Store:
+    if settings.redis_url:
+        return Store(RedisKeyValue(open_redis(settings.redis_url)))
+    log.warning(
+        "REDIS_URL is not set: using an in-process store, which keeps retries single only "
+        "within one process. Run one web process (WEB_CONCURRENCY=1) or set REDIS_URL."
+    )
+    return Store(MemoryKeyValue())
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify(ok=False, error=message), status
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        # One readable message instead of a traceback (gunicorn checks before this, in its master).
+        raise SystemExit(str(exc)) from None

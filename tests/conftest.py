@@ -1,0 +1,151 @@
+"""Fixtures: a private redis-server, fake Slack and DeployHQ servers, and the bot itself served
+over real HTTP by a real WSGI server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from flask import Flask
+from werkzeug.serving import make_server
+
+from bot.config import Settings
+from bot.web import create_app
+from tests.support.fakes import FakeDeployHQ, FakeSlack
+from tests.support.redis_server import RedisServer
+from tests.support.signed import (
+    SIGNING_SECRET,
+    WEBHOOK_SECRET,
+    SigningKey,
+    click_body,
+    slack_headers,
+)
+
+
+class BotServer:
+    """The bot's WSGI app on a free port, with helpers that speak to it like Slack and DeployHQ."""
+
+    def __init__(self, app: Flask, slack: FakeSlack) -> None:
+        self.app = app
+        self.slack = slack
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.http = requests.Session()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    def slack_post(self, body: str, **header_options: Any) -> requests.Response:
+        return self.http.post(
+            self.url + "/slack/events",
+            data=body.encode(),
+            headers=slack_headers(body, **header_options),
+            timeout=10,
+        )
+
+    def click(
+        self, value: str, *, user_id: str = "U0CLICKER", key: str = "r1"
+    ) -> requests.Response:
+        body = click_body(value, response_url=self.slack.response_url(key), user_id=user_id)
+        return self.slack_post(body)
+
+    def webhook(
+        self,
+        data: bytes | dict[str, Any],
+        *,
+        token: str | None = WEBHOOK_SECRET,
+        content_type: str | None = None,
+        **query: str,
+    ) -> requests.Response:
+        if token is not None:
+            query["token"] = token
+        url = self.url + "/deployhq/webhook" + ("?" + urlencode(query) if query else "")
+        if isinstance(data, dict):
+            return self.http.post(url, json=data, timeout=10)
+        headers = {"Content-Type": content_type or "application/x-www-form-urlencoded"}
+        return self.http.post(url, data=data, headers=headers, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_deployhq() -> Iterator[FakeDeployHQ]:
+    server = FakeDeployHQ().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey()
+
+
+@pytest.fixture
+def env(
+    fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ, redis_url: str, signing_key: SigningKey
+) -> dict[str, str]:
+    """The environment a user would set, pointing at the fakes."""
+    return {
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.url + "/api/",
+        "SLACK_CHANNEL": "C0DEPLOYS",
+        "DEPLOYHQ_ACCOUNT": "acme",
+        "DEPLOYHQ_BASE_URL": fake_deployhq.url,
+        "DEPLOYHQ_USERNAME": "ops@example.com",
+        "DEPLOYHQ_API_KEY": "k" * 40,
+        "DEPLOYHQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DEPLOYHQ_PUBLIC_KEY": signing_key.public_pem,
+        "REDIS_URL": redis_url,
+    }
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def start_bot(settings: Settings, fake_slack: FakeSlack) -> Iterator[Callable[..., BotServer]]:
+    servers: list[BotServer] = []
+
+    def start(bot_settings: Settings | None = None, **collaborators: Any) -> BotServer:
+        server = BotServer(create_app(bot_settings or settings, **collaborators), fake_slack)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def bot(start_bot: Callable[..., BotServer]) -> BotServer:
+    return start_bot()

@@ -1,0 +1,26 @@
+"""Reading the cards the bot posted to the fake Slack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def buttons(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The message's buttons by action id."""
+    found: dict[str, dict[str, Any]] = {}
+    for block in message.get("blocks", []):
+        if block.get("type") == "actions":
+            for element in block["elements"]:
+                found[element["action_id"]] = element
+    return found
+
+
+def retry_value(message: dict[str, Any]) -> str:
+    return str(buttons(message)["deployhq_retry"]["value"])
+
+
+def state_line(message: dict[str, Any]) -> str:
+    for block in message["blocks"]:
+        if block["type"] == "context":
+            return str(block["elements"][0]["text"])
+    raise AssertionError("no state line")

@@ -1,0 +1,183 @@
+"""Fake Slack Web API and DeployHQ API: real HTTP servers on 127.0.0.1 that record each call."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Flask, Response, request
+from werkzeug.serving import make_server
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    data: Any = None  # the JSON or form body, parsed
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # None: the default answer's body
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw: bytes | None = None
+
+
+class FakeServer:
+    def __init__(self, name: str) -> None:
+        self.app = Flask(name)
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._scripts: dict[str, list[Reply]] = {}
+        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    def script(self, kind: str, *replies: Reply) -> None:
+        """Answer the next calls of ``kind`` with ``replies``, in order; then the default."""
+        with self._lock:
+            self._scripts.setdefault(kind, []).extend(replies)
+
+    def _record(self) -> Call:
+        raw = request.get_data()
+        data: Any = None
+        if request.mimetype == "application/json":
+            data = json.loads(raw or b"null")
+        elif raw:
+            data = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        call = Call(request.method, request.path, dict(request.headers), raw, data)
+        with self._lock:
+            self.calls.append(call)
+        return call
+
+    def _reply(self, kind: str, default: Callable[[], Reply]) -> Response:
+        with self._lock:
+            queue = self._scripts.get(kind)
+            reply = queue.pop(0) if queue else None
+        if reply is None:
+            reply = default()
+        elif reply.body is None and reply.raw is None:  # scripted status/delay, default body
+            reply = Reply(reply.status, default().body, reply.headers, reply.delay)
+        if reply.delay:
+            time.sleep(reply.delay)
+        body = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+        content_type = "application/json" if reply.raw is None else "text/html"
+        return Response(body, reply.status, headers=reply.headers, content_type=content_type)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            time.sleep(0.01)
+        raise AssertionError(f"timed out waiting; calls so far: {[c.path for c in self.calls]}")
+
+
+class FakeSlack(FakeServer):
+    """Slack's Web API under ``/api/<method>`` and response URLs under ``/respond/<id>``."""
+
+    def __init__(self) -> None:
+        super().__init__("fake-slack")
+        self._ts = itertools.count(1)
+        self.deleted: set[str] = set()
+
+        @self.app.post("/api/<method>")
+        def api(method: str) -> Response:
+            call = self._record()
+            return self._reply(method, lambda: self._default(method, call))
+
+        @self.app.post("/respond/<key>")
+        def respond(key: str) -> Response:
+            self._record()
+            return self._reply("respond", lambda: Reply(200, {"ok": True}))
+
+    def _default(self, method: str, call: Call) -> Reply:
+        data = call.data or {}
+        if method == "auth.test":
+            return Reply(body={"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"})
+        if method == "chat.postMessage":
+            ts = f"1700000000.{next(self._ts):06d}"
+            return Reply(body={"ok": True, "channel": data.get("channel"), "ts": ts})
+        if method == "chat.update":
+            if data.get("ts") in self.deleted:
+                return Reply(body={"ok": False, "error": "message_not_found"})
+            return Reply(body={"ok": True, "channel": data.get("channel"), "ts": data.get("ts")})
+        return Reply(body={"ok": True})
+
+    def api_calls(self, method: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [c.data for c in self.calls if c.path == f"/api/{method}"]
+
+    def responses(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [c.data for c in self.calls if c.path.startswith("/respond/")]
+
+    def response_url(self, key: str = "r1") -> str:
+        return f"{self.url}/respond/{key}"
+
+
+def deployment_json(identifier: str, project: str, status: str = "failed") -> dict[str, Any]:
+    return {
+        "identifier": identifier,
+        "status": status,
+        "branch": "main",
+        "deployer": "Adam",
+        "project": {"name": "My Project", "permalink": project},
+        "start_revision": {"ref": "abc123def456"},
+        "end_revision": {"ref": "def456abc789", "message": "Fix login"},
+        "timestamps": {
+            "queued_at": "2025-10-27T10:00:00Z",
+            "started_at": None,
+            "completed_at": None,
+            "duration": None,
+        },
+        "servers": [
+            {"name": "Production Server", "identifier": "7563d091", "protocol_type": "ssh"}
+        ],
+        "steps": [],
+    }
+
+
+class FakeDeployHQ(FakeServer):
+    """DeployHQ's API: retry answers ``pending`` unless scripted otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__("fake-deployhq")
+
+        @self.app.post("/projects/<project>/deployments/<deployment>/retry")
+        def retry(project: str, deployment: str) -> Response:
+            self._record()
+            return self._reply(
+                "retry", lambda: Reply(200, deployment_json(deployment, project, "pending"))
+            )
+
+        @self.app.get("/projects/<project>/deployments/<deployment>")
+        def show(project: str, deployment: str) -> Response:
+            self._record()
+            return self._reply("show", lambda: Reply(200, deployment_json(deployment, project)))
+
+    def retries(self) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.path.endswith("/retry")]
