@@ -33,7 +33,7 @@ class BotServer:
         self.app = app
         self.slack = slack
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         self.http = requests.Session()
 
     @property

@@ -22,6 +22,7 @@ class Call:
     headers: dict[str, str]
     body: bytes
     data: Any = None  # the JSON or form body, parsed
+    raw_uri: str = ""
     at: float = field(default_factory=time.monotonic)
 
 
@@ -41,7 +42,17 @@ class FakeServer:
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+        @self.app.errorhandler(404)
+        def unknown(_: Exception) -> Response:
+            self._record()
+            return Response(
+                json.dumps({"error": "Not found"}), 404, content_type="application/json"
+            )
+
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -66,7 +77,8 @@ class FakeServer:
             data = json.loads(raw or b"null")
         elif raw:
             data = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-        call = Call(request.method, request.path, dict(request.headers), raw, data)
+        raw_uri = str(request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or "")
+        call = Call(request.method, request.path, dict(request.headers), raw, data, raw_uri=raw_uri)
         with self._lock:
             self.calls.append(call)
         return call

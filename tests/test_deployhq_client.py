@@ -1,0 +1,85 @@
+"""The DeployHQ client against a fake DeployHQ over HTTP: answers, errors, timeouts."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.deployhq import DeployHQ, DeployHQError
+from tests.support.fakes import FakeDeployHQ, Reply
+from tests.support.redis_server import free_port
+
+DEPLOYMENT = "6bd5cdc4-d652-92e8-322f-287929091f03"
+
+
+@pytest.fixture
+def client(fake_deployhq: FakeDeployHQ) -> DeployHQ:
+    return DeployHQ(fake_deployhq.url, "ops@example.com", "secret-key", timeout=(1.0, 0.5))
+
+
+def failure(client: DeployHQ, project: str = "my-project") -> DeployHQError:
+    with pytest.raises(DeployHQError) as raised:
+        client.retry(project, DEPLOYMENT)
+    return raised.value
+
+
+def test_retry_returns_the_pending_deployment(client: DeployHQ, fake_deployhq: FakeDeployHQ):
+    deployment = client.retry("my-project", DEPLOYMENT)
+    assert (deployment.identifier, deployment.status) == (DEPLOYMENT, "pending")
+    (call,) = fake_deployhq.retries()
+    assert call.method == "POST"
+    assert call.headers["Content-Type"] == "application/json"
+
+
+def test_path_segments_are_encoded(client: DeployHQ, fake_deployhq: FakeDeployHQ):
+    assert failure(client, "my project/x").status == 404
+    assert fake_deployhq.calls[0].raw_uri == (
+        f"/projects/my%20project%2Fx/deployments/{DEPLOYMENT}/retry"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "message"),
+    [
+        (
+            Reply(422, {"error": "Archived deployments cannot be retried"}),
+            422,
+            "Archived deployments cannot be retried",
+        ),
+        (
+            Reply(422, {"status": ["is not failed"], "archived": ["is true"]}),
+            422,
+            "status is not failed; archived is true",
+        ),
+        (Reply(401, {"status": 401, "error": "Access denied"}), 401, "Access denied"),
+        (Reply(502, raw=b"<html><body>Bad gateway</body></html>"), 502, "HTTP 502 BAD GATEWAY"),
+        (Reply(500, raw=b""), 500, "HTTP 500 INTERNAL SERVER ERROR"),
+    ],
+    ids=["error", "fields", "auth", "html", "empty"],
+)
+def test_errors_carry_status_and_deployhqs_message(client, fake_deployhq, reply, status, message):
+    fake_deployhq.script("retry", reply)
+    error = failure(client)
+    assert (error.status, error.message) == (status, message)
+
+
+def test_429_carries_retry_after(client: DeployHQ, fake_deployhq: FakeDeployHQ):
+    fake_deployhq.script("retry", Reply(429, {"error": "Too many"}, {"Retry-After": "7"}))
+    assert failure(client).retry_after == 7.0
+
+
+def test_a_read_timeout_says_the_retry_may_have_happened(client, fake_deployhq):
+    fake_deployhq.script("retry", Reply(200, None, delay=1.5))
+    error = failure(client)
+    assert (error.status, error.kind, error.may_have_happened) == (None, "timeout", True)
+
+
+def test_nothing_listening_is_a_connect_error():
+    client = DeployHQ(f"http://127.0.0.1:{free_port()}", "u", "k", timeout=(0.5, 0.5))
+    error = failure(client)
+    assert (error.kind, error.may_have_happened) == ("connect", False)
+    assert "k" not in error.message.split()
+
+
+def test_an_answer_that_is_not_a_deployment_is_an_error(client, fake_deployhq):
+    fake_deployhq.script("retry", Reply(200, raw=b"<html>maintenance</html>"))
+    assert failure(client).kind == "invalid"

@@ -1,0 +1,81 @@
+"""The store's promises, held by both backends: Redis and the in-process one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bot.deployments import Deployment
+from bot.store import Card, MemoryKeyValue, RedisKeyValue, Store, StoreUnavailable, open_redis
+from tests.support.signed import delivery
+
+
+@pytest.fixture(params=["redis", "memory"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        yield Store(RedisKeyValue(open_redis(url)), retry_lock_seconds=0.3)
+    else:
+        yield Store(MemoryKeyValue(), retry_lock_seconds=0.3)
+
+
+def test_a_notification_is_claimed_once_and_can_be_given_back(store: Store):
+    assert store.claim_notification("d:1", "failed") is True
+    assert store.claim_notification("d:1", "failed") is False
+    assert store.claim_notification("d:2", "failed") is True
+    store.forget_notification("d:1", "failed")
+    assert store.claim_notification("d:1", "failed") is True
+
+
+def test_one_of_many_concurrent_claims_wins(store: Store):
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(lambda i: store.claim_retry("d:1", f"U{i}"), range(40)))
+    winners = [claim for won, claim in results if won]
+    assert len(winners) == 1
+    assert {claim.user_id for won, claim in results if not won} == {winners[0].user_id}
+
+
+def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Store):
+    won, claim = store.claim_retry("d:1", "U1")
+    store.finish_retry("d:1", claim)
+    time.sleep(0.4)  # past the lock's own expiry: a finished retry outlives it
+    won_again, holder = store.claim_retry("d:1", "U2")
+    assert (won, won_again, holder.user_id, holder.done) == (True, False, "U1", True)
+
+    _, claim = store.claim_retry("d:2", "U1")
+    store.release_retry("d:2", claim)
+    assert store.claim_retry("d:2", "U2")[0] is True
+
+
+def test_a_lock_whose_holder_died_expires(store: Store):
+    assert store.claim_retry("d:1", "U1")[0] is True
+    time.sleep(0.4)
+    assert store.claim_retry("d:1", "U2")[0] is True
+
+
+def test_only_the_holder_can_release_or_finish(store: Store):
+    _, stale = store.claim_retry("d:1", "U1")
+    time.sleep(0.4)
+    store.claim_retry("d:1", "U2")
+    store.release_retry("d:1", stale)
+    store.finish_retry("d:1", stale)
+    won, holder = store.claim_retry("d:1", "U3")
+    assert (won, holder.user_id, holder.done) == (False, "U2", False)
+
+
+def test_a_card_is_remembered_by_deployment(store: Store):
+    deployment = Deployment.from_api(delivery())
+    store.save_card(Card("C1", "1.2", deployment))
+    assert store.card(deployment.identifier) == Card("C1", "1.2", deployment)
+    assert store.card("other") is None
+
+
+def test_an_unreachable_redis_is_reported_quickly():
+    store = Store(RedisKeyValue(open_redis("redis://127.0.0.1:1/0")))
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.claim_retry("d:1", "U1")
+    assert time.monotonic() - started < 3
