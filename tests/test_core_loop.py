@@ -83,3 +83,17 @@ def test_a_slow_deployhq_still_gets_the_click_acknowledged_at_once(
     assert ack.status_code == 200
     assert elapsed < 3.0, f"ack took {elapsed:.2f}s; Slack gives up after 3 s"
     fake_deployhq.wait_for(fake_deployhq.retries, timeout=10)
+
+
+def test_when_slack_refuses_the_post_the_delivery_fails_and_a_redelivery_posts(
+    bot: BotServer, fake_slack: FakeSlack
+):
+    fake_slack.script("chat.postMessage", Reply(200, {"ok": False, "error": "not_in_channel"}))
+
+    refused = bot.webhook(delivery())
+    again = bot.webhook(delivery())
+
+    assert refused.status_code == 502
+    assert "not_in_channel" in refused.json()["error"]
+    assert again.json()["result"] == "posted"
+    assert len(fake_slack.api_calls("chat.postMessage")) == 2
