@@ -12,8 +12,10 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.cards import Cards
 from bot.config import Settings
-from bot.listeners import actions
+from bot.deployhq import DeployHQ
+from bot.listeners import actions, commands
 from bot.retries import Retries
 
 SLACK_TIMEOUT_SECONDS = 10
@@ -33,7 +35,9 @@ def slack_client(settings: Settings) -> WebClient:
     )
 
 
-def build_app(settings: Settings, *, client: WebClient, retries: Retries) -> App:
+def build_app(
+    settings: Settings, *, client: WebClient, retries: Retries, deployhq: DeployHQ, cards: Cards
+) -> App:
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret,
@@ -44,4 +48,5 @@ def build_app(settings: Settings, *, client: WebClient, retries: Retries) -> App
         listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt-lazy"),
     )
     actions.register(app, retries)
+    commands.register(app, deployhq=deployhq, retries=retries, cards=cards)
     return app

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import requests
 
-from bot.deployments import Deployment
+from bot.deployments import FAILED, Deployment
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,40 @@ class DeployHQ:
     def deployment(self, project: str, deployment: str) -> Deployment:
         data = self._call("GET", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}")
         return _deployment(data, project)
+
+    def failed_deployments(
+        self, project: str, count: int, *, max_pages: int = 3
+    ) -> list[Deployment]:
+        """The project's ``count`` most recent failed deployments, newest first.
+
+        DeployHQ has no status filter, so this reads up to ``max_pages`` pages of history.
+        """
+        found: list[Deployment] = []
+        for page in range(1, max_pages + 1):
+            data = self._call(
+                "GET",
+                f"/projects/{_seg(project)}/deployments",
+                params={"page": page, "per_page": 50},
+            )
+            records = data.get("records") if isinstance(data, dict) else None
+            if not isinstance(records, list):
+                raise DeployHQError(
+                    "DeployHQ sent an unexpected list of deployments", kind="invalid"
+                )
+            for record in records:
+                try:
+                    deployment = Deployment.from_api(record, project=project)
+                except ValueError:
+                    continue  # one odd record must not hide the others
+                if deployment.status == FAILED:
+                    found.append(deployment)
+                    if len(found) == count:
+                        return found
+            pagination = data.get("pagination")
+            total_pages = pagination.get("total_pages") if isinstance(pagination, dict) else None
+            if not isinstance(total_pages, int) or page >= total_pages:
+                break
+        return found
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.base_url + path

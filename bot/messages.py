@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
+from bot.commands import USAGE
 from bot.deployhq import DeployHQError
 from bot.deployments import Deployment
 from bot.routing import OPEN_ACTION, RETRY_ACTION, RetryTarget
@@ -20,6 +21,13 @@ from bot.routing import OPEN_ACTION, RETRY_ACTION, RetryTarget
 Block = dict[str, Any]
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+_STATUS_EMOJI = {
+    "failed": ":x:",
+    "completed": ":white_check_mark:",
+    "running": ":arrow_forward:",
+    "pending": ":hourglass_flowing_sand:",
+    "cancelled": ":no_entry:",
+}
 _MAX_SERVERS_SHOWN = 5
 
 
@@ -113,14 +121,7 @@ def deployment_card(deployment: Deployment, state: CardState, *, page_url: str) 
     buttons: list[Block] = []
     if isinstance(state, Failed | Retrying | RetryFailed):
         buttons.append(_retry_button(deployment))
-    buttons.append(
-        {
-            "type": "button",
-            "action_id": OPEN_ACTION,
-            "text": _plain("Open in DeployHQ", 75),
-            "url": page_url[:3000],
-        }
-    )
+    buttons.append(_open_button(page_url))
     blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
     return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
 
@@ -178,6 +179,15 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
     raise AssertionError(state)  # pragma: no cover - every state is matched above
 
 
+def _open_button(page_url: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": OPEN_ACTION,
+        "text": _plain("Open in DeployHQ", 75),
+        "url": page_url[:3000],
+    }
+
+
 def _retry_button(deployment: Deployment) -> Block:
     servers = ", ".join(deployment.servers[:_MAX_SERVERS_SHOWN]) or "its servers"
     branch = f" ({deployment.branch})" if deployment.branch else ""
@@ -213,7 +223,111 @@ def _fingerprint(deployment: Deployment, state: CardState) -> str:
     return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()[:10]
 
 
+# --- answers to /deployhq ----------------------------------------------------------------------
+
+
+def usage(problem: str = "") -> Message:
+    """The command's usage; ``problem`` (plain text, may quote the user) says what was wrong."""
+    lead = f":grey_question: Sorry, {_outside(problem, 300)}\n\n" if problem else ""
+    return notice(lead + USAGE)
+
+
+def deployment_summary(deployment: Deployment, *, page_url: str) -> Message:
+    """One deployment, for the person who asked for its status."""
+    status = _outside(deployment.status, 50)
+    facts = _facts(deployment)
+    facts.insert(
+        1, ("Status", f"{_STATUS_EMOJI.get(deployment.status, ':grey_question:')} {status}")
+    )
+    for label, moment in (("Queued", deployment.queued_at), ("Started", deployment.started_at)):
+        if moment and label not in dict(facts):
+            facts.append((label, _when(moment)))
+    blocks: list[Block] = [
+        {
+            "type": "section",
+            "text": _mrkdwn(
+                f"*{_outside(deployment.project_name, 200)}* · deployment "
+                f"`{_outside(deployment.short_id, 8)}` is *{status}*",
+                3000,
+            ),
+        },
+        {"type": "section", "fields": [_mrkdwn(f"*{n}*\n{v}", 2000) for n, v in facts[:10]]},
+        {"type": "actions", "elements": [_open_button(page_url)]},
+    ]
+    return {
+        "text": f"{_outside(deployment.project_name, 200)} {deployment.short_id}: {status}",
+        "blocks": blocks,
+    }
+
+
+def failed_list(project: str, deployments: list[Deployment], page_urls: list[str]) -> Message:
+    """Recent failures of a project, each with its own Retry."""
+    if not deployments:
+        return notice(f"No failed deployments found recently in *{_outside(project, 200)}*.")
+    name = _outside(deployments[0].project_name, 200)
+    blocks: list[Block] = [
+        {"type": "section", "text": _mrkdwn(f"*Last failed deployments of {name}*", 3000)}
+    ]
+    for deployment, url in zip(deployments, page_urls, strict=True):
+        parts = [f"<{url}|`{_outside(deployment.short_id, 8)}`>"]
+        if deployment.branch:
+            parts.append(f"`{_outside(deployment.branch, 100)}`")
+        if deployment.end_revision and deployment.end_revision.headline:
+            parts.append(_outside(deployment.end_revision.headline, 150))
+        if deployment.deployer:
+            parts.append(f"by {_outside(deployment.deployer, 100)}")
+        moment = deployment.completed_at or deployment.started_at
+        if moment:
+            parts.append(_when(moment))
+        blocks.append(
+            {
+                "type": "section",
+                "text": _mrkdwn(" · ".join(parts), 3000),
+                "accessory": _retry_button(deployment),
+            }
+        )
+    return {"text": f"Last failed deployments of {name}", "blocks": blocks}
+
+
+def command_outcome(user_id: str, deployment: Deployment, outcome: str, reason: str = "") -> str:
+    """What everyone in the channel sees after ``/deployhq retry``."""
+    what = f"{_outside(deployment.project_name, 200)} `{_outside(deployment.short_id, 8)}`"
+    who = mention(user_id)
+    if outcome == "retried":
+        status = _outside(deployment.status, 50)
+        return f":arrows_counterclockwise: {who} retried {what}: *{status}*"
+    return f":no_entry: {who} asked to retry {what}; DeployHQ refused: “{_outside(reason, 500)}”"
+
+
 # --- private answers to whoever clicked or typed ---------------------------------------------
+
+
+def retry_note(state: CardState | None, deployment: Deployment | None) -> str:
+    """The outcome of a retry, privately, for someone who cannot see it on a card."""
+    match state:
+        case Retried():
+            status = _outside(deployment.status, 50) if deployment else "pending"
+            return f":white_check_mark: Retried. DeployHQ status: *{status}*"
+        case RetryRefused(_, reason):
+            return f":no_entry: DeployHQ refused the retry: “{_outside(reason, 500)}”"
+        case RetryFailed(_, problem):
+            return f":warning: The retry did not go through: {_outside(problem, 600)}"
+    return ""
+
+
+def not_allowed() -> str:
+    return (
+        ":no_entry_sign: You are not among the people allowed to retry deployments, so nothing "
+        "was retried. An admin can add you to DEPLOYHQ_RETRY_ALLOWED_USERS or to an allowed "
+        "user group."
+    )
+
+
+def permission_unknown() -> str:
+    return (
+        ":warning: Nothing was retried: the bot could not check whether you may retry "
+        "(Slack did not list the allowed user groups). Try again in a minute."
+    )
 
 
 def already_retried(user_id: str, at: datetime, *, done: bool) -> str:

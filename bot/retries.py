@@ -11,6 +11,7 @@ from bot import messages
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
 from bot.deployments import Deployment
+from bot.permissions import PermissionUnknown, RetryPolicy
 from bot.routing import RetryTarget
 from bot.store import RetryClaim, Store, StoreUnavailable
 
@@ -23,7 +24,7 @@ Tell = Callable[[str], None]
 @dataclass(frozen=True)
 class RetryResult:
     """What happened: ``outcome`` is one of ``retried``, ``refused``, ``failed``, ``busy``,
-    ``unavailable``; ``deployment`` is DeployHQ's answer when it retried."""
+    ``unavailable``, ``forbidden``; ``deployment`` is DeployHQ's answer when it retried."""
 
     outcome: str
     state: messages.CardState | None = None
@@ -32,13 +33,22 @@ class RetryResult:
 
 
 class Retries:
-    def __init__(self, deployhq: DeployHQ, store: Store, cards: Cards) -> None:
+    def __init__(
+        self, deployhq: DeployHQ, store: Store, cards: Cards, policy: RetryPolicy | None = None
+    ) -> None:
         self.deployhq = deployhq
         self.store = store
         self.cards = cards
+        self.policy = policy
 
     def retry(self, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
-        """Retry ``target`` on behalf of ``user_id``, keeping its card (if any) current."""
+        """Retry ``target`` on behalf of ``user_id``, keeping its card (if any) current.
+
+        ``tell`` hears why nothing was tried (not allowed, already claimed, no store); the
+        outcome of a retry that was tried is returned, for the caller to report.
+        """
+        if not self.allowed(user_id, tell):
+            return RetryResult("forbidden")
         try:
             acquired, claim = self.store.claim_retry(target.run_key, user_id)
         except StoreUnavailable:
@@ -65,8 +75,6 @@ class Retries:
                 outcome = "failed"
             log.warning("retry of %s failed: HTTP %s %s", target.run_key, error.status, error.kind)
             updated = self.cards.show(target.deployment, state)
-            if not updated:
-                tell(_state_note(state))
             return RetryResult(outcome, state, card_updated=updated)
 
         try:
@@ -75,20 +83,24 @@ class Retries:
             log.warning("store unavailable; retry of %s done but not recorded", target.run_key)
         done = messages.Retried(user_id, datetime.now(UTC))
         updated = self.cards.show(target.deployment, done, deployment)
-        if not updated:
-            tell(f"Retried. DeployHQ status: *{messages.escape(deployment.status)}*")
         return RetryResult("retried", done, deployment, card_updated=updated)
+
+    def allowed(self, user_id: str, tell: Tell) -> bool:
+        """Whether ``user_id`` may retry; if not, they are told why and it is logged."""
+        if self.policy is None:
+            return True
+        try:
+            allowed = self.policy.allows(user_id)
+        except PermissionUnknown:
+            tell(messages.permission_unknown())
+            return False
+        if not allowed:
+            log.warning("retry refused: user %s is not allowed to retry", user_id)
+            tell(messages.not_allowed())
+        return allowed
 
     def _release(self, target: RetryTarget, claim: RetryClaim) -> None:
         try:
             self.store.release_retry(target.run_key, claim)
         except StoreUnavailable:
             log.warning("store unavailable; the lock of %s frees itself when it expires", target)
-
-
-def _state_note(state: messages.CardState) -> str:
-    if isinstance(state, messages.RetryRefused):
-        return f":no_entry: DeployHQ refused the retry: “{messages.escape(state.reason)}”"
-    if isinstance(state, messages.RetryFailed):
-        return f":warning: The retry did not go through: {messages.escape(state.problem)}"
-    return ""

@@ -278,6 +278,15 @@ class Store:
         raw = self.kv.get(self._key("card", deployment_id))
         return Card.from_json(raw) if raw else None
 
+    # --- user groups: members cached briefly, to spare Slack one call per click --------------
+
+    def usergroup_members(self, group: str) -> frozenset[str] | None:
+        raw = self.kv.get(self._key("usergroup", group))
+        return frozenset(json.loads(raw)) if raw is not None else None
+
+    def save_usergroup_members(self, group: str, members: frozenset[str], ttl: float) -> None:
+        self.kv.put(self._key("usergroup", group), json.dumps(sorted(members)), ttl)
+
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 

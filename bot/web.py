@@ -18,6 +18,7 @@ from bot.cards import Cards, NotDelivered
 from bot.config import ConfigError, Settings, is_channel_id
 from bot.deployhq import DeployHQ
 from bot.notifications import MAX_BODY_BYTES, WebhookAuth, WebhookRejected, read_notification
+from bot.permissions import RetryPolicy
 from bot.retries import Retries
 from bot.store import MemoryKeyValue, RedisKeyValue, Store, StoreUnavailable, open_redis
 
@@ -46,7 +47,11 @@ def create_app(
         settings.deployhq_base_url, settings.deployhq_username, settings.deployhq_api_key
     )
     cards = Cards(client, store, settings.deployhq_web_url)
-    bolt = build_app(settings, client=client, retries=Retries(deployhq, store, cards))
+    policy = RetryPolicy(
+        settings.retry_allowed_users, settings.retry_allowed_usergroups, client=client, store=store
+    )
+    retries = Retries(deployhq, store, cards, policy)
+    bolt = build_app(settings, client=client, retries=retries, deployhq=deployhq, cards=cards)
     slack_handler = SlackRequestHandler(bolt)
     webhook_auth = WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key)
 

@@ -22,6 +22,7 @@ from tests.support.signed import (
     WEBHOOK_SECRET,
     SigningKey,
     click_body,
+    command_body,
     slack_headers,
 )
 
@@ -55,6 +56,12 @@ class BotServer:
         self, value: str, *, user_id: str = "U0CLICKER", key: str = "r1"
     ) -> requests.Response:
         body = click_body(value, response_url=self.slack.response_url(key), user_id=user_id)
+        return self.slack_post(body)
+
+    def command(
+        self, text: str, *, user_id: str = "U0TYPIST", key: str = "c1"
+    ) -> requests.Response:
+        body = command_body(text, response_url=self.slack.response_url(key), user_id=user_id)
         return self.slack_post(body)
 
     def webhook(

@@ -82,7 +82,10 @@ def test_a_slow_deployhq_still_gets_the_click_acknowledged_at_once(
 
     assert ack.status_code == 200
     assert elapsed < 3.0, f"ack took {elapsed:.2f}s; Slack gives up after 3 s"
-    fake_deployhq.wait_for(fake_deployhq.retries, timeout=10)
+    fake_slack.wait_for(
+        lambda: any("Retried by" in state_line(u) for u in fake_slack.api_calls("chat.update")),
+        timeout=10,
+    )
 
 
 def test_when_slack_refuses_the_post_the_delivery_fails_and_a_redelivery_posts(

@@ -16,6 +16,7 @@ import requests
 import yaml
 
 from bot.config import ConfigError, Settings
+from bot.listeners.commands import COMMAND
 from bot.web import SLACK_EVENTS_PATH, create_app
 from tests.support.cards import retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack
@@ -120,9 +121,16 @@ def test_the_manifest_points_slack_at_our_routes_with_only_the_scopes_used(setti
     assert interactivity["is_enabled"] is True
     assert urlsplit(interactivity["request_url"]).path in routes
     assert urlsplit(interactivity["request_url"]).path == SLACK_EVENTS_PATH
-    for command in manifest["features"].get("slash_commands", []):
-        assert urlsplit(command["url"]).path == SLACK_EVENTS_PATH
-    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == ["chat:write"]
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == COMMAND
+    assert urlsplit(command["url"]).path == SLACK_EVENTS_PATH
+    assert command["usage_hint"]
+    # chat.postMessage/chat.update, the slash command, usergroups.users.list: and nothing more
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
+        "chat:write",
+        "commands",
+        "usergroups:read",
+    ]
     assert manifest["settings"]["socket_mode_enabled"] is False
 
 

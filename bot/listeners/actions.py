@@ -24,7 +24,9 @@ def register(app: App, retries: Retries) -> None:
             log.warning("retry click by %s with an unreadable button: %s", user_id, exc)
             tell(respond, "This button no longer names a deployment; nothing was retried.")
             return
-        retries.retry(target, user_id, lambda text: tell(respond, text))
+        result = retries.retry(target, user_id, lambda text: tell(respond, text))
+        if result.state is not None and not result.card_updated:
+            tell(respond, messages.retry_note(result.state, result.deployment))
 
     app.action(RETRY_ACTION)(ack=acknowledge, lazy=[retry_clicked])
     # A link button still reports its click; answer it so Slack shows no error.

@@ -77,6 +77,8 @@ class FakeServer:
             data = json.loads(raw or b"null")
         elif raw:
             data = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+        elif request.args:
+            data = request.args.to_dict()
         raw_uri = str(request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or "")
         call = Call(request.method, request.path, dict(request.headers), raw, data, raw_uri=raw_uri)
         with self._lock:
@@ -115,7 +117,9 @@ class FakeSlack(FakeServer):
         self._ts = itertools.count(1)
         self.deleted: set[str] = set()
 
-        @self.app.post("/api/<method>")
+        self.usergroups: dict[str, list[str]] = {}
+
+        @self.app.route("/api/<method>", methods=["GET", "POST"])
         def api(method: str) -> Response:
             call = self._record()
             return self._reply(method, lambda: self._default(method, call))
@@ -132,6 +136,8 @@ class FakeSlack(FakeServer):
         if method == "chat.postMessage":
             ts = f"1700000000.{next(self._ts):06d}"
             return Reply(body={"ok": True, "channel": data.get("channel"), "ts": ts})
+        if method == "usergroups.users.list":
+            return Reply(body={"ok": True, "users": self.usergroups.get(data.get("usergroup"), [])})
         if method == "chat.update":
             if data.get("ts") in self.deleted:
                 return Reply(body={"ok": False, "error": "message_not_found"})
@@ -142,9 +148,11 @@ class FakeSlack(FakeServer):
         with self._lock:
             return [c.data for c in self.calls if c.path == f"/api/{method}"]
 
-    def responses(self) -> list[dict[str, Any]]:
+    def responses(self, key: str | None = None) -> list[dict[str, Any]]:
+        """What was sent to response URLs (to one of them, given its key)."""
+        prefix = f"/respond/{key}" if key else "/respond/"
         with self._lock:
-            return [c.data for c in self.calls if c.path.startswith("/respond/")]
+            return [c.data for c in self.calls if c.path.startswith(prefix)]
 
     def response_url(self, key: str = "r1") -> str:
         return f"{self.url}/respond/{key}"
@@ -177,6 +185,8 @@ class FakeDeployHQ(FakeServer):
 
     def __init__(self) -> None:
         super().__init__("fake-deployhq")
+        self.deployments: dict[str, dict[str, Any]] = {}  # what GET answers, by identifier
+        self.history: list[dict[str, Any]] = []  # what the list answers, newest first
 
         @self.app.post("/projects/<project>/deployments/<deployment>/retry")
         def retry(project: str, deployment: str) -> Response:
@@ -188,7 +198,26 @@ class FakeDeployHQ(FakeServer):
         @self.app.get("/projects/<project>/deployments/<deployment>")
         def show(project: str, deployment: str) -> Response:
             self._record()
-            return self._reply("show", lambda: Reply(200, deployment_json(deployment, project)))
+            found = self.deployments.get(deployment) or deployment_json(deployment, project)
+            return self._reply("show", lambda: Reply(200, found))
+
+        @self.app.get("/projects/<project>/deployments")
+        def index(project: str) -> Response:
+            self._record()
+            page = int(request.args.get("page", 1))
+            per_page = int(request.args.get("per_page", 10))
+            records = self.history[(page - 1) * per_page : page * per_page]
+            total_pages = max(1, -(-len(self.history) // per_page))
+            body = {
+                "pagination": {
+                    "current_page": page,
+                    "total_pages": total_pages,
+                    "offset": (page - 1) * per_page,
+                    "total_records": len(self.history),
+                },
+                "records": records,
+            }
+            return self._reply("index", lambda: Reply(200, body))
 
     def retries(self) -> list[Call]:
         with self._lock:

@@ -91,6 +91,27 @@ def click_body(
     return urlencode({"payload": json.dumps(payload)})
 
 
+def command_body(
+    text: str, *, response_url: str, user_id: str = "U0TYPIST", channel: str = "C0DEPLOYS"
+) -> str:
+    return urlencode(
+        {
+            "token": "legacy-verification-token",
+            "team_id": "T1",
+            "team_domain": "example",
+            "channel_id": channel,
+            "channel_name": "deploys",
+            "user_id": user_id,
+            "user_name": "typist",
+            "command": "/deployhq",
+            "text": text,
+            "api_app_id": "A1",
+            "response_url": response_url,
+            "trigger_id": "1.2.3",
+        }
+    )
+
+
 class SigningKey:
     """An RSA key pair standing in for DeployHQ's, configured via DEPLOYHQ_PUBLIC_KEY."""
 

@@ -1,0 +1,83 @@
+"""``/deployhq``: acknowledged at once; the work answers through the command's response URL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, Respond
+
+from bot import commands, messages
+from bot.cards import Cards
+from bot.deployhq import DeployHQ, DeployHQError
+from bot.listeners.actions import acknowledge, tell
+from bot.retries import Retries
+from bot.routing import RetryTarget
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/deployhq"
+
+
+def register(app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards) -> None:
+    def run(body: dict[str, Any], respond: Respond) -> None:
+        user_id = str(body.get("user_id", ""))
+        command = commands.parse(str(body.get("text", "")))
+        log.info("%s by %s: %s", COMMAND, user_id, type(command).__name__)
+        try:
+            match command:
+                case commands.Help(problem):
+                    _private(respond, messages.usage(problem))
+                case commands.Status(project, deployment_id):
+                    deployment = deployhq.deployment(project, deployment_id)
+                    _private(
+                        respond,
+                        messages.deployment_summary(
+                            deployment, page_url=cards.page_url(deployment)
+                        ),
+                    )
+                case commands.ListFailed(project, count):
+                    failed = deployhq.failed_deployments(project, count)
+                    urls = [cards.page_url(d) for d in failed]
+                    _private(respond, messages.failed_list(project, failed, urls))
+                case commands.Retry(project, deployment_id):
+                    _retry(project, deployment_id, user_id, respond)
+        except DeployHQError as error:
+            tell(respond, messages.escape(messages.describe_error(error)))
+
+    def _retry(project: str, deployment_id: str, user_id: str, respond: Respond) -> None:
+        def note(text: str) -> None:
+            tell(respond, text)
+
+        if not retries.allowed(user_id, note):  # before any call to DeployHQ
+            return
+        # Which failure to lock comes from DeployHQ, so a click on the card and this command
+        # about the same failure share one lock.
+        deployment = deployhq.deployment(project, deployment_id)
+        result = retries.retry(RetryTarget.of(deployment), user_id, note)
+        if result.outcome == "retried" and result.deployment is not None:
+            text = messages.command_outcome(user_id, result.deployment, "retried")
+        elif isinstance(result.state, messages.RetryRefused):
+            text = messages.command_outcome(user_id, deployment, "refused", result.state.reason)
+        else:
+            if result.state is not None:
+                tell(respond, messages.retry_note(result.state, result.deployment))
+            return
+        _say(respond, text)
+
+    app.command(COMMAND)(ack=acknowledge, lazy=[run])
+
+
+def _private(respond: Respond, message: messages.Message) -> None:
+    _send(respond, response_type="ephemeral", **message)
+
+
+def _say(respond: Respond, mrkdwn: str) -> None:
+    _send(respond, response_type="in_channel", **messages.notice(mrkdwn))
+
+
+def _send(respond: Respond, **message: Any) -> None:
+    try:
+        respond(**message)
+    except Exception:
+        log.exception("could not answer %s through its response URL", COMMAND)

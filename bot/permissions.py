@@ -1,0 +1,64 @@
+"""Who may retry: everyone, unless allowed users or user groups are configured."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+
+from bot.cards import SLACK_ERRORS, slack_error
+from bot.store import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+GROUP_CACHE_SECONDS = 300.0
+
+
+class PermissionUnknown(Exception):
+    """The user groups could not be read, so nobody outside the user list may retry for now."""
+
+
+class RetryPolicy:
+    def __init__(
+        self,
+        users: frozenset[str],
+        groups: frozenset[str],
+        *,
+        client: WebClient,
+        store: Store,
+        cache_seconds: float = GROUP_CACHE_SECONDS,
+    ) -> None:
+        self.users = users
+        self.groups = groups
+        self.client = client
+        self.store = store
+        self.cache_seconds = cache_seconds
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.users or self.groups)
+
+    def allows(self, user_id: str) -> bool:
+        """Whether ``user_id`` may retry; ``PermissionUnknown`` when Slack cannot tell us."""
+        if not self.restricted or user_id in self.users:
+            return True
+        return any(user_id in self._members(group) for group in sorted(self.groups))
+
+    def _members(self, group: str) -> frozenset[str]:
+        try:
+            cached = self.store.usergroup_members(group)
+        except StoreUnavailable:
+            cached = None
+        if cached is not None:
+            return cached
+        try:
+            response = self.client.usergroups_users_list(usergroup=group)
+        except SLACK_ERRORS as exc:
+            log.error("could not list members of user group %s: %s", group, slack_error(exc))
+            raise PermissionUnknown(group) from exc
+        members = frozenset(str(u) for u in response.get("users") or [])
+        try:
+            self.store.save_usergroup_members(group, members, self.cache_seconds)
+        except StoreUnavailable:
+            log.warning("store unavailable; members of %s not cached", group)
+        return members

@@ -1,0 +1,115 @@
+"""Who may retry, by button and by command; user groups looked up in Slack and cached."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bot.config import Settings
+from tests.conftest import BotServer
+from tests.support.cards import retry_value
+from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
+from tests.support.signed import DEPLOYMENT_ID, delivery
+
+
+@pytest.fixture
+def restricted_bot(
+    start_bot: Callable[..., BotServer],
+    env: dict,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+) -> BotServer:
+    fake_slack.usergroups["S0ONCALL"] = ["U0MEMBER", "U0OTHER"]
+    fake_deployhq.deployments[DEPLOYMENT_ID] = delivery()
+    return start_bot(
+        Settings.from_env(
+            {
+                **env,
+                "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0ADMIN, U0LEAD",
+                "DEPLOYHQ_RETRY_ALLOWED_USERGROUPS": "S0ONCALL",
+            }
+        )
+    )
+
+
+def card_value(bot: BotServer, slack: FakeSlack) -> str:
+    bot.webhook(delivery())
+    return retry_value(slack.api_calls("chat.postMessage")[-1])
+
+
+def test_a_refused_clicker_is_told_privately_and_nothing_changes(
+    restricted_bot: BotServer,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    caplog: pytest.LogCaptureFixture,
+):
+    value = card_value(restricted_bot, fake_slack)
+
+    restricted_bot.click(value, user_id="U0STRANGER")
+
+    note = fake_slack.wait_for(fake_slack.responses)[0]
+    assert note["response_type"] == "ephemeral"
+    assert "not among the people allowed to retry" in note["text"]
+    assert fake_deployhq.calls == []
+    assert fake_slack.api_calls("chat.update") == []
+    assert "U0STRANGER is not allowed to retry" in caplog.text
+
+
+def test_a_refused_typist_is_told_privately_and_no_api_call_is_made(
+    restricted_bot: BotServer,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    caplog: pytest.LogCaptureFixture,
+):
+    restricted_bot.command(f"retry my-project {DEPLOYMENT_ID}", user_id="U0STRANGER")
+
+    note = fake_slack.wait_for(fake_slack.responses)[0]
+    assert note["response_type"] == "ephemeral"
+    assert "not among the people allowed to retry" in note["text"]
+    assert fake_deployhq.calls == []
+    assert "U0STRANGER is not allowed to retry" in caplog.text
+
+
+def test_an_allowed_user_retries_by_button_and_by_command(
+    restricted_bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    value = card_value(restricted_bot, fake_slack)
+    restricted_bot.click(value, user_id="U0LEAD")
+    fake_deployhq.wait_for(lambda: len(fake_deployhq.retries()) == 1)
+
+    fake_deployhq.deployments[DEPLOYMENT_ID] = delivery(
+        timestamps={"completed_at": "2025-10-28T09:00:00Z"}
+    )  # it failed again later
+    restricted_bot.command(f"retry my-project {DEPLOYMENT_ID}", user_id="U0ADMIN")
+    fake_deployhq.wait_for(lambda: len(fake_deployhq.retries()) == 2)
+
+
+def test_user_group_members_may_retry_and_the_lookup_is_cached(
+    restricted_bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    value = card_value(restricted_bot, fake_slack)
+    restricted_bot.click(value, user_id="U0OTHER")  # lost race is fine: they were allowed
+    fake_deployhq.wait_for(fake_deployhq.retries)
+    restricted_bot.command("retry my-project " + DEPLOYMENT_ID, user_id="U0MEMBER")
+    fake_slack.wait_for(lambda: fake_slack.responses("c1"))
+    restricted_bot.click(value, user_id="U0STRANGER", key="stranger")
+    fake_slack.wait_for(lambda: fake_slack.responses("stranger"))
+
+    lookups = fake_slack.api_calls("usergroups.users.list")
+    assert lookups == [{"usergroup": "S0ONCALL"}]  # three checks, one call to Slack
+    assert "already retried" in fake_slack.responses("c1")[0]["text"]
+    assert "not among" in fake_slack.responses("stranger")[0]["text"]
+
+
+def test_when_slack_cannot_list_the_group_nobody_outside_the_user_list_retries(
+    restricted_bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    value = card_value(restricted_bot, fake_slack)
+    fake_slack.script("usergroups.users.list", Reply(200, {"ok": False, "error": "missing_scope"}))
+
+    restricted_bot.click(value, user_id="U0MEMBER")
+
+    note = fake_slack.wait_for(fake_slack.responses)[0]
+    assert "could not check whether you may retry" in note["text"]
+    assert fake_deployhq.calls == []
