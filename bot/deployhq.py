@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import requests
 
-from bot.deployments import FAILED, Deployment
+from bot.deployments import FAILED, Deployment, Step, failing_step, log_lines
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,19 @@ class DeployHQ:
     def deployment(self, project: str, deployment: str) -> Deployment:
         data = self._call("GET", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}")
         return _deployment(data, project)
+
+    def failure_log(self, project: str, deployment: str) -> tuple[Step, list[str]] | None:
+        """The step that failed and its log lines; ``None`` when no step failed."""
+        data = self._call("GET", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}")
+        step = failing_step(data)
+        if step is None:
+            return None
+        logs = self._call(
+            "GET",
+            f"/projects/{_seg(project)}/deployments/{_seg(deployment)}"
+            f"/steps/{_seg(step.identifier)}/logs",
+        )
+        return step, log_lines(logs)
 
     def failed_deployments(
         self, project: str, count: int, *, max_pages: int = 3

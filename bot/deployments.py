@@ -33,6 +33,18 @@ KNOWN_STATUSES = frozenset(
 )
 
 
+_STATUS_RANK = {
+    "pending": 0,
+    "preview_pending": 0,
+    "running": 1,
+    "completed": 2,
+    "failed": 2,
+    "cancelled": 2,
+    "preview_ready": 2,
+    "preview_failed": 2,
+}
+
+
 def is_identifier(value: str) -> bool:
     return bool(_IDENTIFIER.match(value))
 
@@ -150,6 +162,17 @@ class Deployment:
         return self.completed_at or self.started_at or self.queued_at
 
     @property
+    def progress(self) -> tuple[float, int]:
+        """Orders the events of one deployment: a later one compares greater.
+
+        A retry re-queues the same deployment, so the latest timestamp it carries says which
+        run an event belongs to, and the status says how far that run had got.
+        """
+        moments = [m for m in (self.queued_at, self.started_at, self.completed_at) if m]
+        latest = max(moments).timestamp() if moments else 0.0
+        return latest, _STATUS_RANK.get(self.status, 1)
+
+    @property
     def run_key(self) -> str:
         """Names this run of the deployment: a retry that fails again is a new run.
 
@@ -203,3 +226,48 @@ def _revision(value: Any) -> Revision | None:
         message=_text(value.get("short_message")) or _text(value.get("message")),
         author=_text(value.get("author")),
     )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a deployment, as DeployHQ lists them."""
+
+    identifier: str
+    description: str
+    status: str
+    server: str = ""
+
+    @classmethod
+    def from_api(cls, data: Any) -> Step | None:
+        if not isinstance(data, Mapping):
+            return None
+        identifier = _text(data.get("identifier"))
+        if not is_identifier(identifier):
+            return None
+        server = data.get("server")
+        server_name = _text(_mapping(server).get("name")) if isinstance(server, Mapping) else ""
+        return cls(
+            identifier=identifier,
+            description=_text(data.get("description")) or _text(data.get("step")) or "a step",
+            status=_text(data.get("status")).lower(),
+            server=server_name or _text(server),
+        )
+
+
+def failing_step(data: Any) -> Step | None:
+    """The step that failed, from a deployment object with ``steps``."""
+    steps = _mapping(data).get("steps")
+    parsed = [s for s in map(Step.from_api, steps if isinstance(steps, list) else []) if s]
+    return next((s for s in parsed if s.status == FAILED), None)
+
+
+def log_lines(data: Any) -> list[str]:
+    """A step's log as lines of text: each entry's message, then its detail's lines."""
+    lines: list[str] = []
+    for entry in data if isinstance(data, list) else []:
+        entry = _mapping(entry)
+        for field in ("message", "detail"):
+            value = entry.get(field)
+            if isinstance(value, str):
+                lines.extend(line.rstrip() for line in value.splitlines() if line.strip())
+    return lines

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from bot.commands import USAGE
 from bot.deployhq import DeployHQError
-from bot.deployments import Deployment
+from bot.deployments import Deployment, Step
 from bot.routing import OPEN_ACTION, RETRY_ACTION, RetryTarget
 
 Block = dict[str, Any]
@@ -41,7 +41,18 @@ class Message(TypedDict):
 
 @dataclass(frozen=True)
 class Failed:
-    """Freshly failed; nobody has retried it."""
+    """Failed, and nobody is retrying it; ``again`` when it failed after a retry."""
+
+    again: bool = False
+    retried_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """DeployHQ reported a later status (running, completed, …) for the card's deployment."""
+
+    retried_by: str | None = None
+    retried_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,15 @@ class RetryFailed:
     problem: str
 
 
-CardState = Failed | Retrying | Retried | RetryRefused | RetryFailed
+CardState = Failed | Retrying | Retried | RetryRefused | RetryFailed | Progress
+
+_HEADLINES = {
+    "failed": (":x:", "Deployment failed"),
+    "running": (":arrow_forward:", "Deploying"),
+    "pending": (":hourglass_flowing_sand:", "Deployment queued"),
+    "completed": (":white_check_mark:", "Deployment completed"),
+    "cancelled": (":no_entry_sign:", "Deployment cancelled"),
+}
 
 
 # --- the deployment card ---------------------------------------------------------------------
@@ -83,10 +102,7 @@ CardState = Failed | Retrying | Retried | RetryRefused | RetryFailed
 def deployment_card(deployment: Deployment, state: CardState, *, page_url: str) -> Message:
     """The message that tracks one deployment: what failed, what was done, and Retry."""
     project = deployment.project_name
-    headline = {
-        Retrying: (":hourglass_flowing_sand:", "Retrying deployment"),
-        Retried: (":arrows_counterclockwise:", "Deployment retried"),
-    }.get(type(state), (":x:", "Deployment failed"))
+    headline = _headline(deployment, state)
     tag = _fingerprint(deployment, state)
 
     blocks: list[Block] = [
@@ -119,11 +135,23 @@ def deployment_card(deployment: Deployment, state: CardState, *, page_url: str) 
         }
     )
     buttons: list[Block] = []
-    if isinstance(state, Failed | Retrying | RetryFailed):
+    if isinstance(state, Failed | Retrying | RetryFailed) and deployment.status == "failed":
         buttons.append(_retry_button(deployment))
     buttons.append(_open_button(page_url))
     blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
     return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
+
+
+def _headline(deployment: Deployment, state: CardState) -> tuple[str, str]:
+    match state:
+        case Retrying():
+            return ":hourglass_flowing_sand:", "Retrying deployment"
+        case Retried():
+            return ":arrows_counterclockwise:", "Deployment retried"
+        case Failed(again=True):
+            return ":x:", "Deployment failed again"
+    status = _clip(deployment.status, 50)
+    return _HEADLINES.get(deployment.status, (":grey_question:", f"Deployment {status}"))
 
 
 def _facts(deployment: Deployment) -> list[tuple[str, str]]:
@@ -157,8 +185,13 @@ def _facts(deployment: Deployment) -> list[tuple[str, str]]:
 def _state_line(deployment: Deployment, state: CardState) -> str:
     ref = f"Deployment `{_outside(deployment.short_id, 8)}`"
     match state:
+        case Failed(again=True, retried_by=user_id):
+            after = f" after the retry by {mention(user_id)}" if user_id else ""
+            return f":x: Failed again{after}. Retry is available."
         case Failed():
             return f"{ref} · not retried yet"
+        case Progress(user_id, at):
+            return _progress_line(deployment, user_id, at)
         case Retrying(user_id, at):
             return f":hourglass_flowing_sand: Retry requested by {mention(user_id)} {_when(at)}"
         case Retried(user_id, at):
@@ -186,6 +219,18 @@ def _open_button(page_url: str) -> Block:
         "text": _plain("Open in DeployHQ", 75),
         "url": page_url[:3000],
     }
+
+
+def _progress_line(deployment: Deployment, user_id: str | None, at: datetime | None) -> str:
+    line = event_note(deployment)
+    if user_id and at:
+        line += f" Retried by {mention(user_id)} {_when(at)}"
+        if deployment.status == "completed" and deployment.completed_at:
+            taken = (deployment.completed_at - at).total_seconds()
+            if taken >= 0:
+                line += f"; done {duration_text(taken)} later"
+        line += "."
+    return line
 
 
 def _retry_button(deployment: Deployment) -> Block:
@@ -221,6 +266,48 @@ def _fingerprint(deployment: Deployment, state: CardState) -> str:
     """Changes whenever what a block shows changes, so Slack redraws updated blocks."""
     seed = f"{deployment.run_key}|{deployment.status}|{state!r}"
     return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+# --- the card's thread: one short reply per thing that happened ------------------------------
+
+
+def retry_requested(user_id: str) -> str:
+    return f":hourglass_flowing_sand: {mention(user_id)} asked DeployHQ to retry this deployment."
+
+
+def event_note(deployment: Deployment) -> str:
+    """What a later notification says happened to the deployment."""
+    status = deployment.status
+    if status == "failed":
+        when = f" {_when(deployment.completed_at)}" if deployment.completed_at else ""
+        return f":x: Failed again{when}."
+    if status == "running":
+        since = f" since {_when(deployment.started_at)}" if deployment.started_at else ""
+        return f":arrow_forward: Running{since}."
+    if status == "pending":
+        return ":hourglass_flowing_sand: Queued in DeployHQ."
+    if status == "completed":
+        when = f" {_when(deployment.completed_at)}" if deployment.completed_at else ""
+        took = (
+            f" in {duration_text(deployment.duration)}" if deployment.duration is not None else ""
+        )
+        return f":white_check_mark: Completed{when}{took}."
+    if status == "cancelled":
+        return ":no_entry_sign: Cancelled."
+    return f":grey_question: DeployHQ status: *{_outside(status, 50)}*."
+
+
+def failure_log(step: Step, lines: list[str], *, max_lines: int = 12) -> str:
+    """Why it failed: the failing step and the end of its log, inside Block Kit's limits."""
+    where = f" on {_outside(step.server, 100)}" if step.server else ""
+    lead = f":mag: *Why it failed:* the step _{_outside(step.description, 200)}_{where} failed."
+    tail = [_clip(line, 200) for line in lines[-max_lines:]]
+    text = "\n".join(tail)
+    if len(text) > 2400:
+        text = "…" + text[-2399:]
+    # Backticks would end the code block early; a look-alike keeps the log readable.
+    body = escape(text).replace("`", "ˋ")
+    return f"{lead}\n```{body}```" if body else f"{lead}\nIts log is empty."
 
 
 # --- answers to /deployhq ----------------------------------------------------------------------

@@ -61,7 +61,9 @@ class Retries:
             return RetryResult("busy")
 
         log.info("retrying deployment %s for %s", target.run_key, user_id)
-        self.cards.show(target.deployment, messages.Retrying(user_id, claim.at))
+        self.cards.on_retry(
+            target, messages.Retrying(user_id, claim.at), messages.retry_requested(user_id)
+        )
         try:
             deployment = self.deployhq.retry(target.project, target.deployment)
         except DeployHQError as error:
@@ -74,7 +76,7 @@ class Retries:
                 state = messages.RetryFailed(user_id, messages.describe_error(error))
                 outcome = "failed"
             log.warning("retry of %s failed: HTTP %s %s", target.run_key, error.status, error.kind)
-            updated = self.cards.show(target.deployment, state)
+            updated = self.cards.on_retry(target, state, messages.retry_note(state, None))
             return RetryResult(outcome, state, card_updated=updated)
 
         try:
@@ -82,7 +84,8 @@ class Retries:
         except StoreUnavailable:
             log.warning("store unavailable; retry of %s done but not recorded", target.run_key)
         done = messages.Retried(user_id, datetime.now(UTC))
-        updated = self.cards.show(target.deployment, done, deployment)
+        note = messages.retry_note(done, deployment)
+        updated = self.cards.on_retry(target, done, note, deployment)
         return RetryResult("retried", done, deployment, card_updated=updated)
 
     def allowed(self, user_id: str, tell: Tell) -> bool:

@@ -11,6 +11,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,6 +28,9 @@ DAY = 24 * 3600
 # around it; a process that dies mid-retry frees its lock after this.
 RETRY_LOCK_SECONDS = 120.0
 REMEMBER_SECONDS = 14 * DAY
+# A card change is one Slack call or two; holding its lock longer means the holder died.
+CARD_LOCK_SECONDS = 60.0
+CARD_LOCK_WAIT_SECONDS = 15.0
 
 
 class StoreUnavailable(Exception):
@@ -193,21 +198,36 @@ class RetryClaim:
 
 @dataclass(frozen=True)
 class Card:
-    """Where a deployment's message is, and the deployment as it last showed it."""
+    """Where a deployment's message is, the deployment as it last showed it, and who retried it."""
 
     channel: str
     ts: str
     deployment: Deployment
+    retried_by: str | None = None
+    retried_at: datetime | None = None
 
     def to_json(self) -> str:
         return json.dumps(
-            {"channel": self.channel, "ts": self.ts, "deployment": self.deployment.to_api()}
+            {
+                "channel": self.channel,
+                "ts": self.ts,
+                "deployment": self.deployment.to_api(),
+                "retried_by": self.retried_by,
+                "retried_at": self.retried_at.timestamp() if self.retried_at else None,
+            }
         )
 
     @classmethod
     def from_json(cls, raw: str) -> Card:
         data = json.loads(raw)
-        return cls(str(data["channel"]), str(data["ts"]), Deployment.from_api(data["deployment"]))
+        retried_at = data.get("retried_at")
+        return cls(
+            str(data["channel"]),
+            str(data["ts"]),
+            Deployment.from_api(data["deployment"]),
+            retried_by=data.get("retried_by"),
+            retried_at=datetime.fromtimestamp(retried_at, UTC) if retried_at else None,
+        )
 
 
 class Store:
@@ -277,6 +297,22 @@ class Store:
     def card(self, deployment_id: str) -> Card | None:
         raw = self.kv.get(self._key("card", deployment_id))
         return Card.from_json(raw) if raw else None
+
+    @contextmanager
+    def card_lock(self, deployment_id: str) -> Iterator[None]:
+        """Serialise every change to one card, across processes, so the newest state wins."""
+        key = self._key("card-lock", deployment_id)
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + CARD_LOCK_WAIT_SECONDS
+        while not self.kv.add(key, token, CARD_LOCK_SECONDS):
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(f"the card of {deployment_id} stayed locked")
+            time.sleep(0.02)
+        try:
+            yield
+        finally:
+            with suppress(StoreUnavailable):  # it expires by itself
+                self.kv.delete_if(key, token)
 
     # --- user groups: members cached briefly, to spare Slack one call per click --------------
 

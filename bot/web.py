@@ -46,7 +46,7 @@ def create_app(
     deployhq = deployhq or DeployHQ(
         settings.deployhq_base_url, settings.deployhq_username, settings.deployhq_api_key
     )
-    cards = Cards(client, store, settings.deployhq_web_url)
+    cards = Cards(client, store, settings.deployhq_web_url, deployhq=deployhq)
     policy = RetryPolicy(
         settings.retry_allowed_users, settings.retry_allowed_usergroups, client=client, store=store
     )

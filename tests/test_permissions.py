@@ -33,8 +33,11 @@ def restricted_bot(
     )
 
 
-def card_value(bot: BotServer, slack: FakeSlack) -> str:
+def card_value(bot: BotServer, slack: FakeSlack, deployhq: FakeDeployHQ) -> str:
+    """Post a card; wait out its background look-up of why it failed, then forget it."""
     bot.webhook(delivery())
+    deployhq.wait_for(lambda: deployhq.calls)
+    deployhq.calls.clear()
     return retry_value(slack.api_calls("chat.postMessage")[-1])
 
 
@@ -44,7 +47,7 @@ def test_a_refused_clicker_is_told_privately_and_nothing_changes(
     fake_deployhq: FakeDeployHQ,
     caplog: pytest.LogCaptureFixture,
 ):
-    value = card_value(restricted_bot, fake_slack)
+    value = card_value(restricted_bot, fake_slack, fake_deployhq)
 
     restricted_bot.click(value, user_id="U0STRANGER")
 
@@ -74,7 +77,7 @@ def test_a_refused_typist_is_told_privately_and_no_api_call_is_made(
 def test_an_allowed_user_retries_by_button_and_by_command(
     restricted_bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
-    value = card_value(restricted_bot, fake_slack)
+    value = card_value(restricted_bot, fake_slack, fake_deployhq)
     restricted_bot.click(value, user_id="U0LEAD")
     fake_deployhq.wait_for(lambda: len(fake_deployhq.retries()) == 1)
 
@@ -88,7 +91,7 @@ def test_an_allowed_user_retries_by_button_and_by_command(
 def test_user_group_members_may_retry_and_the_lookup_is_cached(
     restricted_bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
-    value = card_value(restricted_bot, fake_slack)
+    value = card_value(restricted_bot, fake_slack, fake_deployhq)
     restricted_bot.click(value, user_id="U0OTHER")  # lost race is fine: they were allowed
     fake_deployhq.wait_for(fake_deployhq.retries)
     restricted_bot.command("retry my-project " + DEPLOYMENT_ID, user_id="U0MEMBER")
@@ -105,7 +108,7 @@ def test_user_group_members_may_retry_and_the_lookup_is_cached(
 def test_when_slack_cannot_list_the_group_nobody_outside_the_user_list_retries(
     restricted_bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
-    value = card_value(restricted_bot, fake_slack)
+    value = card_value(restricted_bot, fake_slack, fake_deployhq)
     fake_slack.script("usergroups.users.list", Reply(200, {"ok": False, "error": "missing_scope"}))
 
     restricted_bot.click(value, user_id="U0MEMBER")
