@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -187,13 +188,24 @@ class FakeDeployHQ(FakeServer):
         super().__init__("fake-deployhq")
         self.deployments: dict[str, dict[str, Any]] = {}  # what GET answers, by identifier
         self.history: list[dict[str, Any]] = []  # what the list answers, newest first
+        self.logs: dict[str, list[dict[str, Any]]] = {}  # step logs, by step identifier
+
+        @self.app.get("/projects/<project>/deployments/<deployment>/steps/<step>/logs")
+        def logs(project: str, deployment: str, step: str) -> Response:
+            self._record()
+            return self._reply("logs", lambda: Reply(200, self.logs.get(step, [])))
 
         @self.app.post("/projects/<project>/deployments/<deployment>/retry")
         def retry(project: str, deployment: str) -> Response:
             self._record()
-            return self._reply(
-                "retry", lambda: Reply(200, deployment_json(deployment, project, "pending"))
-            )
+
+            def pending() -> Reply:
+                # DeployHQ re-queues the same deployment now, with start and finish cleared.
+                body = deployment_json(deployment, project, "pending")
+                body["timestamps"]["queued_at"] = datetime.now(UTC).isoformat()
+                return Reply(200, body)
+
+            return self._reply("retry", pending)
 
         @self.app.get("/projects/<project>/deployments/<deployment>")
         def show(project: str, deployment: str) -> Response:
