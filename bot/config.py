@@ -61,6 +61,7 @@ class Settings:
     retry_allowed_users: frozenset[str] = frozenset()
     retry_allowed_usergroups: frozenset[str] = frozenset()
     log_level: str = "INFO"
+    deployhq_timeout: float = 20.0
 
     def __post_init__(self) -> None:
         if not self.deployhq_base_url:
@@ -70,6 +71,20 @@ class Settings:
     def deployhq_web_url(self) -> str:
         """Where people open deployments in a browser (the API may be proxied elsewhere)."""
         return f"https://{self.deployhq_account}.deployhq.com"
+
+    @property
+    def deployhq_timeouts(self) -> tuple[float, float]:
+        """(connect, read) seconds for DeployHQ calls."""
+        return min(3.05, self.deployhq_timeout), self.deployhq_timeout
+
+    @property
+    def retry_lock_seconds(self) -> float:
+        """How long a retry holds its lock: the longest DeployHQ call, plus room for Slack.
+
+        The lock is refreshed just before the call, so a live retry never loses it, and a
+        process that dies mid-retry frees the failure this long after.
+        """
+        return sum(self.deployhq_timeouts) + 5.0
 
     @property
     def deployhq_public_key(self) -> RSAPublicKey:
@@ -141,6 +156,14 @@ class Settings:
             if bad:
                 problems.append(f"{name} must list Slack ids separated by commas; bad: {bad}")
 
+        timeout = get("DEPLOYHQ_TIMEOUT") or "20"
+        try:
+            deployhq_timeout = float(timeout)
+        except ValueError:
+            deployhq_timeout = 0.0
+        if not 1 <= deployhq_timeout <= 120:
+            problems.append(f"DEPLOYHQ_TIMEOUT must be seconds from 1 to 120, not {timeout!r}")
+
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in _LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
@@ -162,6 +185,7 @@ class Settings:
             retry_allowed_users=users,
             retry_allowed_usergroups=groups,
             log_level=log_level,
+            deployhq_timeout=deployhq_timeout,
         )
 
 

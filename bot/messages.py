@@ -402,6 +402,13 @@ def retry_note(state: CardState | None, deployment: Deployment | None) -> str:
     return ""
 
 
+def lock_lapsed() -> str:
+    return (
+        "The bot lost its hold on this retry before it could ask DeployHQ (its Redis was "
+        "slow or unreachable), so it asked nothing."
+    )
+
+
 def not_allowed() -> str:
     return (
         ":no_entry_sign: You are not among the people allowed to retry deployments, so nothing "

@@ -64,6 +64,18 @@ class Retries:
         self.cards.on_retry(
             target, messages.Retrying(user_id, claim.at), messages.retry_requested(user_id)
         )
+        # Slack may have been slow: the lock must cover the whole DeployHQ call that follows.
+        try:
+            still_ours = self.store.refresh_retry(target.run_key, claim)
+        except StoreUnavailable:
+            still_ours = False
+        if not still_ours:
+            log.error(
+                "retry of %s abandoned: its lock lapsed before DeployHQ was called", target.run_key
+            )
+            lapsed = messages.RetryFailed(user_id, messages.lock_lapsed())
+            updated = self.cards.on_retry(target, lapsed, messages.retry_note(lapsed, None))
+            return RetryResult("failed", lapsed, card_updated=updated)
         try:
             deployment = self.deployhq.retry(target.project, target.deployment)
         except DeployHQError as error:

@@ -24,9 +24,8 @@ from redis.retry import Retry
 from bot.deployments import Deployment
 
 DAY = 24 * 3600
-# Longer than the slowest retry call (DeployHQ's connect + read timeouts) plus the Slack updates
-# around it; a process that dies mid-retry frees its lock after this.
-RETRY_LOCK_SECONDS = 120.0
+# Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
+RETRY_LOCK_SECONDS = 30.0
 REMEMBER_SECONDS = 14 * DAY
 # A card change is one Slack call or two; holding its lock longer means the holder died.
 CARD_LOCK_SECONDS = 60.0
@@ -276,6 +275,11 @@ class Store:
             if held is not None:
                 return False, RetryClaim.from_json(held)
         raise StoreUnavailable("the retry lock kept changing hands")
+
+    def refresh_retry(self, run_key: str, claim: RetryClaim) -> bool:
+        """Renew a claim's full lifetime; False when it expired or passed to someone else."""
+        value = claim.to_json()
+        return self.kv.swap(self._key("retry", run_key), value, value, self.retry_lock_seconds)
 
     def finish_retry(self, run_key: str, claim: RetryClaim) -> None:
         """Keep a successful claim, so later clickers learn who retried and when."""

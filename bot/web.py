@@ -44,7 +44,10 @@ def create_app(
     client = client or slack_client(settings)
     store = store or open_store(settings)
     deployhq = deployhq or DeployHQ(
-        settings.deployhq_base_url, settings.deployhq_username, settings.deployhq_api_key
+        settings.deployhq_base_url,
+        settings.deployhq_username,
+        settings.deployhq_api_key,
+        timeout=settings.deployhq_timeouts,
     )
     cards = Cards(client, store, settings.deployhq_web_url, deployhq=deployhq)
     policy = RetryPolicy(
@@ -99,13 +102,14 @@ def create_app(
 
 
 def open_store(settings: Settings) -> Store:
+    lock = settings.retry_lock_seconds
     if settings.redis_url:
-        return Store(RedisKeyValue(open_redis(settings.redis_url)))
+        return Store(RedisKeyValue(open_redis(settings.redis_url)), retry_lock_seconds=lock)
     log.warning(
         "REDIS_URL is not set: using an in-process store, which keeps retries single only "
         "within one process. Run one web process (WEB_CONCURRENCY=1) or set REDIS_URL."
     )
-    return Store(MemoryKeyValue())
+    return Store(MemoryKeyValue(), retry_lock_seconds=lock)
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:

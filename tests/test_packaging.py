@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,67 +18,34 @@ from bot.listeners.commands import COMMAND
 from bot.web import SLACK_EVENTS_PATH, create_app
 from tests.support.cards import retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack
+from tests.support.gunicorn import ROOT, Gunicorn, procfile_command
 from tests.support.redis_server import free_port
 from tests.support.signed import WEBHOOK_SECRET, click_body, delivery, slack_headers
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def procfile_command() -> str:
-    (line,) = [x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:")]
-    return line.removeprefix("web:").strip()
 
 
 def test_the_procfile_command_serves_the_bot_on_port_with_workers(
     env: dict, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
-    port = free_port()
-    bin_dir = str(Path(sys.executable).parent)  # gunicorn from this venv, as the PaaS's PATH
-    process_env = {
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-        **env,
-    }
-    process = subprocess.Popen(
-        ["bash", "-c", f"exec {procfile_command()}"],
-        cwd=ROOT,
-        env=process_env,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = Gunicorn(env, workers=2)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
-
+        server.wait_ready()
         posted = requests.post(
-            f"{base}/deployhq/webhook?token={WEBHOOK_SECRET}", json=delivery(), timeout=10
+            f"{server.url}/deployhq/webhook?token={WEBHOOK_SECRET}", json=delivery(), timeout=10
         )
         assert posted.status_code == 200
         value = retry_value(fake_slack.api_calls("chat.postMessage")[0])
         body = click_body(value, response_url=fake_slack.response_url())
         ack = requests.post(
-            base + SLACK_EVENTS_PATH, data=body, headers=slack_headers(body), timeout=10
+            server.url + SLACK_EVENTS_PATH, data=body, headers=slack_headers(body), timeout=10
         )
         assert ack.status_code == 200
         fake_slack.wait_for(
             lambda: any("Retried by" in state_line(u) for u in fake_slack.api_calls("chat.update"))
         )
         assert len(fake_deployhq.retries()) == 1
+        assert len(server.workers()) == 2  # WEB_CONCURRENCY honoured
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        output = process.communicate(timeout=30)[0].decode()
-    assert output.count("Booting worker") >= 2  # WEB_CONCURRENCY honoured
+        output = server.stop()
     assert "xoxb-test-token" not in output and "k" * 40 not in output
 
 

@@ -18,7 +18,11 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    """``persistent``: an append-only file synced on every write, as a production Redis keeps,
+    so a killed and restarted server still holds its locks."""
+
+    def __init__(self, *, persistent: bool = False) -> None:
+        self.persistent = persistent
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: apt-get install redis-server")
@@ -41,8 +45,11 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *(
+                    ["--appendonly", "yes", "--appendfsync", "always"]
+                    if self.persistent
+                    else ["--appendonly", "no"]
+                ),
                 "--dir",
                 self.dir,
                 "--loglevel",

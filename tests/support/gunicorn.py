@@ -1,0 +1,73 @@
+"""The bot started exactly as the Procfile says, in a process group a test can stop or wound."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def procfile_command() -> str:
+    (line,) = [x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:")]
+    return line.removeprefix("web:").strip()
+
+
+def path_with_venv() -> str:
+    """The PATH a PaaS gives the app: the installed packages' scripts (gunicorn) first."""
+    return f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+
+
+class Gunicorn:
+    def __init__(self, env: dict[str, str], *, workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        process_env = {
+            "PATH": path_with_venv(),
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(workers),
+            **env,
+        }
+        self.process = subprocess.Popen(
+            ["bash", "-c", f"exec {procfile_command()}"],
+            cwd=ROOT,
+            env=process_env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.output = ""
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            if self.process.poll() is not None:
+                raise AssertionError(self.stop())
+            if time.monotonic() > deadline:
+                raise AssertionError("gunicorn did not start:\n" + self.stop())
+            time.sleep(0.05)
+
+    def workers(self) -> list[int]:
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(pid) for pid in found.stdout.split()]
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        self.output = self.process.communicate(timeout=30)[0].decode()
+        return self.output

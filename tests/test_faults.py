@@ -1,0 +1,254 @@
+"""Faults: Redis dying mid-storm, DeployHQ and Slack misbehaving, a worker killed mid-retry.
+
+Whatever breaks, no deployment is retried twice, every clicker hears back, no outcome is lost,
+and Retry stays usable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+
+import pytest
+import requests
+
+from bot.config import Settings
+from tests.conftest import BotServer
+from tests.support.cards import buttons, retry_value, state_line
+from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
+from tests.support.gunicorn import Gunicorn
+from tests.support.redis_server import RedisServer
+from tests.support.signed import WEBHOOK_SECRET, click_body, delivery, slack_headers
+
+
+def updates_saying(slack: FakeSlack, text: str) -> list[dict]:
+    return [u for u in slack.api_calls("chat.update") if text in state_line(u)]
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def durable_redis() -> Iterator[RedisServer]:
+    server = RedisServer(persistent=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_redis_killed_in_a_click_storm_and_restarted_retries_once_and_answers_everyone(
+    start_bot: Callable[..., BotServer],
+    env: dict,
+    durable_redis: RedisServer,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+):
+    settings = Settings.from_env({**env, "REDIS_URL": durable_redis.url})
+    bots = [start_bot(settings), start_bot(settings)]
+    bots[0].webhook(delivery())
+    value = retry_value(fake_slack.api_calls("chat.postMessage")[0])
+    fake_deployhq.script("retry", Reply(200, None, delay=1.0))
+
+    def storm(clicks: range) -> list[requests.Response]:
+        with ThreadPoolExecutor(max_workers=len(clicks)) as pool:
+            return list(
+                pool.map(
+                    lambda i: bots[i % 2].click(value, user_id=f"U0C{i:03d}", key=f"k{i}"), clicks
+                )
+            )
+
+    acks = storm(range(0, 10))
+    fake_deployhq.wait_for(fake_deployhq.retries)  # the winner is inside DeployHQ's call
+    fake_slack.wait_for(lambda: len(fake_slack.responses()) == 9)
+    durable_redis.stop()
+    acks += storm(range(10, 20))
+    fake_slack.wait_for(lambda: len(fake_slack.responses()) >= 19)
+    durable_redis.start()
+    acks += storm(range(20, 30))
+
+    fake_slack.wait_for(
+        lambda: len({c.path for c in fake_slack.calls if c.path.startswith("/respond/")}) >= 29
+    )
+    assert [a.status_code for a in acks] == [200] * 30
+    answered = {
+        c.path.removeprefix("/respond/"): c.data["text"]
+        for c in fake_slack.calls
+        if c.path.startswith("/respond/")
+    }
+    for i in range(10, 20):
+        assert "cannot reach its Redis" in answered[f"k{i}"]
+    for i in range(20, 30):
+        assert "already" in answered[f"k{i}"]
+    assert len(fake_deployhq.retries()) == 1
+    health = bots[1].http.get(bots[1].url + "/healthz", timeout=5)
+    assert health.status_code == 200  # recovered without a restart
+
+
+# --- DeployHQ -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """An address whose connections are never accepted: its tiny backlog is already full."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    yield f"http://127.0.0.1:{port}"
+    for sock in [*fillers, listener]:
+        sock.close()
+
+
+FAULTS = {
+    "read-timeout": (Reply(200, None, delay=2.5), "may still have been queued"),
+    "500": (Reply(500, {"status": 500, "error": "Internal error"}), "HTTP 500"),
+    "503": (Reply(503, raw=b"<html><h1>Service Unavailable</h1></html>"), "HTTP 503"),
+    "429": (Reply(429, {"error": "Too many requests"}, {"Retry-After": "30"}), "wait for 30 s"),
+    "html-page": (Reply(502, raw=b"<!DOCTYPE html><title>Bad gateway</title>"), "HTTP 502"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
+def test_deployhq_faults_say_what_happened_and_leave_retry_usable(
+    start_bot: Callable[..., BotServer],
+    env: dict,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    fault: str,
+):
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_TIMEOUT": "1"}))
+    reply, said = FAULTS[fault]
+    bot.webhook(delivery())
+    fake_deployhq.script("retry", reply)
+
+    bot.click(retry_value(fake_slack.api_calls("chat.postMessage")[0]), user_id="U0FIRST")
+
+    (failed,) = fake_slack.wait_for(lambda: updates_saying(fake_slack, "did not go through"))
+    assert said in state_line(failed)
+    assert "deployhq_retry" in buttons(failed)
+    bot.click(retry_value(failed), user_id="U0AGAIN", key="again")
+    fake_slack.wait_for(lambda: updates_saying(fake_slack, "Retried by <@U0AGAIN>"))
+    assert len(fake_deployhq.retries()) == 2
+
+
+def test_deployhq_connect_timeout_says_so_and_leaves_retry_usable(
+    start_bot: Callable[..., BotServer], env: dict, fake_slack: FakeSlack, black_hole: str
+):
+    bot = start_bot(
+        Settings.from_env({**env, "DEPLOYHQ_TIMEOUT": "1", "DEPLOYHQ_BASE_URL": black_hole})
+    )
+    bot.webhook(delivery())
+
+    bot.click(retry_value(fake_slack.api_calls("chat.postMessage")[0]), user_id="U0FIRST")
+
+    (failed,) = fake_slack.wait_for(lambda: updates_saying(fake_slack, "did not go through"))
+    assert "could not reach DeployHQ; nothing was retried" in state_line(failed)
+    bot.click(retry_value(failed), user_id="U0AGAIN", key="again")
+    fake_slack.wait_for(lambda: updates_saying(fake_slack, "Retry requested by <@U0AGAIN>"))
+
+
+# --- Slack --------------------------------------------------------------------------------
+
+
+def test_a_rate_limited_post_is_retried_after_retry_after(bot: BotServer, fake_slack: FakeSlack):
+    fake_slack.script(
+        "chat.postMessage", Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+    )
+    started = time.monotonic()
+
+    response = bot.webhook(delivery())
+
+    assert response.json()["result"] == "posted"
+    assert time.monotonic() - started >= 1.0
+    assert len(fake_slack.api_calls("chat.postMessage")) == 2
+
+
+def test_a_rate_limited_update_still_brings_the_outcome_to_the_card(
+    bot: BotServer, fake_slack: FakeSlack
+):
+    bot.webhook(delivery())
+    fake_slack.script(
+        "chat.update",
+        Reply(200, None),
+        Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}),
+    )
+
+    bot.click(retry_value(fake_slack.api_calls("chat.postMessage")[0]))
+
+    # The outcome is sent, refused with 429, and sent again after Retry-After.
+    fake_slack.wait_for(lambda: len(updates_saying(fake_slack, "Retried by")) == 2)
+    assert len(fake_slack.api_calls("chat.update")) == 3
+
+
+def test_a_5xx_on_update_does_not_lose_the_outcome(bot: BotServer, fake_slack: FakeSlack):
+    bot.webhook(delivery())
+    broken = Reply(500, {"ok": False, "error": "internal_error"})
+    fake_slack.script("chat.update", Reply(200, None), broken, broken, broken)
+
+    bot.click(retry_value(fake_slack.api_calls("chat.postMessage")[0]))
+
+    def outcome_posted() -> list[dict]:
+        return [
+            m
+            for m in fake_slack.api_calls("chat.postMessage")
+            if "thread_ts" not in m and "Retried by" in state_line(m)
+        ]
+
+    (fresh,) = fake_slack.wait_for(outcome_posted)
+    assert fresh["channel"] == "C0DEPLOYS"
+
+
+# --- a worker killed mid-retry ---------------------------------------------------------------
+
+
+def test_a_worker_killed_mid_retry_leaves_no_card_stuck_retrying(
+    env: dict, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    server = Gunicorn({**env, "DEPLOYHQ_TIMEOUT": "1"}, workers=1)  # lock: 1 + 1 + 5 s
+    try:
+        server.wait_ready()
+        requests.post(
+            f"{server.url}/deployhq/webhook?token={WEBHOOK_SECRET}", json=delivery(), timeout=10
+        )
+        value = retry_value(fake_slack.api_calls("chat.postMessage")[0])
+        fake_deployhq.script("retry", Reply(200, None, delay=5))
+
+        def click(user_id: str, key: str) -> None:
+            body = click_body(value, response_url=fake_slack.response_url(key), user_id=user_id)
+            ack = requests.post(
+                server.url + "/slack/events", data=body, headers=slack_headers(body), timeout=10
+            )
+            assert ack.status_code == 200
+
+        click("U0DOOMED", "doomed")
+        fake_deployhq.wait_for(fake_deployhq.retries)
+        (worker,) = server.workers()
+        os.kill(worker, signal.SIGKILL)  # mid-call: nothing will release the lock
+        fake_slack.wait_for(lambda: server.workers() and server.workers() != [worker])
+        retrying = fake_slack.api_calls("chat.update")[-1]
+        assert "Retry requested by <@U0DOOMED>" in state_line(retrying)
+        assert "deployhq_retry" in buttons(retrying)  # the card offers Retry throughout
+
+        server.wait_ready()
+        click("U0EARLY", "early")
+        early = fake_slack.wait_for(lambda: fake_slack.responses("early"))[0]
+        assert "<@U0DOOMED> already started retrying" in early["text"]
+
+        time.sleep(7.5)  # the dead worker's lock expires
+        click("U0LATER", "later")
+        fake_slack.wait_for(lambda: updates_saying(fake_slack, "Retried by <@U0LATER>"), timeout=15)
+        assert len(fake_deployhq.retries()) == 2
+    finally:
+        server.stop()
