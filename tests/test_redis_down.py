@@ -8,7 +8,7 @@ import pytest
 
 from bot.config import Settings
 from tests.conftest import BotServer
-from tests.support.cards import retry_value
+from tests.support.cards import retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.redis_server import RedisServer
 from tests.support.signed import delivery
@@ -99,5 +99,8 @@ def test_without_redis_url_an_in_process_store_is_used_with_a_warning(
     value = retry_value(fake_slack.api_calls("chat.postMessage")[0])
     bot.click(value)
     bot.click(value, key="second")
-    fake_slack.wait_for(fake_slack.responses)
+    fake_slack.wait_for(lambda: fake_slack.responses("second"))
+    fake_slack.wait_for(
+        lambda: any("Retried by" in state_line(u) for u in fake_slack.api_calls("chat.update"))
+    )
     assert len(fake_deployhq.retries()) == 1

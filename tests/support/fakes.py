@@ -42,6 +42,7 @@ class FakeServer:
         self.calls: list[Call] = []
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
+        self._defaults: dict[str, Reply] = {}
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
 
         @self.app.errorhandler(404)
@@ -66,6 +67,11 @@ class FakeServer:
     def stop(self) -> None:
         self._server.shutdown()
 
+    def always(self, kind: str, reply: Reply) -> None:
+        """Answer every call of ``kind`` with ``reply`` (after any scripted ones)."""
+        with self._lock:
+            self._defaults[kind] = reply
+
     def script(self, kind: str, *replies: Reply) -> None:
         """Answer the next calls of ``kind`` with ``replies``, in order; then the default."""
         with self._lock:
@@ -89,7 +95,7 @@ class FakeServer:
     def _reply(self, kind: str, default: Callable[[], Reply]) -> Response:
         with self._lock:
             queue = self._scripts.get(kind)
-            reply = queue.pop(0) if queue else None
+            reply = queue.pop(0) if queue else self._defaults.get(kind)
         if reply is None:
             reply = default()
         elif reply.body is None and reply.raw is None:  # scripted status/delay, default body
