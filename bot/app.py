@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -12,6 +10,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.background import Background
 from bot.cards import Cards
 from bot.config import Settings
 from bot.deployhq import DeployHQ
@@ -36,17 +35,23 @@ def slack_client(settings: Settings) -> WebClient:
 
 
 def build_app(
-    settings: Settings, *, client: WebClient, retries: Retries, deployhq: DeployHQ, cards: Cards
+    settings: Settings,
+    *,
+    client: WebClient,
+    retries: Retries,
+    deployhq: DeployHQ,
+    cards: Cards,
+    background: Background,
 ) -> App:
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret,
-        # The answer leaves as soon as ack() returns; slow work runs in lazy listeners.
+        # Listeners run in the request thread and the answer leaves when they return; each
+        # acks, then hands its slow work to ``background``.
         process_before_response=True,
         # No auth.test call while a worker boots: a Slack hiccup must not stop a deploy.
         token_verification_enabled=False,
-        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt-lazy"),
     )
-    actions.register(app, retries)
-    commands.register(app, deployhq=deployhq, retries=retries, cards=cards)
+    actions.register(app, retries, background)
+    commands.register(app, deployhq=deployhq, retries=retries, cards=cards, background=background)
     return app

@@ -9,13 +9,13 @@ message cannot be updated (deleted, or Slack refuses), a fresh one is posted and
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import messages
+from bot.background import Background
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployments import FAILED, Deployment
 from bot.routing import RetryTarget
@@ -46,14 +46,14 @@ class Cards:
         web_url: str,
         *,
         deployhq: DeployHQ | None = None,
-        executor: Executor | None = None,
+        background: Background | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.web_url = web_url
         self.deployhq = deployhq
         # Why a deployment failed is looked up after the notification is out, never before.
-        self.executor = executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="why")
+        self.background = background or Background(max_workers=2)
 
     def page_url(self, deployment: Deployment) -> str:
         return deployment_page_url(
@@ -200,7 +200,7 @@ class Cards:
 
     def _explain(self, card: Card) -> None:
         if self.deployhq is not None:
-            self.executor.submit(self._explain_now, card)
+            self.background.run("looking up why a deployment failed", self._explain_now, card)
 
     def _explain_now(self, card: Card) -> None:
         assert self.deployhq is not None
@@ -211,9 +211,6 @@ class Cards:
             log.warning(
                 "could not learn why deployment %s failed: %s", deployment.identifier, error
             )
-            return
-        except Exception:
-            log.exception("looking up why deployment %s failed", deployment.identifier)
             return
         if found is not None:
             self._reply(card, messages.failure_log(*found))

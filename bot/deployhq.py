@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # DeployHQ is healthy; the read timeout only bounds how long the card says "retrying".
 DEFAULT_TIMEOUT = (3.05, 20.0)
 _MAX_MESSAGE = 500
+POOL_SIZE = 32
 
 
 class DeployHQError(Exception):
@@ -58,6 +59,10 @@ class DeployHQ:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        # As many kept-alive connections as threads that call DeployHQ at once.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         self.session.auth = (username, api_key)
         self.session.headers.update(
             {

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, request
-from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 from werkzeug.exceptions import HTTPException
 
+from bot import slack_adapter
 from bot.app import build_app, slack_client
+from bot.background import Background
 from bot.cards import Cards, NotDelivered
 from bot.config import ConfigError, Settings, is_channel_id
 from bot.deployhq import DeployHQ
@@ -49,13 +50,22 @@ def create_app(
         settings.deployhq_api_key,
         timeout=settings.deployhq_timeouts,
     )
-    cards = Cards(client, store, settings.deployhq_web_url, deployhq=deployhq)
+    background = Background()
+    cards = Cards(
+        client, store, settings.deployhq_web_url, deployhq=deployhq, background=background
+    )
     policy = RetryPolicy(
         settings.retry_allowed_users, settings.retry_allowed_usergroups, client=client, store=store
     )
     retries = Retries(deployhq, store, cards, policy)
-    bolt = build_app(settings, client=client, retries=retries, deployhq=deployhq, cards=cards)
-    slack_handler = SlackRequestHandler(bolt)
+    bolt = build_app(
+        settings,
+        client=client,
+        retries=retries,
+        deployhq=deployhq,
+        cards=cards,
+        background=background,
+    )
     webhook_auth = WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key)
 
     flask = Flask(__name__)
@@ -63,7 +73,7 @@ def create_app(
 
     @flask.post(SLACK_EVENTS_PATH)
     def slack_events() -> Response:
-        return slack_handler.handle(request)
+        return slack_adapter.handle(bolt, request)
 
     @flask.post(WEBHOOK_PATH)
     def deployhq_webhook() -> tuple[Response, int]:

@@ -79,6 +79,21 @@ def test_retry_takes_a_pasted_deployhq_address(
     assert fake_deployhq.retries()[0].path.startswith("/projects/my-project/")
 
 
+def test_a_command_mentioning_payload_is_understood(
+    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    # slack-bolt reads any form body containing "payload" as an interactivity payload.
+    fake_deployhq.deployments[DEPLOYMENT_ID] = delivery(
+        project={"name": "Payload API", "permalink": "payload-api"}
+    )
+
+    ack = bot.command(f"retry payload-api {DEPLOYMENT_ID}")
+
+    assert ack.status_code == 200
+    assert "<@U0TYPIST> retried" in answer(fake_slack)["text"]
+    assert fake_deployhq.retries()[0].path.startswith("/projects/payload-api/")
+
+
 def test_retry_shows_deployhqs_422_reason(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):

@@ -8,29 +8,36 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot import messages
+from bot.background import Background
 from bot.retries import Retries
 from bot.routing import OPEN_ACTION, RETRY_ACTION, RetryTarget
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, retries: Retries) -> None:
-    def retry_clicked(body: dict[str, Any], respond: Respond) -> None:
-        user_id = str((body.get("user") or {}).get("id", ""))
-        actions = body.get("actions") or [{}]
-        try:
-            target = RetryTarget.decode(str(actions[0].get("value", "")))
-        except ValueError as exc:
-            log.warning("retry click by %s with an unreadable button: %s", user_id, exc)
-            tell(respond, "This button no longer names a deployment; nothing was retried.")
-            return
-        result = retries.retry(target, user_id, lambda text: tell(respond, text))
-        if result.state is not None and not result.card_updated:
-            tell(respond, messages.retry_note(result.state, result.deployment))
+def register(app: App, retries: Retries, background: Background) -> None:
+    def retry_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()  # the answer leaves when this returns; the retry itself runs after it
+        background.run("retry click", retry, retries, body, respond)
 
-    app.action(RETRY_ACTION)(ack=acknowledge, lazy=[retry_clicked])
+    app.action(RETRY_ACTION)(retry_clicked)
     # A link button still reports its click; answer it so Slack shows no error.
     app.action(OPEN_ACTION)(acknowledge)
+
+
+def retry(retries: Retries, body: dict[str, Any], respond: Respond) -> None:
+    """Retry what the clicked button names, answering the clicker privately when needed."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    actions = body.get("actions") or [{}]
+    try:
+        target = RetryTarget.decode(str(actions[0].get("value", "")))
+    except ValueError as exc:
+        log.warning("retry click by %s with an unreadable button: %s", user_id, exc)
+        tell(respond, "This button no longer names a deployment; nothing was retried.")
+        return
+    result = retries.retry(target, user_id, lambda text: tell(respond, text))
+    if result.state is not None and not result.card_updated:
+        tell(respond, messages.retry_note(result.state, result.deployment))
 
 
 def acknowledge(ack: Ack) -> None:

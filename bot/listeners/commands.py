@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App, Respond
+from slack_bolt import Ack, App, Respond
 
 from bot import commands, messages
+from bot.background import Background
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
-from bot.listeners.actions import acknowledge, tell
+from bot.listeners.actions import tell
 from bot.retries import Retries
 from bot.routing import RetryTarget
 
@@ -19,7 +20,13 @@ log = logging.getLogger(__name__)
 COMMAND = "/deployhq"
 
 
-def register(app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards) -> None:
+def register(
+    app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards, background: Background
+) -> None:
+    def command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()  # the answer leaves when this returns; the command runs after it
+        background.run(COMMAND, run, body, respond)
+
     def run(body: dict[str, Any], respond: Respond) -> None:
         user_id = str(body.get("user_id", ""))
         command = commands.parse(str(body.get("text", "")))
@@ -65,7 +72,7 @@ def register(app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards) ->
             return
         _say(respond, text)
 
-    app.command(COMMAND)(ack=acknowledge, lazy=[run])
+    app.command(COMMAND)(command)
 
 
 def _private(respond: Respond, message: messages.Message) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,8 +27,13 @@ def path_with_venv() -> str:
     return f"{Path(sys.executable).parent}:{os.environ['PATH']}"
 
 
+BOT_APP = "'bot.web:create_app()'"
+
+
 class Gunicorn:
-    def __init__(self, env: dict[str, str], *, workers: int = 2) -> None:
+    """``app`` swaps the Procfile's WSGI app for another, keeping every other setting."""
+
+    def __init__(self, env: dict[str, str], *, workers: int = 2, app: str = BOT_APP) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         process_env = {
@@ -36,12 +42,14 @@ class Gunicorn:
             "WEB_CONCURRENCY": str(workers),
             **env,
         }
+        # A file, not a pipe: an unread pipe fills up and blocks the workers' access log.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; stop() closes it
         self.process = subprocess.Popen(
-            ["bash", "-c", f"exec {procfile_command()}"],
+            ["bash", "-c", "exec " + procfile_command().replace(BOT_APP, app)],
             cwd=ROOT,
             env=process_env,
             start_new_session=True,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         self.output = ""
@@ -52,8 +60,8 @@ class Gunicorn:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or a worker still booting
             if self.process.poll() is not None:
                 raise AssertionError(self.stop())
             if time.monotonic() > deadline:
@@ -69,5 +77,8 @@ class Gunicorn:
     def stop(self) -> str:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
-        self.output = self.process.communicate(timeout=30)[0].decode()
+        self.process.wait(timeout=30)
+        self.log.seek(0)
+        self.output = self.log.read().decode(errors="replace")
+        self.log.close()
         return self.output
