@@ -1,6 +1,6 @@
 """Benchmark: how fast the bot answers Slack, how much it handles, and that it retries once.
 
-    python -m bench.run
+    python -m bench.run [--clicks-only]
 
 Starts the bot exactly as the Procfile does (gunicorn, WEB_CONCURRENCY=2) against fake Slack and
 DeployHQ servers and a private redis-server, and prints a table. Not a test: it asserts nothing.
@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.routing import RetryTarget
-from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.gunicorn import Gunicorn
 from tests.support.redis_server import RedisServer
 from tests.support.signed import SIGNING_SECRET, WEBHOOK_SECRET, click_body, delivery, slack_headers
@@ -49,19 +49,57 @@ class Client:
         return response.status, time.perf_counter() - started
 
 
-def click(slack: FakeSlack, deployment: str, user: str) -> tuple[str, dict[str, str]]:
+class Fakes:
+    """The fake Slack and DeployHQ, running in ``bench.fakes``; read through their ``/_calls``."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.fakes"], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        urls = json.loads(self.process.stdout.readline())
+        self.slack, self.deployhq = urls["slack"], urls["deployhq"]
+
+    def paths(self, url: str) -> list[str]:
+        with urllib.request.urlopen(url + "/_calls", timeout=30) as response:  # noqa: S310
+            return [path for _, path in json.load(response)]
+
+    def count(self, url: str, prefix: str) -> int:
+        return sum(1 for path in self.paths(url) if path.startswith(prefix))
+
+    def wait_count(self, url: str, prefix: str, at_least: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(url, prefix) < at_least:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {self.count(url, prefix)} of {at_least} {prefix} calls")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def click(fakes: Fakes, deployment: str, user: str) -> tuple[str, dict[str, str]]:
     value = RetryTarget("bench", deployment, f"{deployment}:1").encode()
-    body = click_body(value, response_url=slack.response_url(user), user_id=user)
+    body = click_body(value, response_url=f"{fakes.slack}/respond/{user}", user_id=user)
     return body, slack_headers(body)
 
 
-def bursts(url: str, slack: FakeSlack, size: int, rounds: int) -> list[float]:
-    """Latency of each click, ``size`` at a time, every click a real retry of its own failure."""
+def bursts(url: str, fakes: Fakes, size: int, rounds: int, *, one_card: bool) -> list[float]:
+    """Latency of each click, ``size`` at a time.
+
+    ``one_card``: the burst is people clicking the same card (one retry, the rest are told who
+    retried); otherwise every click retries a failure of its own, the most work per click.
+    """
     clients = [Client(url) for _ in range(size)]
     latencies: list[float] = []
     lock = threading.Lock()
     for _ in range(rounds):
-        requests = [click(slack, str(uuid.uuid4()), f"U{i:04d}") for i in range(size)]
+        shared = str(uuid.uuid4())
+        requests = [
+            click(fakes, shared if one_card else str(uuid.uuid4()), f"U{i:04d}")
+            for i in range(size)
+        ]
         start = threading.Barrier(size)
 
         def one(i: int, requests: list[Any] = requests, start: Any = start) -> None:
@@ -87,11 +125,11 @@ def summary(latencies: list[float]) -> tuple[float, float, float]:
     return statistics.median(ms), p99, ms[-1]
 
 
-def webhooks_per_second(url: str, slack: FakeSlack) -> float:
+def webhooks_per_second(url: str, fakes: Fakes) -> float:
     bodies = [json.dumps(delivery(identifier=str(uuid.uuid4()))) for _ in range(WEBHOOKS)]
     headers = {"Content-Type": "application/json"}
     path = f"/deployhq/webhook?token={WEBHOOK_SECRET}"
-    before = len(slack.api_calls("chat.postMessage"))
+    before = fakes.count(fakes.slack, "/api/chat.postMessage")
     clients = [Client(url) for _ in range(WEBHOOK_SENDERS)]
     started = time.perf_counter()
 
@@ -102,18 +140,18 @@ def webhooks_per_second(url: str, slack: FakeSlack) -> float:
 
     with ThreadPoolExecutor(WEBHOOK_SENDERS) as pool:
         list(pool.map(send, range(WEBHOOK_SENDERS)))
-    slack.wait_for(lambda: len(slack.api_calls("chat.postMessage")) - before >= WEBHOOKS, 120)
+    fakes.wait_count(fakes.slack, "/api/chat.postMessage", before + WEBHOOKS, 120)
     return WEBHOOKS / (time.perf_counter() - started)
 
 
-def storms(urls: list[str], slack: FakeSlack, deployhq: FakeDeployHQ) -> Counter[str]:
+def storms(urls: list[str], fakes: Fakes) -> Counter[str]:
     """Each storm: STORM_SIZE concurrent clicks on one failure, alternating between instances."""
     clients = [Client(urls[i % len(urls)]) for i in range(STORM_SIZE)]
     deployments = [str(uuid.uuid4()) for _ in range(STORMS)]
-    answered_before = len(slack.responses())
+    answered_before = fakes.count(fakes.slack, "/respond/")
     with ThreadPoolExecutor(STORM_SIZE) as pool:
         for deployment in deployments:
-            requests = [click(slack, deployment, f"S{i:04d}") for i in range(STORM_SIZE)]
+            requests = [click(fakes, deployment, f"S{i:04d}") for i in range(STORM_SIZE)]
             start = threading.Barrier(STORM_SIZE)
 
             def one(i: int, requests: list[Any] = requests, start: Any = start) -> int:
@@ -123,14 +161,14 @@ def storms(urls: list[str], slack: FakeSlack, deployhq: FakeDeployHQ) -> Counter
 
             assert set(pool.map(one, range(STORM_SIZE))) == {200}
     # Every clicker hears back: the winner with the outcome, the others with who won.
-    expected = answered_before + STORMS * STORM_SIZE
-    slack.wait_for(lambda: len(slack.responses()) >= expected, 180)
+    fakes.wait_count(fakes.slack, "/respond/", answered_before + STORMS * STORM_SIZE, 180)
     wanted = set(deployments)
-    return Counter(
+    retried = (
         path.split("/deployments/")[1].split("/")[0]
-        for path in (c.path for c in deployhq.retries())
-        if path.split("/deployments/")[1].split("/")[0] in wanted
+        for path in fakes.paths(fakes.deployhq)
+        if path.endswith("/retry")
     )
+    return Counter(d for d in retried if d in wanted)
 
 
 def machine() -> str:
@@ -147,17 +185,16 @@ def machine() -> str:
 
 
 def main() -> None:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the fakes' request log
     redis_server = RedisServer()
     redis_server.start()
-    slack, deployhq = FakeSlack().start(), FakeDeployHQ().start()
+    fakes = Fakes()
     env = {
         "SLACK_BOT_TOKEN": "xoxb-bench",
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.url + "/api/",
+        "SLACK_API_URL": fakes.slack + "/api/",
         "SLACK_CHANNEL": "C0BENCH",
         "DEPLOYHQ_ACCOUNT": "bench",
-        "DEPLOYHQ_BASE_URL": deployhq.url,
+        "DEPLOYHQ_BASE_URL": fakes.deployhq,
         "DEPLOYHQ_USERNAME": "bench@example.com",
         "DEPLOYHQ_API_KEY": "b" * 40,
         "DEPLOYHQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -173,33 +210,37 @@ def main() -> None:
         for server in servers.values():
             server.wait_ready()
         for name in ("bot", "bare"):  # warm up: first requests pay for imports and auth.test
-            bursts(servers[name].url, slack, 10, 3)
+            bursts(servers[name].url, fakes, 10, 3, one_card=False)
 
         print(f"Machine: {machine()}")
         print(
             "Bot and baseline: the Procfile's gunicorn command, WEB_CONCURRENCY=2, --threads 10\n"
         )
-        print("Click → ack latency (ms), signed block_actions; each click a real retry")
+        print("Click → ack latency in ms (p50 / p99 / max), signed block_actions over HTTP")
         print(
-            f"{'burst':>5} {'clicks':>6} | {'bot p50':>7} {'p99':>6} {'max':>6} | "
-            f"{'bare p50':>8} {'p99':>6} {'max':>6} | {'p99 ratio':>9}"
+            f"{'burst':>5} {'clicks':>6} | {'bot, one card':>20} | {'bot, own failures':>20} | "
+            f"{'bare endpoint':>20} | p99 ratio"
         )
         for size, rounds in BURSTS.items():
-            bot = summary(bursts(servers["bot"].url, slack, size, rounds))
-            bare = summary(bursts(servers["bare"].url, slack, size, rounds))
+            url = servers["bot"].url
+            card = summary(bursts(url, fakes, size, rounds, one_card=True))
+            own = summary(bursts(url, fakes, size, rounds, one_card=False))
+            bare = summary(bursts(servers["bare"].url, fakes, size, rounds, one_card=False))
+            cells = " | ".join(f"{a:>6.1f} {b:>6.1f} {c:>6.1f}" for a, b, c in (card, own, bare))
             print(
-                f"{size:>5} {size * rounds:>6} | {bot[0]:>7.1f} {bot[1]:>6.1f} {bot[2]:>6.1f} | "
-                f"{bare[0]:>8.1f} {bare[1]:>6.1f} {bare[2]:>6.1f} | {bot[1] / bare[1]:>8.2f}×"
+                f"{size:>5} {size * rounds:>6} | {cells} | "
+                f"{card[1] / bare[1]:.1f}× / {own[1] / bare[1]:.1f}×"
             )
 
-        rate = webhooks_per_second(servers["bot"].url, slack)
+        if "--clicks-only" in sys.argv:
+            return
+        rate = webhooks_per_second(servers["bot"].url, fakes)
         print(
             f"\nFailure webhooks until each is posted to Slack: {WEBHOOKS} from "
             f"{WEBHOOK_SENDERS} senders, {rate:.0f}/s"
         )
 
-        deployhq.always("retry", Reply(200, None, delay=0.05))  # a DeployHQ that takes a moment
-        counts = storms([servers["bot"].url, servers["bot-2"].url], slack, deployhq)
+        counts = storms([servers["bot"].url, servers["bot-2"].url], fakes)
         made = sum(counts.values())
         duplicated = sum(1 for c in counts.values() if c > 1)
         missing = STORMS - len(counts)
@@ -211,8 +252,7 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-        slack.stop()
-        deployhq.stop()
+        fakes.stop()
         redis_server.stop()
 
 

@@ -45,6 +45,13 @@ class FakeServer:
         self._defaults: dict[str, Reply] = {}
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
 
+        @self.app.get("/_calls")
+        def calls() -> Response:
+            """Every call so far, for a process that cannot read ``self.calls`` (the benchmark)."""
+            with self._lock:
+                listed = [[c.method, c.path] for c in self.calls]
+            return Response(json.dumps(listed), content_type="application/json")
+
         @self.app.errorhandler(404)
         def unknown(_: Exception) -> Response:
             self._record()
