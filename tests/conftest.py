@@ -90,6 +90,22 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def start_redis() -> Iterator[Callable[..., RedisServer]]:
+    """A redis-server of the test's own, which it may stop and start without disturbing others."""
+    servers: list[RedisServer] = []
+
+    def start(*, persistent: bool = False) -> RedisServer:
+        server = RedisServer(persistent=persistent)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     redis_server.flush()
     return redis_server.url

@@ -34,11 +34,8 @@ def updates_saying(slack: FakeSlack, text: str) -> list[dict]:
 
 
 @pytest.fixture
-def durable_redis() -> Iterator[RedisServer]:
-    server = RedisServer(persistent=True)
-    server.start()
-    yield server
-    server.stop()
+def durable_redis(start_redis: Callable[..., RedisServer]) -> RedisServer:
+    return start_redis(persistent=True)
 
 
 def test_redis_killed_in_a_click_storm_and_restarted_retries_once_and_answers_everyone(

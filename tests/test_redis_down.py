@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -15,12 +15,8 @@ from tests.support.signed import delivery
 
 
 @pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to stop without disturbing the others."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
+def own_redis(start_redis: Callable[..., RedisServer]) -> RedisServer:
+    return start_redis()
 
 
 @pytest.fixture
