@@ -19,18 +19,6 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _MAX_FIELD = 2000
 
 FAILED = "failed"
-KNOWN_STATUSES = frozenset(
-    {
-        "pending",
-        "running",
-        "completed",
-        "failed",
-        "cancelled",
-        "preview_pending",
-        "preview_ready",
-        "preview_failed",
-    }
-)
 
 
 _STATUS_RANK = {
