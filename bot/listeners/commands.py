@@ -23,7 +23,7 @@ COMMAND = "/deployhq"
 def register(
     app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards, background: Background
 ) -> None:
-    def command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def on_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()  # the answer leaves when this returns; the command runs after it
         background.run(COMMAND, run, body, respond)
 
@@ -72,7 +72,7 @@ def register(
             return
         _say(respond, text)
 
-    app.command(COMMAND)(command)
+    app.command(COMMAND)(on_command)
 
 
 def _private(respond: Respond, message: messages.Message) -> None:
