@@ -7,24 +7,47 @@ again) before running; measured, that copy was 40% of a click's time to acknowle
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+EXTENSION = "deployhq-bot.background"
+"""Where ``create_app`` leaves the worker's pool, for gunicorn's ``worker_exit`` to drain."""
+
 
 class Background:
-    def __init__(self, max_workers: int = 16) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="after-ack")
+    def __init__(self, max_workers: int = 16, name: str = "after-ack") -> None:
+        self.name = name
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Tasks queued or running."""
+        return self._pending
 
     def run(self, what: str, work: Callable[..., None], *args: Any) -> None:
         """Start ``work(*args)``; if it raises, the traceback is logged under ``what``."""
+        with self._lock:
+            self._pending += 1
         self._pool.submit(self._guarded, what, work, args)
 
-    @staticmethod
-    def _guarded(what: str, work: Callable[..., None], args: tuple[Any, ...]) -> None:
+    def close(self) -> None:
+        """Refuse new work and wait for what is queued; a stopping worker calls this."""
+        if self._pending:
+            log.info("finishing %d %s task(s) before exiting", self._pending, self.name)
+        self._pool.shutdown(wait=True)
+        log.info("%s tasks finished", self.name)
+
+    def _guarded(self, what: str, work: Callable[..., None], args: tuple[Any, ...]) -> None:
         try:
             work(*args)
         except Exception:
             log.exception("%s failed", what)
+        finally:
+            with self._lock:
+                self._pending -= 1

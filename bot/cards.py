@@ -38,6 +38,18 @@ def slack_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _how_to_fix(error: str, channel: str) -> str:
+    """What an operator should do about a post Slack refused for its channel."""
+    if error == "not_in_channel":
+        return f": invite the bot to {channel} (in that channel: /invite @DeployHQ)"
+    if error == "channel_not_found":
+        return (
+            f": the bot sees no channel {channel}; check SLACK_CHANNEL (or the webhook URL's "
+            "?channel=), and invite the bot if the channel is private"
+        )
+    return ""
+
+
 class Cards:
     def __init__(
         self,
@@ -156,13 +168,14 @@ class Cards:
                 channel=channel, unfurl_links=False, unfurl_media=False, **message
             )
         except SLACK_ERRORS as exc:
+            reason = slack_error(exc) + _how_to_fix(slack_error(exc), channel)
             log.error(
                 "could not post the card of deployment %s to %s: %s",
                 deployment.identifier,
                 channel,
-                slack_error(exc),
+                reason,
             )
-            raise NotDelivered(slack_error(exc)) from exc
+            raise NotDelivered(reason) from exc
         log.info("posted the card of deployment %s as %s", deployment.identifier, response["ts"])
         return Card(str(response["channel"]), str(response["ts"]), deployment)
 

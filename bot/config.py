@@ -27,6 +27,18 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
 _ACCOUNT = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _SLACK_ID_LIST = re.compile(r"^[A-Z0-9]{2,30}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+# The values `.env.example` ships with. A setting still holding one was never filled in, so it
+# counts as unset: otherwise the bot starts "healthy" and fails on the first Slack request.
+PLACEHOLDERS = {
+    "SLACK_BOT_TOKEN": "xoxb-your-bot-token",
+    "SLACK_SIGNING_SECRET": "your-signing-secret",
+    "SLACK_CHANNEL": "C0123456789",
+    "DEPLOYHQ_ACCOUNT": "your-account",
+    "DEPLOYHQ_USERNAME": "you@example.com",
+    "DEPLOYHQ_API_KEY": "your-40-character-api-key",
+}
 
 
 class ConfigError(Exception):
@@ -58,6 +70,7 @@ class Settings:
     deployhq_webhook_secret: str | None = field(default=None, repr=False)
     deployhq_public_key_pem: str = field(default=DEPLOYHQ_PUBLIC_KEY, repr=False)
     redis_url: str | None = field(default=None, repr=False)
+    redis_tls_verify: bool = True
     retry_allowed_users: frozenset[str] = frozenset()
     retry_allowed_usergroups: frozenset[str] = frozenset()
     log_level: str = "INFO"
@@ -87,6 +100,33 @@ class Settings:
         return sum(self.deployhq_timeouts) + 5.0
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value the bot holds, for scrubbing anything that might be printed."""
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.deployhq_api_key,
+            self.deployhq_webhook_secret or "",
+            (urlsplit(self.redis_url).password or "") if self.redis_url else "",
+        ]
+        return tuple(v for v in values if len(v) >= 4)
+
+    def warnings(self) -> list[str]:
+        """Settings that work but will surprise someone; logged once at start-up."""
+        found = []
+        if not self.deployhq_webhook_secret:
+            found.append(
+                'DEPLOYHQ_WEBHOOK_SECRET is not set: JSON ("HTTP") notifications from DeployHQ '
+                'will be refused with 403 until it is; signed "HTTP POST" ones are accepted'
+            )
+        if self.redis_url and not self.redis_tls_verify:
+            found.append(
+                "REDIS_TLS_VERIFY=false: Redis's TLS certificate is not verified (traffic is "
+                "still encrypted); use this only for providers with self-signed certificates"
+            )
+        return found
+
+    @property
     def deployhq_public_key(self) -> RSAPublicKey:
         key = load_pem_public_key(self.deployhq_public_key_pem.encode())
         assert isinstance(key, RSAPublicKey)  # checked in from_env
@@ -99,12 +139,14 @@ class Settings:
         problems: list[str] = []
 
         def get(name: str) -> str:
-            return env.get(name, "").strip()
+            value = env.get(name, "").strip()
+            return "" if value == PLACEHOLDERS.get(name) else value
 
         def required(name: str, meaning: str) -> str:
             value = get(name)
             if not value:
-                problems.append(f"{name} is not set ({meaning})")
+                still = " (it still holds .env.example's placeholder)" if env.get(name) else ""
+                problems.append(f"{name} is not set{still}: {meaning}")
             return value
 
         token = required("SLACK_BOT_TOKEN", "the bot token, xoxb-…, from the app's OAuth page")
@@ -145,6 +187,9 @@ class Settings:
         redis_url = get("REDIS_URL") or None
         if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             problems.append("REDIS_URL must start with redis://, rediss:// or unix://")
+        tls_verify = _BOOLEANS.get((get("REDIS_TLS_VERIFY") or "true").lower())
+        if tls_verify is None:
+            problems.append("REDIS_TLS_VERIFY must be true or false")
 
         users = _id_list(get("DEPLOYHQ_RETRY_ALLOWED_USERS"))
         groups = _id_list(get("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS"))
@@ -168,6 +213,8 @@ class Settings:
         if log_level not in _LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
 
+        webhook_secret = get("DEPLOYHQ_WEBHOOK_SECRET") or None
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -179,9 +226,10 @@ class Settings:
             deployhq_api_key=api_key,
             slack_api_url=slack_api_url,
             deployhq_base_url=base_url,
-            deployhq_webhook_secret=get("DEPLOYHQ_WEBHOOK_SECRET") or None,
+            deployhq_webhook_secret=webhook_secret,
             deployhq_public_key_pem=public_key,
             redis_url=redis_url,
+            redis_tls_verify=bool(tls_verify),
             retry_allowed_users=users,
             retry_allowed_usergroups=groups,
             log_level=log_level,

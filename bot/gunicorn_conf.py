@@ -1,4 +1,4 @@
-"""Gunicorn hooks (``--config python:bot.gunicorn_conf``).
+"""Gunicorn settings and hooks (``--config python:bot.gunicorn_conf``).
 
 Settings are checked in the master before any worker forks: a worker that exits on bad
 settings would otherwise be restarted forever, printing the same message each time.
@@ -9,12 +9,60 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from gunicorn import glogging
+
+from bot.background import EXTENSION, Background
 from bot.config import ConfigError, Settings
+from bot.logs import scrub_handlers
+
+# A PaaS restarts a dyno with SIGTERM and kills it 30 s later: a worker gets this long to
+# finish its requests and the work queued after them (a retry in flight, a card update).
+graceful_timeout = 25
+# The path without its query string: a webhook URL may carry ?token=<secret>.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+logger_class = "bot.gunicorn_conf.Logger"
+
+
+class Logger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, at LOG_LEVEL, with every secret scrubbed from its lines."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        try:
+            settings = Settings.from_env()
+        except ConfigError:
+            return  # on_starting reports it and stops
+        self.error_log.setLevel(settings.log_level)
+        for logger in (self.error_log, self.access_log):
+            scrub_handlers(logger, settings.secrets)
 
 
 def on_starting(server: Any) -> None:
     try:
-        Settings.from_env()
+        settings = Settings.from_env()
     except ConfigError as exc:
         print(exc, file=sys.stderr, flush=True)
         sys.exit(78)  # EX_CONFIG
+    for warning in settings.warnings():
+        server.log.warning(warning)
+    if settings.redis_url is None:
+        if server.num_workers > 1:
+            server.log.warning(
+                "REDIS_URL is not set: running 1 worker process instead of %d, because the "
+                "in-process store keeps a retry single only within one process",
+                server.num_workers,
+            )
+            server.num_workers = 1
+        else:
+            server.log.warning(
+                "REDIS_URL is not set: using the in-process store (one process; locks and "
+                "cards are forgotten on restart)"
+            )
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Finish the work queued after acks before the worker goes (within graceful_timeout)."""
+    app = getattr(worker, "wsgi", None)
+    background = getattr(app, "extensions", {}).get(EXTENSION)
+    if isinstance(background, Background):
+        background.close()

@@ -8,6 +8,8 @@ protocol, and ``Store`` puts the bot's meaning on it.
 from __future__ import annotations
 
 import json
+import logging
+import ssl
 import threading
 import time
 import uuid
@@ -16,12 +18,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from bot.deployments import Deployment
+
+log = logging.getLogger(__name__)
 
 DAY = 24 * 3600
 # Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
@@ -34,6 +39,12 @@ CARD_LOCK_WAIT_SECONDS = 15.0
 
 class StoreUnavailable(Exception):
     """The store did not answer; callers must not act as if it had."""
+
+
+CERTIFICATE_REFUSED = (
+    "Redis's TLS certificate was refused (self-signed, as Heroku Redis and other managed Redis "
+    "hand out?); set REDIS_TLS_VERIFY=false to accept it"
+)
 
 
 class KeyValue(Protocol):
@@ -53,10 +64,18 @@ class KeyValue(Protocol):
     def delete_if(self, key: str, expected: str) -> bool: ...
 
 
-def open_redis(url: str) -> redis.Redis:
-    """A client that fails fast: a click must learn within a second that Redis is gone."""
+def open_redis(url: str, *, tls_verify: bool = True) -> redis.Redis:
+    """A client that fails fast: a click must learn within a second that Redis is gone.
+
+    ``tls_verify=False`` accepts a ``rediss://`` server's certificate unverified: managed Redis
+    (Heroku's among them) hands out self-signed ones that rotate, so nothing could pin them.
+    """
+    tls: dict[str, Any] = {}
+    if urlsplit(url).scheme == "rediss" and not tls_verify:
+        tls = {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
     return redis.Redis.from_url(
         url,
+        **tls,
         decode_responses=True,
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
@@ -111,7 +130,22 @@ class RedisKeyValue:
         try:
             return command(*args, **kwargs)
         except redis.RedisError as exc:
+            if _certificate_refused(exc):
+                log.error("Redis is unreachable: %s", CERTIFICATE_REFUSED)
+                raise StoreUnavailable(CERTIFICATE_REFUSED) from exc
             raise StoreUnavailable(f"Redis did not answer ({type(exc).__name__})") from exc
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` came from a TLS certificate we refused (redis-py keeps it as context)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class MemoryKeyValue:

@@ -12,9 +12,9 @@ from flask import Flask, Response, jsonify, request
 from slack_sdk import WebClient
 from werkzeug.exceptions import HTTPException
 
-from bot import slack_adapter
+from bot import logs, slack_adapter
 from bot.app import build_app, slack_client
-from bot.background import Background
+from bot.background import EXTENSION, Background
 from bot.cards import Cards, NotDelivered
 from bot.config import ConfigError, Settings, is_channel_id
 from bot.deployhq import DeployHQ
@@ -39,9 +39,7 @@ def create_app(
     """Build the whole bot; collaborators not given are made from ``settings``."""
     if settings is None:
         settings = _settings_or_exit()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.secrets)
     client = client or slack_client(settings)
     store = store or open_store(settings)
     deployhq = deployhq or DeployHQ(
@@ -70,6 +68,7 @@ def create_app(
 
     flask = Flask(__name__)
     flask.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    flask.extensions[EXTENSION] = background  # drained by gunicorn's worker_exit
 
     @flask.post(SLACK_EVENTS_PATH)
     def slack_events() -> Response:
@@ -114,11 +113,10 @@ def create_app(
 def open_store(settings: Settings) -> Store:
     lock = settings.retry_lock_seconds
     if settings.redis_url:
-        return Store(RedisKeyValue(open_redis(settings.redis_url)), retry_lock_seconds=lock)
-    log.warning(
-        "REDIS_URL is not set: using an in-process store, which keeps retries single only "
-        "within one process. Run one web process (WEB_CONCURRENCY=1) or set REDIS_URL."
-    )
+        client = open_redis(settings.redis_url, tls_verify=settings.redis_tls_verify)
+        return Store(RedisKeyValue(client), retry_lock_seconds=lock)
+    # gunicorn's master says so once, and runs a single worker (see gunicorn_conf).
+    log.info("REDIS_URL is not set: using the in-process store")
     return Store(MemoryKeyValue(), retry_lock_seconds=lock)
 
 

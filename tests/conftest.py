@@ -94,8 +94,8 @@ def start_redis() -> Iterator[Callable[..., RedisServer]]:
     """A redis-server of the test's own, which it may stop and start without disturbing others."""
     servers: list[RedisServer] = []
 
-    def start(*, persistent: bool = False) -> RedisServer:
-        server = RedisServer(persistent=persistent)
+    def start(**options: Any) -> RedisServer:
+        server = RedisServer(**options)
         server.start()
         servers.append(server)
         return server

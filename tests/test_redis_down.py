@@ -88,7 +88,7 @@ def test_without_redis_url_an_in_process_store_is_used_with_a_warning(
     env = {k: v for k, v in env.items() if k != "REDIS_URL"}
     bot = start_bot(Settings.from_env(env))
 
-    assert "REDIS_URL is not set" in caplog.text
+    assert "REDIS_URL is not set: using the in-process store" in caplog.text
     assert bot.http.get(bot.url + "/healthz", timeout=5).json()["store"] == "memory"
     bot.webhook(delivery())
     assert bot.webhook(delivery()).json()["result"] == "duplicate"

@@ -1,0 +1,76 @@
+"""Logging: one handler on stderr, and no secret in any line, whoever wrote it.
+
+Our own code never logs a secret, but libraries at DEBUG print what they send, and a traceback
+can quote anything. So the last step of every line, ours, Bolt's, urllib3's and gunicorn's, is
+to replace each configured secret with ``[redacted]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from urllib.parse import quote
+
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REDACTED = "[redacted]"
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """Formats with ``inner``, then blanks out every secret (and its URL-encoded form)."""
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.inner = inner
+        forms = {form for s in secrets if s for form in (s, quote(s, safe=""))}
+        # Longest first, so a secret containing another is replaced whole.
+        self.secrets = sorted(forms, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.scrub(self.inner.format(record))
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+class _QuietBolt(logging.Filter):
+    """Drops Bolt's warning that the bot token "will be unused".
+
+    Bolt reads SLACK_BOT_TOKEN from the environment itself and warns, on every boot, that the
+    client we hand it wins; which is what we want, so the warning only misleads.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+class _BotHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Ours, so configuring again replaces it and leaves other handlers alone."""
+
+
+def configure(level: str, secrets: Iterable[str]) -> None:
+    """Send every log line, scrubbed, to stderr at ``level``; safe to call more than once."""
+    handler = _BotHandler(sys.stderr)
+    handler.setFormatter(ScrubbingFormatter(logging.Formatter(TEXT_FORMAT), secrets))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _BotHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    bolt = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, _QuietBolt) for f in bolt.filters):
+        bolt.addFilter(_QuietBolt())
+
+
+def scrub_handlers(logger: logging.Logger, secrets: Iterable[str]) -> None:
+    """Wrap the formatters of ``logger``'s own handlers (gunicorn's error and access logs)."""
+    secrets = tuple(secrets)
+    for handler in logger.handlers:
+        inner = handler.formatter or logging.Formatter()
+        if isinstance(inner, ScrubbingFormatter):
+            inner = inner.inner
+        handler.setFormatter(ScrubbingFormatter(inner, secrets))
