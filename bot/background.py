@@ -30,11 +30,24 @@ class Background:
         """Tasks queued or running."""
         return self._pending
 
-    def run(self, what: str, work: Callable[..., None], *args: Any) -> None:
+    def run(self, what: str, work: Callable[..., object], *args: Any) -> None:
         """Start ``work(*args)``; if it raises, the traceback is logged under ``what``."""
         with self._lock:
             self._pending += 1
         self._pool.submit(self._guarded, what, work, args)
+
+    def later(self, delay: float, what: str, work: Callable[..., object], *args: Any) -> None:
+        """``run`` after ``delay`` seconds (dropped if the pool has closed by then)."""
+
+        def start() -> None:
+            try:
+                self.run(what, work, *args)
+            except RuntimeError:
+                log.info("%s not started: shutting down", what)
+
+        timer = threading.Timer(delay, start)
+        timer.daemon = True
+        timer.start()
 
     def close(self) -> None:
         """Refuse new work and wait for what is queued; a stopping worker calls this."""
@@ -43,7 +56,7 @@ class Background:
         self._pool.shutdown(wait=True)
         log.info("%s tasks finished", self.name)
 
-    def _guarded(self, what: str, work: Callable[..., None], args: tuple[Any, ...]) -> None:
+    def _guarded(self, what: str, work: Callable[..., object], args: tuple[Any, ...]) -> None:
         try:
             work(*args)
         except Exception:

@@ -1,21 +1,25 @@
 """The card: the one Slack message that tracks a deployment, posted on failure, kept current.
 
-Every change to a card happens under its lock in the store, and a notification is applied
-only when it is newer than what the card shows, so duplicates and late deliveries change
-nothing. Each change also leaves a short reply in the card's thread, the audit trail. If the
-message cannot be updated (deleted, or Slack refuses), a fresh one is posted and remembered.
+Every change is first written to the card's record in the store, under the card's lock, and
+then pushed to Slack by ``sync``. A push Slack refuses, or a process that dies before it, leaves
+the record marked undrawn, and the reconciler pushes it again until it lands: nothing is lost.
+
+DeployHQ's API is the arbiter of what a card shows. A failure notification is confirmed through
+the API before Retry is offered, and the card shows the API's project, servers and revisions; a
+deployment the account does not have gets no card. Notifications are applied only when newer
+than the card, so duplicates and late deliveries change nothing.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import messages
-from bot.background import Background
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployments import FAILED, Deployment
 from bot.routing import RetryTarget
@@ -25,10 +29,11 @@ log = logging.getLogger(__name__)
 
 # What the Web API client can raise: API errors, and network errors after its own retries.
 SLACK_ERRORS = (SlackClientError, OSError)
-
-
-class NotDelivered(Exception):
-    """Slack took neither an update nor a fresh post; the event should be reported as failed."""
+# Errors that say this message can never be updated again: post a fresh card instead.
+_MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+DEFAULT_MAX_DELIVERY_AGE = timedelta(hours=24)
+# How long a channel's refusal is remembered, to answer later deliveries with the fix.
+CHANNEL_REFUSAL_SECONDS = 600.0
 
 
 def slack_error(exc: BaseException) -> str:
@@ -38,13 +43,13 @@ def slack_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _how_to_fix(error: str, channel: str) -> str:
+def how_to_fix(error: str, channel: str) -> str:
     """What an operator should do about a post Slack refused for its channel."""
     if error == "not_in_channel":
-        return f": invite the bot to {channel} (in that channel: /invite @DeployHQ)"
+        return f"invite the bot to {channel} (in that channel: /invite @DeployHQ)"
     if error == "channel_not_found":
         return (
-            f": the bot sees no channel {channel}; check SLACK_CHANNEL (or the webhook URL's "
+            f"the bot sees no channel {channel}; check SLACK_CHANNEL (or the webhook URL's "
             "?channel=), and invite the bot if the channel is private"
         )
     return ""
@@ -58,14 +63,14 @@ class Cards:
         web_url: str,
         *,
         deployhq: DeployHQ | None = None,
-        background: Background | None = None,
+        max_delivery_age: timedelta = DEFAULT_MAX_DELIVERY_AGE,
     ) -> None:
         self.client = client
         self.store = store
         self.web_url = web_url
         self.deployhq = deployhq
-        # Why a deployment failed is looked up after the notification is out, never before.
-        self.background = background or Background(max_workers=2)
+        self.max_delivery_age = max_delivery_age
+        self._refused_channels: dict[str, tuple[str, float]] = {}
 
     def page_url(self, deployment: Deployment) -> str:
         return deployment_page_url(
@@ -75,54 +80,85 @@ class Cards:
     # --- DeployHQ's notifications -------------------------------------------------------------
 
     def on_notification(self, deployment: Deployment, channel: str) -> str:
-        """Act on a notification: ``posted``, ``updated``, ``duplicate``, ``stale``, ``ignored``.
+        """Record what a notification says; ``sync`` then shows it in Slack.
 
-        Raises ``NotDelivered`` when Slack took nothing, so the delivery can fail visibly.
+        Returns ``accepted`` (a new failure, to confirm and post), ``updated``, ``duplicate``,
+        ``stale``, ``too-old`` or ``ignored``; raises ``StoreUnavailable``.
         """
-        try:
-            if not self.store.claim_notification(deployment.run_key, deployment.status):
-                log.info("duplicate notification %s %s", deployment.run_key, deployment.status)
-                return "duplicate"
-            try:
-                with self.store.card_lock(deployment.identifier):
-                    return self._apply(deployment, channel)
-            except NotDelivered:
-                self._forget(deployment)
-                raise
-        except StoreUnavailable:
-            # Without the store a failure is still posted: a duplicate is a smaller harm than
-            # a failure nobody hears about. Later statuses need the card's place, so they wait.
-            log.warning("store unavailable; deployment %s handled without it", deployment.run_key)
-            if deployment.status != FAILED:
-                return "ignored"
-            self._post(deployment, channel, messages.Failed())
-            return "posted"
+        if not self.store.claim_notification(deployment.run_key, deployment.status):
+            log.info("duplicate notification %s %s", deployment.run_key, deployment.status)
+            return "duplicate"
+        with self.store.card_lock(deployment.identifier):
+            card = self.store.card(deployment.identifier)
+            if card is None:
+                if deployment.status != FAILED:
+                    return "ignored"  # only failures start a card
+                if self._too_old(deployment):
+                    log.warning(
+                        "not posting deployment %s: it failed at %s, longer ago than "
+                        "DEPLOYHQ_MAX_DELIVERY_AGE",
+                        deployment.identifier,
+                        deployment.finished_at,
+                    )
+                    return "too-old"
+                self.store.save_card(Card(channel, deployment, confirmed=False))
+                return "accepted"
+            advanced = self._advance(card, deployment, trusted=False)
+            if advanced is None:
+                log.info(
+                    "notification %s %s is older than its card",
+                    deployment.run_key,
+                    deployment.status,
+                )
+                return "stale"
+            self.store.save_card(advanced)
+            return "updated"
 
-    def _apply(self, deployment: Deployment, channel: str) -> str:
-        card = self.store.card(deployment.identifier)
-        if card is None:
-            if deployment.status != FAILED:
-                return "ignored"  # only failures start a card
-            card = self._post(deployment, channel, messages.Failed())
-            self.store.save_card(card)
-            self._explain(card)
-            return "posted"
+    def channel_refusal(self, channel: str) -> str:
+        """Why Slack recently refused a post to ``channel``, with the fix; "" when it did not."""
+        reason, until = self._refused_channels.get(channel, ("", 0.0))
+        return reason if until > datetime.now(UTC).timestamp() else ""
+
+    def post_without_store(self, deployment: Deployment, channel: str) -> None:
+        """With the store down a failure is still posted (a duplicate is a smaller harm than a
+        failure nobody hears of), from DeployHQ's record when it can be read."""
+        card = self._confirm(Card(channel, deployment, confirmed=False))
+        if card is not None:
+            self._draw(card)
+
+    # --- DeployHQ's own record ----------------------------------------------------------------
+
+    def on_record(self, record: Deployment) -> bool:
+        """Show DeployHQ's record of a carded deployment if it has moved on; True if it had."""
+        try:
+            with self.store.card_lock(record.identifier):
+                card = self.store.card(record.identifier)
+                advanced = None if card is None else self._advance(card, record, trusted=True)
+                if advanced is None:
+                    return False
+                self.store.save_card(advanced)
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s not updated", record.identifier)
+            return False
+        self.sync(record.identifier)
+        return True
+
+    def _advance(self, card: Card, deployment: Deployment, *, trusted: bool) -> Card | None:
+        """The card moved on to ``deployment``, or None when that is not newer than the card."""
         if deployment.progress <= card.deployment.progress:
-            log.info(
-                "notification %s %s is older than its card", deployment.run_key, deployment.status
-            )
-            return "stale"
+            return None
         state: messages.CardState
         if deployment.status == FAILED:
             state = messages.Failed(again=True, retried_by=card.retried_by)
         else:
             state = messages.Progress(card.retried_by, card.retried_at)
-        card = self._redraw(replace(card, deployment=deployment), state)
-        self.store.save_card(card)
-        self._reply(card, messages.event_note(deployment))
-        if deployment.status == FAILED:
-            self._explain(card)
-        return "updated"
+        # A failure offers Retry only once DeployHQ's record confirms it.
+        confirmed = trusted or deployment.status != FAILED
+        if trusted:
+            deployment = _keep_names(deployment, card.deployment)
+        return replace(
+            card, deployment=deployment, state=state, confirmed=confirmed, drawn=False
+        ).noting(messages.event_note(deployment))
 
     # --- retries --------------------------------------------------------------------------------
 
@@ -137,7 +173,7 @@ class Cards:
 
         The card is redrawn only while it still shows the failure the retry is for; a card
         that has moved on (say, to ``running``) keeps its state and gets the note. False when
-        there is no card to show it on, so the caller can tell the person directly.
+        there is no card, or Slack has not shown it yet, so the caller can tell the person.
         """
         try:
             with self.store.card_lock(target.deployment):
@@ -146,78 +182,147 @@ class Cards:
                     return False
                 if isinstance(state, messages.Retried):
                     card = replace(card, retried_by=state.user_id, retried_at=state.at)
-                if card.deployment.run_key == target.run_key:
+                if card.deployment.run_key == target.run_key or deployment is not None:
                     if deployment is not None:
-                        card = replace(card, deployment=deployment)
-                    card = self._redraw(card, state)
-                self.store.save_card(card)
-                self._reply(card, note)
-                return True
+                        card = replace(card, deployment=_keep_names(deployment, card.deployment))
+                    card = replace(card, state=state, drawn=False)
+                self.store.save_card(card.noting(note))
         except StoreUnavailable:
             log.warning("store unavailable; card of %s not updated", target.deployment)
-        except NotDelivered:
-            pass  # logged where Slack refused
-        return False
+            return False
+        return self.sync(target.deployment)
 
     # --- Slack ----------------------------------------------------------------------------------
 
-    def _post(self, deployment: Deployment, channel: str, state: messages.CardState) -> Card:
-        message = messages.deployment_card(deployment, state, page_url=self.page_url(deployment))
+    def sync(self, deployment_id: str) -> bool:
+        """Bring the card in Slack up to its record: confirm, draw, post the thread notes.
+
+        True when Slack shows everything; False leaves the rest to the reconciler.
+        """
+        try:
+            with self.store.card_lock(deployment_id):
+                card = self.store.card(deployment_id)
+                if card is None:
+                    return False
+                if not card.confirmed:
+                    confirmed = self._confirm(card)
+                    if confirmed is None:
+                        self.store.drop_card(deployment_id)
+                        return False
+                    card = confirmed
+                if not card.drawn:
+                    card = self._draw(card)
+                if card.drawn and card.notes:
+                    card = self._post_notes(card)
+                self.store.save_card(card)
+                shown = card.drawn and not card.notes
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s left for the reconciler", deployment_id)
+            return False
+        if shown and card.confirmed and card.deployment.status == FAILED:
+            self._explain(card)
+        return shown
+
+    def _confirm(self, card: Card) -> Card | None:
+        """The card with DeployHQ's record; None when DeployHQ has no such deployment."""
+        if self.deployhq is None:
+            return replace(card, confirmed=True)
+        told = card.deployment
+        try:
+            record = self.deployhq.deployment(told.project_permalink, told.identifier)
+        except DeployHQError as error:
+            if error.status == 404:
+                log.warning(
+                    "DeployHQ has no deployment %s in project %s: its notification gets no card",
+                    told.identifier,
+                    told.project_permalink,
+                )
+                return None
+            log.warning(
+                "could not confirm deployment %s with DeployHQ (%s); posting it unconfirmed",
+                told.identifier,
+                error,
+            )
+            return card
+        if card.ts is None and self._too_old(record):
+            log.warning("not posting deployment %s: DeployHQ says it is too old", told.identifier)
+            return None
+        state = card.state
+        if record.status != FAILED:
+            state = messages.Progress(card.retried_by, card.retried_at)
+        return replace(card, deployment=record, state=state, confirmed=True, drawn=False)
+
+    def _draw(self, card: Card) -> Card:
+        """Update the card in place (or post it): the card marked drawn when Slack took it."""
+        deployment = card.deployment
+        message = messages.deployment_card(
+            deployment, card.state, page_url=self.page_url(deployment), confirmed=card.confirmed
+        )
+        if card.ts is not None:
+            try:
+                self.client.chat_update(channel=card.channel, ts=card.ts, **message)
+                return replace(card, drawn=True)
+            except SLACK_ERRORS as exc:
+                reason = slack_error(exc)
+                gone = reason in _MESSAGE_GONE
+                log.warning(
+                    "could not update card %s of deployment %s (%s); %s",
+                    card.ts,
+                    deployment.identifier,
+                    reason,
+                    "posting a fresh one" if gone else "it will be tried again",
+                )
+                if not gone:
+                    return card  # Slack may take it later: the reconciler tries again
         try:
             response = self.client.chat_postMessage(
-                channel=channel, unfurl_links=False, unfurl_media=False, **message
+                channel=card.channel, unfurl_links=False, unfurl_media=False, **message
             )
         except SLACK_ERRORS as exc:
-            reason = slack_error(exc) + _how_to_fix(slack_error(exc), channel)
+            reason = slack_error(exc)
+            fix = how_to_fix(reason, card.channel)
             log.error(
-                "could not post the card of deployment %s to %s: %s",
+                "could not post the card of deployment %s to %s: %s%s",
                 deployment.identifier,
-                channel,
+                card.channel,
                 reason,
+                f": {fix}" if fix else "; it will be tried again",
             )
-            raise NotDelivered(reason) from exc
-        log.info("posted the card of deployment %s as %s", deployment.identifier, response["ts"])
-        return Card(str(response["channel"]), str(response["ts"]), deployment)
-
-    def _redraw(self, card: Card, state: messages.CardState) -> Card:
-        """Update the card in place, or post it afresh when it cannot be updated."""
-        deployment = card.deployment
-        message = messages.deployment_card(deployment, state, page_url=self.page_url(deployment))
-        try:
-            self.client.chat_update(channel=card.channel, ts=card.ts, **message)
+            if fix:
+                until = datetime.now(UTC).timestamp() + CHANNEL_REFUSAL_SECONDS
+                self._refused_channels[card.channel] = (f"{reason}: {fix}", until)
             return card
-        except SLACK_ERRORS as exc:
-            log.warning(
-                "could not update card %s of deployment %s (%s); posting a fresh one",
-                card.ts,
-                deployment.identifier,
-                slack_error(exc),
-            )
-        fresh = self._post(deployment, card.channel, state)
-        return replace(card, channel=fresh.channel, ts=fresh.ts)
+        self._refused_channels.pop(card.channel, None)
+        log.info("posted the card of deployment %s as %s", deployment.identifier, response["ts"])
+        return replace(card, channel=str(response["channel"]), ts=str(response["ts"]), drawn=True)
 
-    def _reply(self, card: Card, mrkdwn: str) -> None:
-        """A short note in the card's thread; losing one is logged, never fatal."""
-        try:
-            self.client.chat_postMessage(
-                channel=card.channel,
-                thread_ts=card.ts,
-                unfurl_links=False,
-                unfurl_media=False,
-                **messages.notice(mrkdwn),
-            )
-        except SLACK_ERRORS as exc:
-            log.warning("could not reply in the thread of card %s: %s", card.ts, slack_error(exc))
+    def _post_notes(self, card: Card) -> Card:
+        """Post the waiting thread replies in order; those Slack refuses wait for the next try."""
+        notes = list(card.notes)
+        while notes:
+            try:
+                self.client.chat_postMessage(
+                    channel=card.channel,
+                    thread_ts=card.ts,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    **messages.notice(notes[0]),
+                )
+            except SLACK_ERRORS as exc:
+                log.warning(
+                    "could not reply in the thread of card %s: %s", card.ts, slack_error(exc)
+                )
+                break
+            notes.pop(0)
+        return replace(card, notes=tuple(notes))
 
     # --- why it failed ------------------------------------------------------------------------
 
     def _explain(self, card: Card) -> None:
-        if self.deployhq is not None:
-            self.background.run("looking up why a deployment failed", self._explain_now, card)
-
-    def _explain_now(self, card: Card) -> None:
-        assert self.deployhq is not None
+        """Add the failing step and its log to the thread, once per failure."""
         deployment = card.deployment
+        if self.deployhq is None or card.explained == deployment.run_key:
+            return
         try:
             found = self.deployhq.failure_log(deployment.project_permalink, deployment.identifier)
         except DeployHQError as error:
@@ -225,11 +330,26 @@ class Cards:
                 "could not learn why deployment %s failed: %s", deployment.identifier, error
             )
             return
-        if found is not None:
-            self._reply(card, messages.failure_log(*found))
-
-    def _forget(self, deployment: Deployment) -> None:
         try:
-            self.store.forget_notification(deployment.run_key, deployment.status)
+            with self.store.card_lock(deployment.identifier):
+                current = self.store.card(deployment.identifier)
+                if current is None or current.deployment.run_key != deployment.run_key:
+                    return
+                current = replace(current, explained=deployment.run_key)
+                if found is not None:
+                    current = current.noting(messages.failure_log(*found))
+                self.store.save_card(current)
         except StoreUnavailable:
-            log.warning("store unavailable; a redelivery of %s may be ignored", deployment.run_key)
+            return
+        self.sync(deployment.identifier)
+
+    def _too_old(self, deployment: Deployment) -> bool:
+        moment = deployment.finished_at
+        return moment is not None and datetime.now(UTC) - moment > self.max_delivery_age
+
+
+def _keep_names(record: Deployment, shown: Deployment) -> Deployment:
+    """DeployHQ's answers to retry and list calls may omit the project's name; keep ours."""
+    if record.project_name == record.project_permalink and shown.project_name:
+        return replace(record, project_name=shown.project_name)
+    return record

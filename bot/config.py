@@ -75,6 +75,8 @@ class Settings:
     retry_allowed_usergroups: frozenset[str] = frozenset()
     log_level: str = "INFO"
     deployhq_timeout: float = 20.0
+    reconcile_interval: float = 60.0
+    max_delivery_age: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not self.deployhq_base_url:
@@ -94,10 +96,17 @@ class Settings:
     def retry_lock_seconds(self) -> float:
         """How long a retry holds its lock: the longest DeployHQ call, plus room for Slack.
 
-        The lock is refreshed just before the call, so a live retry never loses it, and a
-        process that dies mid-retry frees the failure this long after.
+        Every DeployHQ call ends by ``deployhq_timeout`` (a hard deadline), and the lock is
+        refreshed just before the retry call, so a live retry never loses it; a process that
+        dies mid-retry frees the failure this long after.
         """
-        return sum(self.deployhq_timeouts) + 5.0
+        return self.deployhq_timeout + 8.0
+
+    @property
+    def retry_doubt_seconds(self) -> float:
+        """How long an unanswered retry is looked for in DeployHQ's record before the bot
+        concludes it was never queued."""
+        return max(60.0, 3 * self.deployhq_timeout)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -209,6 +218,16 @@ class Settings:
         if not 1 <= deployhq_timeout <= 120:
             problems.append(f"DEPLOYHQ_TIMEOUT must be seconds from 1 to 120, not {timeout!r}")
 
+        reconcile_interval = _seconds(get("RECONCILE_INTERVAL") or "60")
+        if reconcile_interval is None or not 0.2 <= reconcile_interval <= 3600:
+            problems.append("RECONCILE_INTERVAL must be seconds from 0.2 to 3600")
+        max_age = _seconds(get("DEPLOYHQ_MAX_DELIVERY_AGE") or "24h")
+        if max_age is None or max_age < 60:
+            problems.append(
+                "DEPLOYHQ_MAX_DELIVERY_AGE must be a duration of a minute or more, like 24h, "
+                "90m or 3600 (seconds)"
+            )
+
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in _LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
@@ -234,12 +253,25 @@ class Settings:
             retry_allowed_usergroups=groups,
             log_level=log_level,
             deployhq_timeout=deployhq_timeout,
+            reconcile_interval=reconcile_interval or 60.0,
+            max_delivery_age=max_age or 86400.0,
         )
 
 
 def _is_http_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _seconds(value: str) -> float | None:
+    """``90``, ``90s``, ``15m``, ``24h`` or ``2d`` as seconds; None when it is none of those."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (value[:-1], units[value[-1]]) if value[-1:] in units else (value, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        return None
+    return seconds if seconds == seconds and seconds >= 0 else None
 
 
 def _id_list(value: str) -> frozenset[str]:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+from contextlib import suppress
 from typing import Any
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.response import BaseHTTPResponse
 
 from bot.deployments import FAILED, Deployment, Step, failing_step, log_lines
 
@@ -43,7 +50,70 @@ class DeployHQError(Exception):
     @property
     def may_have_happened(self) -> bool:
         """True when the request may have reached DeployHQ although no answer came back."""
-        return self.kind == "timeout"
+        return self.kind in ("timeout", "dropped")
+
+
+# --- a hard deadline for a whole call ----------------------------------------------------------
+# requests' timeouts bound each read, so an answer that trickles in a byte at a time never trips
+# them. Each call notes the connections it takes from the pool and the responses they give; at
+# the deadline a watchdog shuts their sockets, and the blocked read returns at once.
+
+_current = threading.local()
+
+
+def _noting(pool: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    class Noting(pool):  # type: ignore[valid-type,misc]
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            _note(conn)
+            return conn
+
+        def _make_request(self, *args: Any, **kwargs: Any) -> Any:
+            # Once the headers are in, the response may own the socket (the connection lets go).
+            response = super()._make_request(*args, **kwargs)
+            _note(response)
+            return response
+
+    return Noting
+
+
+_NOTING_POOLS = {"http": _noting(HTTPConnectionPool), "https": _noting(HTTPSConnectionPool)}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _NOTING_POOLS
+
+
+def _note(part: Any) -> None:
+    taken = getattr(_current, "taken", None)
+    if taken is not None:
+        taken.append(part)
+
+
+def _cut(taken: list[Any], fired: threading.Event) -> None:
+    fired.set()
+    for part in taken:
+        with suppress(OSError):
+            if isinstance(part, BaseHTTPResponse):
+                part.shutdown()
+            elif getattr(part, "sock", None) is not None:
+                part.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a connection error happened before the request could leave."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, NewConnectionError | ConnectTimeoutError | NameResolutionError):
+            return True
+        seen = seen.__cause__ or seen.__context__ or (seen.args[0] if seen.args else None)
+        if not isinstance(seen, BaseException):
+            return False
+    return False
 
 
 class DeployHQ:
@@ -54,13 +124,16 @@ class DeployHQ:
         api_key: str,
         *,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        # However DeployHQ answers, a call ends by then: the retry lock outlives it.
+        self.deadline = deadline if deadline is not None else timeout[1]
         self.session = session or requests.Session()
         # As many kept-alive connections as threads that call DeployHQ at once.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
+        adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.auth = (username, api_key)
@@ -130,6 +203,12 @@ class DeployHQ:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.base_url + path
+        taken: list[Any] = []
+        fired = threading.Event()
+        watchdog = threading.Timer(self.deadline, _cut, (taken, fired))
+        watchdog.daemon = True
+        _current.taken = taken
+        watchdog.start()
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.ConnectTimeout as exc:
@@ -137,9 +216,21 @@ class DeployHQ:
         except requests.Timeout as exc:
             raise DeployHQError("DeployHQ did not answer in time", kind="timeout") from exc
         except requests.RequestException as exc:
+            if fired.is_set():
+                raise DeployHQError(
+                    f"DeployHQ did not answer within {self.deadline:g} s", kind="timeout"
+                ) from exc
+            if _never_sent(exc):
+                raise DeployHQError(
+                    f"could not reach DeployHQ ({type(exc).__name__})", kind="connect"
+                ) from exc
             raise DeployHQError(
-                f"could not reach DeployHQ ({type(exc).__name__})", kind="connect"
+                f"the connection to DeployHQ broke before it answered ({type(exc).__name__})",
+                kind="dropped",
             ) from exc
+        finally:
+            watchdog.cancel()
+            _current.taken = None
         if response.status_code >= 400:
             log.warning("DeployHQ answered %s %s with HTTP %s", method, path, response.status_code)
             raise DeployHQError(

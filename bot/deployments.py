@@ -19,6 +19,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 _MAX_FIELD = 2000
 
 FAILED = "failed"
+# Statuses a deployment does not leave by itself (a retry can still re-queue a failed one).
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "preview_ready", "preview_failed"})
 
 
 _STATUS_RANK = {

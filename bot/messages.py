@@ -62,6 +62,14 @@ class Retrying:
 
 
 @dataclass(frozen=True)
+class InDoubt:
+    """DeployHQ's answer to the retry never came: it may have been queued; the bot checks."""
+
+    user_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Retried:
     """DeployHQ accepted the retry; the card's deployment carries DeployHQ's new status."""
 
@@ -85,7 +93,7 @@ class RetryFailed:
     problem: str
 
 
-CardState = Failed | Retrying | Retried | RetryRefused | RetryFailed | Progress
+CardState = Failed | Retrying | InDoubt | Retried | RetryRefused | RetryFailed | Progress
 
 _HEADLINES = {
     "failed": (":x:", "Deployment failed"),
@@ -99,8 +107,14 @@ _HEADLINES = {
 # --- the deployment card ---------------------------------------------------------------------
 
 
-def deployment_card(deployment: Deployment, state: CardState, *, page_url: str) -> Message:
-    """The message that tracks one deployment: what failed, what was done, and Retry."""
+def deployment_card(
+    deployment: Deployment, state: CardState, *, page_url: str, confirmed: bool = True
+) -> Message:
+    """The message that tracks one deployment: what failed, what was done, and Retry.
+
+    ``confirmed`` is False while the deployment is known only from a notification: the card
+    then says so and offers no Retry until DeployHQ's API has confirmed it.
+    """
     project = deployment.project_name
     headline = _headline(deployment, state)
     tag = _fingerprint(deployment, state)
@@ -127,15 +141,19 @@ def deployment_card(deployment: Deployment, state: CardState, *, page_url: str) 
                 ),
             }
         )
+    line = _state_line(deployment, state)
+    if not confirmed:
+        line += " · :hourglass: Not yet confirmed with DeployHQ; Retry appears once it is."
     blocks.append(
         {
             "type": "context",
-            "block_id": f"state.{tag}",
-            "elements": [_mrkdwn(_state_line(deployment, state), 3000)],
+            "block_id": f"state.{tag}{'' if confirmed else '.u'}",
+            "elements": [_mrkdwn(line, 3000)],
         }
     )
     buttons: list[Block] = []
-    if isinstance(state, Failed | Retrying | RetryFailed) and deployment.status == "failed":
+    retryable = isinstance(state, Failed | Retrying | RetryFailed)
+    if confirmed and retryable and deployment.status == "failed":
         buttons.append(_retry_button(deployment))
     buttons.append(_open_button(page_url))
     blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
@@ -144,7 +162,7 @@ def deployment_card(deployment: Deployment, state: CardState, *, page_url: str) 
 
 def _headline(deployment: Deployment, state: CardState) -> tuple[str, str]:
     match state:
-        case Retrying():
+        case Retrying() | InDoubt():
             return ":hourglass_flowing_sand:", "Retrying deployment"
         case Retried():
             return ":arrows_counterclockwise:", "Deployment retried"
@@ -194,6 +212,12 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
             return _progress_line(deployment, user_id, at)
         case Retrying(user_id, at):
             return f":hourglass_flowing_sand: Retry requested by {mention(user_id)} {_when(at)}"
+        case InDoubt(user_id, at):
+            return (
+                f":hourglass_flowing_sand: DeployHQ did not answer the retry requested by "
+                f"{mention(user_id)} {_when(at)}. It may have queued it: the bot is checking "
+                "DeployHQ and will show what it finds here."
+            )
         case Retried(user_id, at):
             return (
                 f":white_check_mark: Retried by {mention(user_id)} {_when(at)} · "
@@ -399,7 +423,38 @@ def retry_note(state: CardState | None, deployment: Deployment | None) -> str:
             return f":no_entry: DeployHQ refused the retry: “{_outside(reason, 500)}”"
         case RetryFailed(_, problem):
             return f":warning: The retry did not go through: {_outside(problem, 600)}"
+        case InDoubt():
+            return in_doubt()
     return ""
+
+
+def in_doubt() -> str:
+    return (
+        ":hourglass_flowing_sand: DeployHQ did not answer in time, so the retry may have been "
+        "queued. The bot is checking DeployHQ and will show the outcome on the card; nothing "
+        "more will be sent for this failure until it knows."
+    )
+
+
+def never_queued() -> str:
+    return "DeployHQ's record shows the retry was never queued, so nothing was retried."
+
+
+def not_retried(record: Deployment) -> str:
+    """Why nothing was sent: DeployHQ's own record shows the failure is no longer current."""
+    status = _outside(record.status, 50)
+    if record.status == "failed":
+        when = f" {_when(record.completed_at)}" if record.completed_at else ""
+        return (
+            f":information_source: Nothing was retried: this deployment has failed again "
+            f"since{when}. The card now shows that failure, with its own Retry."
+        )
+    since = record.completed_at or record.started_at or record.queued_at
+    return (
+        f":information_source: Nothing was retried: DeployHQ shows this deployment as "
+        f"*{status}*{f' (since {_when(since)})' if since else ''}, so that failure is no "
+        "longer there to retry."
+    )
 
 
 def lock_lapsed() -> str:
@@ -424,7 +479,13 @@ def permission_unknown() -> str:
     )
 
 
-def already_retried(user_id: str, at: datetime, *, done: bool) -> str:
+def already_retried(user_id: str, at: datetime, *, done: bool, in_doubt: bool = False) -> str:
+    if in_doubt:
+        return (
+            f"{mention(user_id)} asked DeployHQ to retry this deployment {_when(at)} and its "
+            "answer never came; DeployHQ still shows no outcome, so nothing more is sent until "
+            "it does. The card will show what happened."
+        )
     verb = "retried this deployment" if done else "started retrying this deployment"
     return f"{mention(user_id)} already {verb} {_when(at)}; it is retried only once."
 
@@ -456,11 +517,8 @@ def describe_error(error: DeployHQError) -> str:
     if error.status == 429:
         wait = f" for {int(error.retry_after)} s" if error.retry_after else ""
         return f"DeployHQ is limiting requests; wait{wait} before trying again."
-    if error.kind == "timeout":
-        return (
-            "DeployHQ did not answer in time. The retry may still have been queued: "
-            "check the deployment in DeployHQ before retrying again."
-        )
+    if error.kind in ("timeout", "dropped"):
+        return "DeployHQ did not answer in time."
     if error.kind == "connect":
         return "The bot could not reach DeployHQ; nothing was retried."
     if error.status is not None and error.status >= 500:

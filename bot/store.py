@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -24,7 +24,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from bot.deployments import Deployment
+from bot import messages
+from bot.deployments import FINAL_STATUSES, Deployment
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class KeyValue(Protocol):
         ...
 
     def delete_if(self, key: str, expected: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def add_member(self, key: str, member: str) -> None: ...
+    def remove_member(self, key: str, member: str) -> None: ...
+    def members(self, key: str) -> set[str]: ...
 
 
 def open_redis(url: str, *, tls_verify: bool = True) -> redis.Redis:
@@ -125,6 +130,18 @@ class RedisKeyValue:
     def delete_if(self, key: str, expected: str) -> bool:
         return bool(self._run(self._delete_if, keys=[key], args=[expected]))
 
+    def delete(self, key: str) -> None:
+        self._run(self.client.delete, key)
+
+    def add_member(self, key: str, member: str) -> None:
+        self._run(self.client.sadd, key, member)
+
+    def remove_member(self, key: str, member: str) -> None:
+        self._run(self.client.srem, key, member)
+
+    def members(self, key: str) -> set[str]:
+        return {str(m) for m in self._run(self.client.smembers, key)}
+
     @staticmethod
     def _run(command: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -155,6 +172,7 @@ class MemoryKeyValue:
 
     def __init__(self) -> None:
         self._items: dict[str, tuple[str, float]] = {}
+        self._sets: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def ping(self) -> None:
@@ -189,6 +207,22 @@ class MemoryKeyValue:
             del self._items[key]
             return True
 
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def add_member(self, key: str, member: str) -> None:
+        with self._lock:
+            self._sets.setdefault(key, set()).add(member)
+
+    def remove_member(self, key: str, member: str) -> None:
+        with self._lock:
+            self._sets.get(key, set()).discard(member)
+
+    def members(self, key: str) -> set[str]:
+        with self._lock:
+            return set(self._sets.get(key, ()))
+
     def _live(self, key: str) -> str | None:
         item = self._items.get(key)
         if item is None:
@@ -199,14 +233,30 @@ class MemoryKeyValue:
         return item[0]
 
 
+RUNNING, IN_DOUBT, DONE = "running", "in-doubt", "done"
+
+
 @dataclass(frozen=True)
 class RetryClaim:
-    """Who holds (or held) the retry of one failure, and whether it went through."""
+    """Who holds (or held) the retry of one failure, and how far it got.
+
+    ``running``: the holder is asking DeployHQ. ``in-doubt``: DeployHQ's answer never came, so
+    the retry may or may not have been queued; the claim stays until DeployHQ's record says.
+    ``done``: DeployHQ accepted it.
+    """
 
     user_id: str
     at: datetime
     token: str
-    done: bool = False
+    state: str = RUNNING
+
+    @property
+    def done(self) -> bool:
+        return self.state == DONE
+
+    @property
+    def in_doubt(self) -> bool:
+        return self.state == IN_DOUBT
 
     def to_json(self) -> str:
         return json.dumps(
@@ -214,7 +264,7 @@ class RetryClaim:
                 "user": self.user_id,
                 "at": self.at.timestamp(),
                 "token": self.token,
-                "done": self.done,
+                "state": self.state,
             }
         )
 
@@ -225,19 +275,81 @@ class RetryClaim:
             user_id=str(data["user"]),
             at=datetime.fromtimestamp(float(data["at"]), UTC),
             token=str(data["token"]),
-            done=bool(data.get("done")),
+            state=str(data.get("state", RUNNING)),
         )
+
+
+_STATES: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (
+        messages.Failed,
+        messages.Progress,
+        messages.Retrying,
+        messages.InDoubt,
+        messages.Retried,
+        messages.RetryRefused,
+        messages.RetryFailed,
+    )
+}
+MAX_PENDING_NOTES = 20
+
+
+def _state_to_json(state: messages.CardState) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": type(state).__name__}
+    for f in fields(state):
+        value = getattr(state, f.name)
+        data[f.name] = value.timestamp() if isinstance(value, datetime) else value
+    return data
+
+
+def _state_from_json(data: dict[str, Any]) -> messages.CardState:
+    cls = _STATES[str(data.get("kind"))]
+    values = {}
+    for f in fields(cls):
+        value = data.get(f.name)
+        if "datetime" in str(f.type) and isinstance(value, int | float):
+            value = datetime.fromtimestamp(value, UTC)
+        values[f.name] = value
+    state: messages.CardState = cls(**values)
+    return state
 
 
 @dataclass(frozen=True)
 class Card:
-    """Where a deployment's message is, the deployment as it last showed it, and who retried it."""
+    """A deployment's message: what it should show, and how much of that Slack has.
+
+    The record is written before Slack is called, so nothing is lost when Slack refuses or a
+    process dies: ``drawn`` is False until Slack shows this version, ``notes`` are thread
+    replies still to post, and ``confirmed`` says the deployment was read from DeployHQ's API
+    (a delivery's word alone never offers Retry). ``ts`` is None until the first post lands.
+    """
 
     channel: str
-    ts: str
     deployment: Deployment
+    state: messages.CardState = field(default_factory=messages.Failed)
+    ts: str | None = None
+    confirmed: bool = True
+    drawn: bool = False
+    notes: tuple[str, ...] = ()
     retried_by: str | None = None
     retried_at: datetime | None = None
+    explained: str = ""  # the run whose failure log has been looked up
+
+    @property
+    def live(self) -> bool:
+        """DeployHQ may still move it on: a retry or the deployment itself is under way."""
+        if isinstance(self.state, messages.Retrying | messages.InDoubt):
+            return True
+        return self.deployment.status not in FINAL_STATUSES
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to do unless a notification or a click arrives."""
+        return self.confirmed and self.drawn and not self.notes and not self.live
+
+    def noting(self, note: str) -> Card:
+        """This card with one more thread reply to post (the oldest go when too many wait)."""
+        return replace(self, notes=(*self.notes, note)[-MAX_PENDING_NOTES:])
 
     def to_json(self) -> str:
         return json.dumps(
@@ -245,8 +357,13 @@ class Card:
                 "channel": self.channel,
                 "ts": self.ts,
                 "deployment": self.deployment.to_api(),
+                "state": _state_to_json(self.state),
+                "confirmed": self.confirmed,
+                "drawn": self.drawn,
+                "notes": list(self.notes),
                 "retried_by": self.retried_by,
                 "retried_at": self.retried_at.timestamp() if self.retried_at else None,
+                "explained": self.explained,
             }
         )
 
@@ -255,11 +372,16 @@ class Card:
         data = json.loads(raw)
         retried_at = data.get("retried_at")
         return cls(
-            str(data["channel"]),
-            str(data["ts"]),
-            Deployment.from_api(data["deployment"]),
+            channel=str(data["channel"]),
+            deployment=Deployment.from_api(data["deployment"]),
+            state=_state_from_json(data.get("state") or {"kind": "Failed"}),
+            ts=data.get("ts"),
+            confirmed=bool(data.get("confirmed", True)),
+            drawn=bool(data.get("drawn", True)),
+            notes=tuple(data.get("notes") or ()),
             retried_by=data.get("retried_by"),
             retried_at=datetime.fromtimestamp(retried_at, UTC) if retried_at else None,
+            explained=str(data.get("explained") or ""),
         )
 
 
@@ -315,12 +437,25 @@ class Store:
         value = claim.to_json()
         return self.kv.swap(self._key("retry", run_key), value, value, self.retry_lock_seconds)
 
-    def finish_retry(self, run_key: str, claim: RetryClaim) -> None:
+    def finish_retry(self, run_key: str, claim: RetryClaim) -> RetryClaim:
         """Keep a successful claim, so later clickers learn who retried and when."""
-        done = RetryClaim(claim.user_id, claim.at, claim.token, done=True)
-        self.kv.swap(
-            self._key("retry", run_key), claim.to_json(), done.to_json(), self.remember_seconds
-        )
+        return self._move_claim(run_key, claim, DONE)
+
+    def doubt_retry(self, run_key: str, claim: RetryClaim) -> RetryClaim:
+        """Keep a claim whose outcome is unknown, until DeployHQ's record settles it."""
+        return self._move_claim(run_key, claim, IN_DOUBT)
+
+    def retry_claim(self, run_key: str) -> RetryClaim | None:
+        raw = self.kv.get(self._key("retry", run_key))
+        return RetryClaim.from_json(raw) if raw else None
+
+    def _move_claim(self, run_key: str, claim: RetryClaim, state: str) -> RetryClaim:
+        moved = replace(claim, state=state)
+        key = self._key("retry", run_key)
+        if not self.kv.swap(key, claim.to_json(), moved.to_json(), self.remember_seconds):
+            # Lost (Redis forgot it) or taken over: what DeployHQ did still stands, so say it.
+            self.kv.add(key, moved.to_json(), self.remember_seconds)
+        return moved
 
     def release_retry(self, run_key: str, claim: RetryClaim) -> None:
         """Give the failure back (the retry did not happen), if the claim is still ours."""
@@ -329,8 +464,25 @@ class Store:
     # --- cards: deployment -> its message -----------------------------------------------------
 
     def save_card(self, card: Card) -> None:
-        key = self._key("card", card.deployment.identifier)
-        self.kv.put(key, card.to_json(), self.remember_seconds)
+        """Keep the card, and list it for the reconciler while anything about it is open."""
+        identifier = card.deployment.identifier
+        self.kv.put(self._key("card", identifier), card.to_json(), self.remember_seconds)
+        if card.settled:
+            self.kv.remove_member(self._key("cards-open"), identifier)
+        else:
+            self.kv.add_member(self._key("cards-open"), identifier)
+
+    def drop_card(self, deployment_id: str) -> None:
+        self.kv.delete(self._key("card", deployment_id))
+        self.kv.remove_member(self._key("cards-open"), deployment_id)
+
+    def open_cards(self) -> set[str]:
+        """Deployments whose card is not settled (see ``Card.settled``)."""
+        return self.kv.members(self._key("cards-open"))
+
+    def take_turn(self, name: str, seconds: float) -> bool:
+        """True for one caller, across processes, per ``seconds``: who does a periodic job."""
+        return self.kv.add(self._key("turn", name), uuid.uuid4().hex, seconds)
 
     def card(self, deployment_id: str) -> Card | None:
         raw = self.kv.get(self._key("card", deployment_id))

@@ -7,6 +7,7 @@ Redis pool, HTTP session and listener threads.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Flask, Response, jsonify, request
 from slack_sdk import WebClient
@@ -15,11 +16,13 @@ from werkzeug.exceptions import HTTPException
 from bot import logs, slack_adapter
 from bot.app import build_app, slack_client
 from bot.background import EXTENSION, Background
-from bot.cards import Cards, NotDelivered
+from bot.cards import Cards
 from bot.config import ConfigError, Settings, is_channel_id
 from bot.deployhq import DeployHQ
+from bot.deployments import FAILED
 from bot.notifications import MAX_BODY_BYTES, WebhookAuth, WebhookRejected, read_notification
 from bot.permissions import RetryPolicy
+from bot.reconcile import Reconciler
 from bot.retries import Retries
 from bot.store import MemoryKeyValue, RedisKeyValue, Store, StoreUnavailable, open_redis
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 WEBHOOK_PATH = "/deployhq/webhook"
+RECONCILER = "deployhq-bot.reconciler"
 
 
 def create_app(
@@ -47,15 +51,26 @@ def create_app(
         settings.deployhq_username,
         settings.deployhq_api_key,
         timeout=settings.deployhq_timeouts,
+        deadline=settings.deployhq_timeout,
     )
     background = Background()
     cards = Cards(
-        client, store, settings.deployhq_web_url, deployhq=deployhq, background=background
+        client,
+        store,
+        settings.deployhq_web_url,
+        deployhq=deployhq,
+        max_delivery_age=timedelta(seconds=settings.max_delivery_age),
     )
     policy = RetryPolicy(
         settings.retry_allowed_users, settings.retry_allowed_usergroups, client=client, store=store
     )
-    retries = Retries(deployhq, store, cards, policy)
+    retries = Retries(deployhq, store, cards, policy, doubt_seconds=settings.retry_doubt_seconds)
+    reconciler = Reconciler(store, cards, retries, deployhq, interval=settings.reconcile_interval)
+    recheck_after = min(10.0, settings.deployhq_timeout + 1)
+    retries.recheck = lambda target: background.later(
+        recheck_after, "re-checking an in-doubt retry", reconciler.check, target.deployment
+    )
+    reconciler.start()
     bolt = build_app(
         settings,
         client=client,
@@ -69,6 +84,7 @@ def create_app(
     flask = Flask(__name__)
     flask.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     flask.extensions[EXTENSION] = background  # drained by gunicorn's worker_exit
+    flask.extensions[RECONCILER] = reconciler
 
     @flask.post(SLACK_EVENTS_PATH)
     def slack_events() -> Response:
@@ -91,9 +107,26 @@ def create_app(
             return _error(rejected.status, rejected.message)
         try:
             result = cards.on_notification(deployment, channel)
-        except NotDelivered as exc:
-            return _error(502, f"Slack did not take the notification: {exc}")
-        return jsonify(ok=True, result=result, deployment=deployment.identifier), 200
+        except StoreUnavailable:
+            log.warning("store unavailable; deployment %s handled without it", deployment.run_key)
+            # Later statuses need the card's place, so only failures can go ahead.
+            result = "accepted" if deployment.status == FAILED else "ignored"
+            if result == "accepted":
+                background.run(
+                    "posting without the store", cards.post_without_store, deployment, channel
+                )
+        else:
+            if result in ("accepted", "updated"):
+                background.run("showing a notification", cards.sync, deployment.identifier)
+        answer: dict[str, object] = {
+            "ok": True,
+            "result": result,
+            "deployment": deployment.identifier,
+        }
+        refusal = cards.channel_refusal(channel)
+        if refusal:
+            answer["warning"] = f"Slack refuses posts to {channel}: {refusal}"
+        return jsonify(answer), 200
 
     @flask.get("/healthz")
     def healthz() -> tuple[Response, int]:

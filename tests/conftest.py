@@ -3,18 +3,21 @@ over real HTTP by a real WSGI server."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import pytest
 import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
+from bot.background import EXTENSION
 from bot.config import Settings
-from bot.web import create_app
+from bot.web import RECONCILER, create_app
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.redis_server import RedisServer
 from tests.support.signed import (
@@ -30,9 +33,10 @@ from tests.support.signed import (
 class BotServer:
     """The bot's WSGI app on a free port, with helpers that speak to it like Slack and DeployHQ."""
 
-    def __init__(self, app: Flask, slack: FakeSlack) -> None:
+    def __init__(self, app: Flask, slack: FakeSlack, deployhq: FakeDeployHQ | None = None) -> None:
         self.app = app
         self.slack = slack
+        self.deployhq = deployhq
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         self.http = requests.Session()
@@ -43,6 +47,7 @@ class BotServer:
 
     def stop(self) -> None:
         self._server.shutdown()
+        self.app.extensions[RECONCILER].stop()
 
     def slack_post(self, body: str, **header_options: Any) -> requests.Response:
         return self.http.post(
@@ -70,15 +75,42 @@ class BotServer:
         *,
         token: str | None = WEBHOOK_SECRET,
         content_type: str | None = None,
+        record: bool = True,
+        settle: bool = True,
         **query: str,
     ) -> requests.Response:
+        """Deliver a notification; DeployHQ's record then matches it, unless ``record=False``
+        (a delivery that claims what DeployHQ does not show). The bot answers before it posts;
+        with ``settle`` this returns once the work after the answer is done too."""
+        if record and self.deployhq is not None:
+            sent = data if isinstance(data, dict) else _form_payload(data)
+            if isinstance(sent, dict) and "identifier" in sent:
+                self.deployhq.record(sent)
         if token is not None:
             query["token"] = token
         url = self.url + "/deployhq/webhook" + ("?" + urlencode(query) if query else "")
         if isinstance(data, dict):
-            return self.http.post(url, json=data, timeout=10)
-        headers = {"Content-Type": content_type or "application/x-www-form-urlencoded"}
-        return self.http.post(url, data=data, headers=headers, timeout=10)
+            response = self.http.post(url, json=data, timeout=10)
+        else:
+            headers = {"Content-Type": content_type or "application/x-www-form-urlencoded"}
+            response = self.http.post(url, data=data, headers=headers, timeout=10)
+        if settle:
+            self.settle()
+        return response
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Wait until the work the bot started after answering is done."""
+        background = self.app.extensions[EXTENSION]
+        deadline = time.monotonic() + timeout
+        while background.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def _form_payload(body: bytes) -> Any:
+    try:
+        return json.loads(parse_qs(body.decode())["payload"][0])
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return None
 
 
 @pytest.fixture(scope="session")
@@ -156,11 +188,14 @@ def settings(env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
-def start_bot(settings: Settings, fake_slack: FakeSlack) -> Iterator[Callable[..., BotServer]]:
+def start_bot(
+    settings: Settings, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+) -> Iterator[Callable[..., BotServer]]:
     servers: list[BotServer] = []
 
     def start(bot_settings: Settings | None = None, **collaborators: Any) -> BotServer:
-        server = BotServer(create_app(bot_settings or settings, **collaborators), fake_slack)
+        app = create_app(bot_settings or settings, **collaborators)
+        server = BotServer(app, fake_slack, fake_deployhq)
         servers.append(server)
         return server
 
@@ -172,3 +207,9 @@ def start_bot(settings: Settings, fake_slack: FakeSlack) -> Iterator[Callable[..
 @pytest.fixture
 def bot(start_bot: Callable[..., BotServer]) -> BotServer:
     return start_bot()
+
+
+@pytest.fixture
+def reconciling_bot(start_bot: Callable[..., BotServer], env: dict[str, str]) -> BotServer:
+    """A bot whose reconciler runs every 0.3 s instead of every minute."""
+    return start_bot(Settings.from_env({**env, "RECONCILE_INTERVAL": "0.3"}))

@@ -16,7 +16,7 @@ from tests.support.signed import DEPLOYMENT_ID, delivery
 def post_failure(bot: BotServer, slack: FakeSlack) -> dict:
     response = bot.webhook(delivery())
     assert response.status_code == 200, response.text
-    assert response.json()["result"] == "posted"
+    assert response.json()["result"] == "accepted"
     return slack.api_calls("chat.postMessage")[-1]
 
 
@@ -88,15 +88,18 @@ def test_a_slow_deployhq_still_gets_the_click_acknowledged_at_once(
     )
 
 
-def test_when_slack_refuses_the_post_the_delivery_fails_and_a_redelivery_posts(
-    bot: BotServer, fake_slack: FakeSlack
+def test_when_slack_refuses_the_post_the_card_is_posted_once_slack_takes_it(
+    reconciling_bot: BotServer, fake_slack: FakeSlack
 ):
     fake_slack.script("chat.postMessage", Reply(200, {"ok": False, "error": "not_in_channel"}))
 
-    refused = bot.webhook(delivery())
-    again = bot.webhook(delivery())
+    accepted = reconciling_bot.webhook(delivery())
+    again = reconciling_bot.webhook(delivery())
 
-    assert refused.status_code == 502
-    assert "not_in_channel" in refused.json()["error"]
-    assert again.json()["result"] == "posted"
-    assert len(fake_slack.api_calls("chat.postMessage")) == 2
+    assert accepted.json()["result"] == "accepted"
+    assert again.json()["result"] == "duplicate"
+    assert "/invite @DeployHQ" in again.json()["warning"]  # the fix, while Slack refuses
+    posted = fake_slack.wait_for(
+        lambda: [m for m in fake_slack.api_calls("chat.postMessage") if "thread_ts" not in m][1:]
+    )
+    assert len(posted) == 1  # the second try landed; no more after it

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 
 from bot.deployhq import DeployHQ, DeployHQError
@@ -83,3 +87,31 @@ def test_nothing_listening_is_a_connect_error():
 def test_an_answer_that_is_not_a_deployment_is_an_error(client, fake_deployhq):
     fake_deployhq.script("retry", Reply(200, raw=b"<html>maintenance</html>"))
     assert failure(client).kind == "invalid"
+
+
+def test_a_trickling_answer_ends_at_the_deadline_though_no_read_times_out(fake_deployhq):
+    client = DeployHQ(fake_deployhq.url, "u", "k", timeout=(1.0, 5.0), deadline=1.0)
+    fake_deployhq.script("retry", Reply(200, None, trickle=0.3))  # minutes in all
+    started = time.monotonic()
+    error = failure(client)
+    took = time.monotonic() - started
+    assert (error.kind, error.may_have_happened) == ("timeout", True)
+    assert 0.9 < took < 1.5
+
+
+def test_a_connection_dropped_after_the_request_left_may_have_retried():
+    """A server that reads the request and hangs up: DeployHQ may have acted on it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    client = DeployHQ(f"http://127.0.0.1:{listener.getsockname()[1]}", "u", "k", deadline=5)
+    error = failure(client)
+    listener.close()
+    assert (error.kind, error.may_have_happened) == ("dropped", True)

@@ -42,7 +42,7 @@ def retried(bot: BotServer, slack: FakeSlack, user_id: str = "U0CLICKER") -> Non
 def test_one_message_follows_failed_retry_pending_running_completed(
     bot: BotServer, fake_slack: FakeSlack
 ):
-    assert bot.webhook(delivery()).json()["result"] == "posted"
+    assert bot.webhook(delivery()).json()["result"] == "accepted"
     retried(bot, fake_slack)
 
     running = bot.webhook(event("running", started_at=later(1)))
@@ -167,7 +167,7 @@ def test_the_failing_steps_log_appears_in_the_thread_trimmed_and_escaped(
 
     response = bot.webhook(delivery())
 
-    assert response.json()["result"] == "posted"
+    assert response.json()["result"] == "accepted"
     note = fake_slack.wait_for(lambda: thread(fake_slack))[0]
     assert "*Why it failed:* the step _Transferring files_ on Production Server failed." in note
     assert "line 39" in note and "line 30" in note and "line 29" not in note  # the last 12 lines
@@ -194,27 +194,30 @@ def test_a_deployhq_failure_while_fetching_the_log_leaves_the_card_alone(
 def test_the_log_never_delays_the_notification(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
-    fake_deployhq.script("show", Reply(200, None, delay=3))
+    # The first read confirms the failure; the second, for its log, is slow.
+    fake_deployhq.script("show", Reply(200, None), Reply(200, None, delay=3))
     started = datetime.now(UTC)
 
-    response = bot.webhook(delivery())
+    response = bot.webhook(delivery(), settle=False)
 
-    assert response.json()["result"] == "posted"
+    assert response.json()["result"] == "accepted"
+    fake_slack.wait_for(lambda: cards_posted(fake_slack))
     assert (datetime.now(UTC) - started).total_seconds() < 2
+    fake_deployhq.wait_for(lambda: len(fake_deployhq.calls) == 2)  # the log is still coming
 
 
-def test_when_slack_takes_neither_update_nor_post_the_event_waits_for_a_redelivery(
-    bot: BotServer, fake_slack: FakeSlack
+def test_when_slack_refuses_an_update_the_event_lands_once_slack_takes_it(
+    reconciling_bot: BotServer, fake_slack: FakeSlack
 ):
+    bot = reconciling_bot
     bot.webhook(delivery())
     retried(bot, fake_slack)
     down = Reply(200, {"ok": False, "error": "fatal_error"})
-    fake_slack.script("chat.update", down)
-    fake_slack.script("chat.postMessage", down)
+    fake_slack.script("chat.update", down, down)
 
-    refused = bot.webhook(event("running", started_at=later(1)))
+    running = bot.webhook(event("running", started_at=later(1)))
     redelivered = bot.webhook(event("running", started_at=later(1)))
 
-    assert refused.status_code == 502
-    assert redelivered.json()["result"] == "updated"
-    assert headers(fake_slack)[-1] == ":arrow_forward: Deploying: My Project"
+    assert running.json()["result"] == "updated"
+    assert redelivered.json()["result"] == "duplicate"
+    fake_slack.wait_for(lambda: headers(fake_slack)[-1] == ":arrow_forward: Deploying: My Project")

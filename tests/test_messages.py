@@ -117,7 +117,7 @@ def test_only_live_states_offer_retry():
         (DeployHQError("Access denied", status=401), "refused the bot's API credentials"),
         (DeployHQError("nope", status=404), "not found"),
         (DeployHQError("slow down", status=429, retry_after=30), "wait for 30 s"),
-        (DeployHQError("x", kind="timeout"), "may still have been queued"),
+        (DeployHQError("x", kind="timeout"), "did not answer in time"),
         (DeployHQError("x", kind="connect"), "could not reach DeployHQ"),
         (DeployHQError("Service Unavailable", status=503), "HTTP 503"),
         (DeployHQError("odd", status=418), "DeployHQ answered: odd"),

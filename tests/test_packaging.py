@@ -16,7 +16,7 @@ import yaml
 from bot.config import ConfigError, Settings
 from bot.listeners.commands import COMMAND
 from bot.web import SLACK_EVENTS_PATH, create_app
-from tests.support.cards import retry_value, state_line
+from tests.support.cards import first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.gunicorn import ROOT, Gunicorn, procfile_command
 from tests.support.redis_server import free_port
@@ -33,7 +33,7 @@ def test_the_procfile_command_serves_the_bot_on_port_with_workers(
             f"{server.url}/deployhq/webhook?token={WEBHOOK_SECRET}", json=delivery(), timeout=10
         )
         assert posted.status_code == 200
-        value = retry_value(fake_slack.api_calls("chat.postMessage")[0])
+        value = retry_value(first_card(fake_slack))
         body = click_body(value, response_url=fake_slack.response_url())
         ack = requests.post(
             server.url + SLACK_EVENTS_PATH, data=body, headers=slack_headers(body), timeout=10

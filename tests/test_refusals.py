@@ -111,6 +111,7 @@ def test_basic_auth_may_carry_the_secret(bot: BotServer, fake_slack: FakeSlack, 
         timeout=5,
         auth=("deployhq", env["DEPLOYHQ_WEBHOOK_SECRET"]),
     )
+    bot.settle()
     assert response.status_code == 200
     assert len(fake_slack.api_calls("chat.postMessage")) == 1
 

@@ -12,7 +12,7 @@ from tests.support.signed import delivery
 
 
 def posted_card(bot: BotServer, slack: FakeSlack) -> dict:
-    assert bot.webhook(delivery()).json()["result"] == "posted"
+    assert bot.webhook(delivery()).json()["result"] == "accepted"
     return slack.api_calls("chat.postMessage")[-1]
 
 
@@ -28,7 +28,7 @@ def test_the_same_failure_delivered_twice_posts_once(bot: BotServer, fake_slack:
     first = bot.webhook(delivery())
     second = bot.webhook(delivery())
 
-    assert (first.json()["result"], second.json()["result"]) == ("posted", "duplicate")
+    assert (first.json()["result"], second.json()["result"]) == ("accepted", "duplicate")
     assert len(fake_slack.api_calls("chat.postMessage")) == 1
 
 

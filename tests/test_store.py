@@ -68,8 +68,12 @@ def test_only_the_holder_can_release_or_finish(store: Store):
 
 def test_a_card_is_remembered_by_deployment(store: Store):
     deployment = Deployment.from_api(delivery())
-    store.save_card(Card("C1", "1.2", deployment))
-    assert store.card(deployment.identifier) == Card("C1", "1.2", deployment)
+    card = Card("C1", deployment, ts="1.2", drawn=True, retried_by="U1", notes=("a note",))
+    store.save_card(card)
+    assert store.card(deployment.identifier) == card
+    assert store.open_cards() == {deployment.identifier}  # a note still to post
+    store.save_card(Card("C1", deployment, ts="1.2", drawn=True))
+    assert store.open_cards() == set()  # a drawn failure, nothing pending: settled
     assert store.card("other") is None
 
 
@@ -79,3 +83,19 @@ def test_an_unreachable_redis_is_reported_quickly():
     with pytest.raises(StoreUnavailable):
         store.claim_retry("d:1", "U1")
     assert time.monotonic() - started < 3
+
+
+def test_an_in_doubt_claim_outlives_its_lock_until_settled(store: Store):
+    _, claim = store.claim_retry("d:1", "U1")
+    doubt = store.doubt_retry("d:1", claim)
+    time.sleep(0.4)  # past the lock's expiry: the doubt still blocks a second retry
+    won, holder = store.claim_retry("d:1", "U2")
+    assert (won, holder.user_id, holder.in_doubt) == (False, "U1", True)
+    store.release_retry("d:1", doubt)  # DeployHQ's record says it was never queued
+    assert store.claim_retry("d:1", "U2")[0] is True
+
+
+def test_one_caller_per_period_takes_the_turn(store: Store):
+    assert [store.take_turn("reconcile", 0.3) for _ in range(3)] == [True, False, False]
+    time.sleep(0.4)
+    assert store.take_turn("reconcile", 0.3) is True

@@ -24,3 +24,11 @@ def state_line(message: dict[str, Any]) -> str:
         if block["type"] == "context":
             return str(block["elements"][0]["text"])
     raise AssertionError("no state line")
+
+
+def first_card(slack: Any) -> dict[str, Any]:
+    """The first card the bot posted, once it has (the bot posts after answering the webhook)."""
+    posted: dict[str, Any] = slack.wait_for(
+        lambda: next((m for m in slack.api_calls("chat.postMessage") if "thread_ts" not in m), None)
+    )
+    return posted

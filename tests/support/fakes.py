@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,8 @@ from urllib.parse import parse_qs
 
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
+
+from tests.support.signed import at
 
 
 @dataclass
@@ -34,6 +37,13 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     raw: bytes | None = None
+    trickle: float = 0.0  # seconds between the body's bytes: never idle long enough to time out
+
+
+def _trickle(body: bytes, pause: float) -> Iterator[bytes]:
+    for i in range(len(body)):
+        time.sleep(pause)
+        yield body[i : i + 1]
 
 
 class FakeServer:
@@ -99,18 +109,36 @@ class FakeServer:
             self.calls.append(call)
         return call
 
-    def _reply(self, kind: str, default: Callable[[], Reply]) -> Response:
+    def _reply(
+        self, kind: str, default: Callable[[], Reply], *, decide_first: bool = False
+    ) -> Response:
+        """The scripted reply, or ``default()``'s. A scripted 2xx without a body takes the
+        default's; with ``decide_first`` that default (and what it does) comes before any delay."""
         with self._lock:
             queue = self._scripts.get(kind)
             reply = queue.pop(0) if queue else self._defaults.get(kind)
         if reply is None:
             reply = default()
         elif reply.body is None and reply.raw is None:  # scripted status/delay, default body
-            reply = Reply(reply.status, default().body, reply.headers, reply.delay)
+            if decide_first and reply.status < 300:
+                reply = Reply(
+                    reply.status, default().body, reply.headers, reply.delay, None, reply.trickle
+                )
+            else:
+                reply = Reply(reply.status, None, reply.headers, reply.delay, None, reply.trickle)
         if reply.delay:
             time.sleep(reply.delay)
+        if reply.body is None and reply.raw is None:
+            reply = Reply(reply.status, default().body, reply.headers, 0.0, None, reply.trickle)
         body = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
         content_type = "application/json" if reply.raw is None else "text/html"
+        if reply.trickle:
+            return Response(
+                _trickle(body, reply.trickle),
+                reply.status,
+                headers=reply.headers,
+                content_type=content_type,
+            )
         return Response(body, reply.status, headers=reply.headers, content_type=content_type)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -182,10 +210,10 @@ def deployment_json(identifier: str, project: str, status: str = "failed") -> di
         "start_revision": {"ref": "abc123def456"},
         "end_revision": {"ref": "def456abc789", "message": "Fix login"},
         "timestamps": {
-            "queued_at": "2025-10-27T10:00:00Z",
-            "started_at": None,
-            "completed_at": None,
-            "duration": None,
+            "queued_at": at(0),
+            "started_at": at(2),
+            "completed_at": at(70),
+            "duration": 68,
         },
         "servers": [
             {"name": "Production Server", "identifier": "7563d091", "protocol_type": "ssh"}
@@ -195,11 +223,15 @@ def deployment_json(identifier: str, project: str, status: str = "failed") -> di
 
 
 class FakeDeployHQ(FakeServer):
-    """DeployHQ's API: retry answers ``pending`` unless scripted otherwise."""
+    """DeployHQ's API, with a memory: GET answers each deployment's current record (a failure of
+    its own making for one it was never told of, 404 for one in ``missing``), and a retry it
+    accepts re-queues the record at once, before any scripted delay: so a retry answered after
+    the client gave up has still been processed, as with the real service."""
 
     def __init__(self) -> None:
         super().__init__("fake-deployhq")
         self.deployments: dict[str, dict[str, Any]] = {}  # what GET answers, by identifier
+        self.missing: set[str] = set()  # deployments this account does not have
         self.history: list[dict[str, Any]] = []  # what the list answers, newest first
         self.logs: dict[str, list[dict[str, Any]]] = {}  # step logs, by step identifier
 
@@ -214,16 +246,36 @@ class FakeDeployHQ(FakeServer):
 
             def pending() -> Reply:
                 # DeployHQ re-queues the same deployment now, with start and finish cleared.
-                body = deployment_json(deployment, project, "pending")
-                body["timestamps"]["queued_at"] = datetime.now(UTC).isoformat()
+                with self._lock:
+                    body = copy.deepcopy(self._current(deployment, project))
+                    body["status"] = "pending"
+                    body["timestamps"] = {
+                        "queued_at": datetime.now(UTC).isoformat(),
+                        "started_at": None,
+                        "completed_at": None,
+                        "duration": None,
+                    }
+                    self.deployments[deployment] = copy.deepcopy(body)
                 return Reply(200, body)
 
-            return self._reply("retry", pending)
+            # Decided before any delay: the retry is processed even if its answer comes late.
+            return self._reply("retry", pending, decide_first=True)
 
         @self.app.get("/projects/<project>/deployments/<deployment>")
         def show(project: str, deployment: str) -> Response:
             self._record()
-            found = self.deployments.get(deployment) or deployment_json(deployment, project)
+            with self._lock:
+                if deployment in self.missing:
+                    found = None
+                else:
+                    found = copy.deepcopy(self._current(deployment, project))
+            if found is None:
+                return self._reply(
+                    "show",
+                    lambda: Reply(
+                        404, {"error": "Deployment not found", "error_code": "record_not_found"}
+                    ),
+                )
             return self._reply("show", lambda: Reply(200, found))
 
         @self.app.get("/projects/<project>/deployments")
@@ -243,6 +295,24 @@ class FakeDeployHQ(FakeServer):
                 "records": records,
             }
             return self._reply("index", lambda: Reply(200, body))
+
+    def record(self, deployment: dict[str, Any]) -> None:
+        """Make ``deployment`` DeployHQ's current record of it (as a notification implies);
+        what a notification does not carry (the steps) is kept."""
+        with self._lock:
+            known = self.deployments.get(deployment["identifier"], {})
+            self.deployments[deployment["identifier"]] = {**known, **copy.deepcopy(deployment)}
+
+    def set_status(self, identifier: str, status: str, **timestamps: str | None) -> None:
+        with self._lock:
+            record = self.deployments[identifier]
+            record["status"] = status
+            record.setdefault("timestamps", {}).update(timestamps)
+
+    def _current(self, deployment: str, project: str) -> dict[str, Any]:
+        if deployment not in self.deployments:
+            self.deployments[deployment] = deployment_json(deployment, project)
+        return self.deployments[deployment]
 
     def retries(self) -> list[Call]:
         with self._lock:

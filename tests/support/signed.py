@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,6 +19,24 @@ SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-fedcba9876543210"
 DEPLOYMENT_ID = "6bd5cdc4-d652-92e8-322f-287929091f03"
 
+# The failure the tests deliver happened a few minutes before the run: DeployHQ's notifications
+# are fresh, and the bot refuses ones older than DEPLOYHQ_MAX_DELIVERY_AGE.
+# Processes started from here (gunicorn, the benchmark's fakes) inherit the same moment.
+FAILED_AT = datetime.fromtimestamp(
+    float(
+        os.environ.setdefault(
+            "TEST_FAILED_AT", str(int((datetime.now(UTC) - timedelta(minutes=10)).timestamp()))
+        )
+    ),
+    UTC,
+)
+
+
+def at(seconds: float) -> str:
+    """An ISO time ``seconds`` after the delivered failure's queue time."""
+    return (FAILED_AT + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
 FAILED_DELIVERY: dict[str, Any] = {
     "identifier": DEPLOYMENT_ID,
     "status": "failed",
@@ -26,9 +46,9 @@ FAILED_DELIVERY: dict[str, Any] = {
     "start_revision": {"ref": "abc123def456"},
     "end_revision": {"ref": "def456abc789", "message": "Fix login"},
     "timestamps": {
-        "queued_at": "2025-10-27T10:00:00Z",
-        "started_at": "2025-10-27T10:00:02Z",
-        "completed_at": "2025-10-27T10:01:10Z",
+        "queued_at": at(0),
+        "started_at": at(2),
+        "completed_at": at(70),
         "duration": 68,
     },
     "servers": [{"name": "Production Server", "identifier": "7563d091", "protocol_type": "ssh"}],

@@ -1,0 +1,119 @@
+"""No card left behind: every open card is brought back in line with DeployHQ and Slack.
+
+Every ``interval`` seconds one process (whichever takes the turn in the store) goes through the
+cards that are not settled: one whose record Slack has not shown yet is pushed again; one whose
+retry is in doubt is settled from DeployHQ's record; one whose deployment or retry is under way
+is compared with DeployHQ's record and redrawn when DeployHQ has moved on. So a notification
+that never came, a Slack outage, or a process that died mid-retry still ends on the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+from bot import messages
+from bot.cards import Cards
+from bot.deployhq import DeployHQ, DeployHQError
+from bot.deployments import FAILED
+from bot.retries import Retries
+from bot.routing import RetryTarget
+from bot.store import Card, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 60.0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        cards: Cards,
+        retries: Retries,
+        deployhq: DeployHQ,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.cards = cards
+        self.retries = retries
+        self.deployhq = deployhq
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Reconcile in a daemon thread of this process until ``stop``."""
+        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        # Processes started together spread out, so the turn does not always fall to one.
+        while not self._stop.wait(self.interval * random.uniform(0.8, 1.2)):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("reconciling cards failed")
+
+    def run_once(self) -> int:
+        """Check every open card, if this process has the turn; how many were checked."""
+        try:
+            if not self.store.take_turn("reconcile", self.interval * 0.8):
+                return 0
+            open_cards = sorted(self.store.open_cards())
+        except StoreUnavailable:
+            return 0
+        for deployment_id in open_cards:
+            if self._stop.is_set():
+                break
+            try:
+                self.check(deployment_id)
+            except StoreUnavailable:
+                return 0
+            except Exception:
+                log.exception("reconciling the card of %s failed", deployment_id)
+        return len(open_cards)
+
+    def check(self, deployment_id: str) -> None:
+        card = self.store.card(deployment_id)
+        if card is None:
+            self.store.drop_card(deployment_id)  # expired: take it off the list
+            return
+        if not (card.confirmed and card.drawn and not card.notes):
+            self.cards.sync(deployment_id)
+            card = self.store.card(deployment_id) or card
+        if not card.live:
+            return
+        target = RetryTarget.of(card.deployment)
+        if isinstance(card.state, messages.Retrying | messages.InDoubt):
+            claim = self.store.retry_claim(target.run_key)
+            if claim is not None and claim.in_doubt:
+                self.retries.resolve(target, claim)
+                return
+            if claim is not None and not claim.done:
+                return  # its holder is still asking DeployHQ
+        self._follow(card, target)
+
+    def _follow(self, card: Card, target: RetryTarget) -> None:
+        """Redraw the card when DeployHQ's record has moved on from what it shows."""
+        deployment = card.deployment
+        try:
+            record = self.deployhq.deployment(deployment.project_permalink, deployment.identifier)
+        except DeployHQError as error:
+            log.warning("could not check deployment %s: %s", deployment.identifier, error)
+            return
+        if self.cards.on_record(record):
+            log.info("card of %s caught up with DeployHQ: %s", deployment.identifier, record.status)
+            return
+        if isinstance(card.state, messages.Retrying) and record.run_key == target.run_key:
+            # Its retry's holder died before DeployHQ was asked (its lock is gone, and
+            # DeployHQ still shows the failure): offer Retry again.
+            state = messages.Failed() if record.status == FAILED else messages.Progress()
+            self.cards.on_retry(
+                target, state, ":warning: The retry was interrupted; nothing was retried."
+            )
