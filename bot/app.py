@@ -10,10 +10,11 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.background import Background
+from bot.background import Pools
 from bot.cards import Cards
 from bot.config import Settings
 from bot.deployhq import DeployHQ
+from bot.identity import Identity
 from bot.listeners import actions, commands
 from bot.retries import Retries
 
@@ -38,20 +39,30 @@ def build_app(
     settings: Settings,
     *,
     client: WebClient,
+    identity: Identity,
     retries: Retries,
     deployhq: DeployHQ,
     cards: Cards,
-    background: Background,
+    pools: Pools,
 ) -> App:
     app = App(
-        client=client,
+        # Bolt copies this client's settings for each request; the token comes from
+        # ``authorize``, which answers from the identity learnt at start-up, so no request ever
+        # waits for auth.test.
+        client=WebClient(
+            base_url=client.base_url, timeout=client.timeout, retry_handlers=client.retry_handlers
+        ),
+        # Bolt passes arguments by name, and would pass a bound method's ``self`` too.
+        authorize=lambda enterprise_id, team_id, user_id: identity.authorize(
+            enterprise_id, team_id, user_id
+        ),
         signing_secret=settings.slack_signing_secret,
+        # Checked on the raw body before Bolt parses anything (see slack_adapter).
+        request_verification_enabled=False,
         # Listeners run in the request thread and the answer leaves when they return; each
-        # acks, then hands its slow work to ``background``.
+        # acks, then hands its slow work to a pool.
         process_before_response=True,
-        # No auth.test call while a worker boots: a Slack hiccup must not stop a deploy.
-        token_verification_enabled=False,
     )
-    actions.register(app, retries, background)
-    commands.register(app, deployhq=deployhq, retries=retries, cards=cards, background=background)
+    actions.register(app, retries, pools.retries)
+    commands.register(app, deployhq=deployhq, retries=retries, cards=cards, pools=pools)
     return app

@@ -10,12 +10,13 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 EXTENSION = "deployhq-bot.background"
-"""Where ``create_app`` leaves the worker's pool, for gunicorn's ``worker_exit`` to drain."""
+"""Where ``create_app`` leaves the worker's pools, for gunicorn's ``worker_exit`` to drain."""
 
 
 class Background:
@@ -64,3 +65,35 @@ class Background:
         finally:
             with self._lock:
                 self._pending -= 1
+
+
+@dataclass(frozen=True)
+class Pools:
+    """One bounded pool per kind of work, so one slow service cannot starve the others."""
+
+    retries: (
+        Background  # Retry clicks and /deployhq retry: DeployHQ calls, each within its deadline
+    )
+    commands: Background  # the other /deployhq commands (status, failed)
+    slack: Background  # card posts and updates: may wait out Slack's Retry-After
+    lookups: Background  # why a deployment failed: reads DeployHQ may be slow to answer
+
+    @classmethod
+    def create(cls) -> Pools:
+        return cls(
+            retries=Background(32, "retries"),
+            commands=Background(8, "commands"),
+            slack=Background(8, "slack"),
+            lookups=Background(2, "lookups"),
+        )
+
+    def all(self) -> tuple[Background, ...]:
+        return (self.retries, self.commands, self.slack, self.lookups)
+
+    @property
+    def pending(self) -> int:
+        return sum(pool.pending for pool in self.all())
+
+    def close(self) -> None:
+        for pool in self.all():
+            pool.close()

@@ -13,6 +13,7 @@ than the card, so duplicates and late deliveries change nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import messages
+from bot.background import Background
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployments import FAILED, Deployment
 from bot.routing import RetryTarget
@@ -64,12 +66,16 @@ class Cards:
         *,
         deployhq: DeployHQ | None = None,
         max_delivery_age: timedelta = DEFAULT_MAX_DELIVERY_AGE,
+        lookups: Background | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.web_url = web_url
         self.deployhq = deployhq
         self.max_delivery_age = max_delivery_age
+        self.lookups = lookups  # where failure logs are looked up, off the Slack pool
+        # How a changed record reaches Slack: now, in this thread, unless an outbox takes it.
+        self.show: Callable[[str], object] = self.sync
         self._refused_channels: dict[str, tuple[str, float]] = {}
 
     def page_url(self, deployment: Deployment) -> str:
@@ -140,7 +146,7 @@ class Cards:
         except StoreUnavailable:
             log.warning("store unavailable; card of %s not updated", record.identifier)
             return False
-        self.sync(record.identifier)
+        self.show(record.identifier)
         return True
 
     def _advance(self, card: Card, deployment: Deployment, *, trusted: bool) -> Card | None:
@@ -173,7 +179,7 @@ class Cards:
 
         The card is redrawn only while it still shows the failure the retry is for; a card
         that has moved on (say, to ``running``) keeps its state and gets the note. False when
-        there is no card, or Slack has not shown it yet, so the caller can tell the person.
+        there is no card to show it on, so the caller can tell the person directly.
         """
         try:
             with self.store.card_lock(target.deployment):
@@ -190,25 +196,26 @@ class Cards:
         except StoreUnavailable:
             log.warning("store unavailable; card of %s not updated", target.deployment)
             return False
-        return self.sync(target.deployment)
+        self.show(target.deployment)
+        return True
 
     # --- Slack ----------------------------------------------------------------------------------
 
     def sync(self, deployment_id: str) -> bool:
         """Bring the card in Slack up to its record: confirm, draw, post the thread notes.
 
-        True when Slack shows everything; False leaves the rest to the reconciler.
+        True when nothing is left to do; False when Slack has yet to take something.
         """
         try:
             with self.store.card_lock(deployment_id):
                 card = self.store.card(deployment_id)
                 if card is None:
-                    return False
+                    return True
                 if not card.confirmed:
                     confirmed = self._confirm(card)
                     if confirmed is None:
                         self.store.drop_card(deployment_id)
-                        return False
+                        return True
                     card = confirmed
                 if not card.drawn:
                     card = self._draw(card)
@@ -320,9 +327,16 @@ class Cards:
 
     def _explain(self, card: Card) -> None:
         """Add the failing step and its log to the thread, once per failure."""
-        deployment = card.deployment
-        if self.deployhq is None or card.explained == deployment.run_key:
+        if self.deployhq is None or card.explained == card.deployment.run_key:
             return
+        if self.lookups is not None:
+            self.lookups.run("looking up why a deployment failed", self._explain_now, card)
+        else:
+            self._explain_now(card)
+
+    def _explain_now(self, card: Card) -> None:
+        assert self.deployhq is not None
+        deployment = card.deployment
         try:
             found = self.deployhq.failure_log(deployment.project_permalink, deployment.identifier)
         except DeployHQError as error:
@@ -341,7 +355,7 @@ class Cards:
                 self.store.save_card(current)
         except StoreUnavailable:
             return
-        self.sync(deployment.identifier)
+        self.show(deployment.identifier)
 
     def _too_old(self, deployment: Deployment) -> bool:
         moment = deployment.finished_at

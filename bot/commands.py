@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from bot.deployments import is_identifier
+from bot.deployments import is_identifier, is_permalink
 
+_COUNT = re.compile(r"[0-9]{1,3}")
 DEFAULT_FAILED_COUNT = 5
 MAX_FAILED_COUNT = 20
-_PERMALINK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 USAGE = "\n".join(
     [
@@ -68,7 +68,8 @@ def parse(text: str) -> Command:
             return Help("`failed` needs a project, and may take a count.")
         if len(args) == 1:
             return ListFailed(args[0])
-        if not args[1].isdigit() or not 1 <= int(args[1]) <= MAX_FAILED_COUNT:
+        # ASCII digits only: "²".isdigit() is True, and int("²") raises.
+        if not _COUNT.fullmatch(args[1]) or not 1 <= int(args[1]) <= MAX_FAILED_COUNT:
             return Help(f"the count must be a number from 1 to {MAX_FAILED_COUNT}.")
         return ListFailed(args[0], int(args[1]))
     return Help(f"there is no `{_clip(verb)}` command.")
@@ -110,7 +111,7 @@ def _from_url(word: str) -> tuple[str, str] | None:
 
 
 def _is_project(word: str) -> bool:
-    return bool(_PERMALINK.match(word))
+    return is_permalink(word)
 
 
 def _clip(word: str) -> str:

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from bot.deployments import is_permalink
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 # DeployHQ's key for its signed "HTTP POST" notifications, as printed on that integration's page.
@@ -23,9 +25,9 @@ xdQa8iepUz4BwrrHmwIDAQAB
 -----END PUBLIC KEY-----
 """
 
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
-_ACCOUNT = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_SLACK_ID_LIST = re.compile(r"^[A-Z0-9]{2,30}$")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
+_ACCOUNT = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_SLACK_ID_LIST = re.compile(r"[A-Z0-9]{2,30}")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -52,7 +54,7 @@ class ConfigError(Exception):
 
 
 def is_channel_id(value: str) -> bool:
-    return bool(_CHANNEL_ID.match(value))
+    return bool(_CHANNEL_ID.fullmatch(value))
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Settings:
     deployhq_public_key_pem: str = field(default=DEPLOYHQ_PUBLIC_KEY, repr=False)
     redis_url: str | None = field(default=None, repr=False)
     redis_tls_verify: bool = True
+    project_channels: tuple[tuple[str, str], ...] = ()
+    projects: frozenset[str] = frozenset()
     retry_allowed_users: frozenset[str] = frozenset()
     retry_allowed_usergroups: frozenset[str] = frozenset()
     log_level: str = "INFO"
@@ -107,6 +111,15 @@ class Settings:
         """How long an unanswered retry is looked for in DeployHQ's record before the bot
         concludes it was never queued."""
         return max(60.0, 3 * self.deployhq_timeout)
+
+    def channel_for(self, project: str) -> str:
+        """Where a project's cards go: its DEPLOYHQ_CHANNELS entry, else SLACK_CHANNEL."""
+        return dict(self.project_channels).get(project, self.slack_channel)
+
+    @property
+    def channels(self) -> frozenset[str]:
+        """Every channel cards may go to; a webhook's ?channel= must name one of them."""
+        return frozenset({self.slack_channel, *(c for _, c in self.project_channels)})
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -170,7 +183,7 @@ class Settings:
             )
         account = required("DEPLOYHQ_ACCOUNT", "your DeployHQ subdomain: <account>.deployhq.com")
         account = account.lower()
-        if account and not _ACCOUNT.match(account):
+        if account and not _ACCOUNT.fullmatch(account):
             problems.append(
                 f"DEPLOYHQ_ACCOUNT must be the subdomain only (e.g. 'acme'), not {account!r}"
             )
@@ -200,13 +213,31 @@ class Settings:
         if tls_verify is None:
             problems.append("REDIS_TLS_VERIFY must be true or false")
 
+        project_channels = []
+        for pair in _id_list(get("DEPLOYHQ_CHANNELS")):
+            project, _, project_channel = (part.strip() for part in pair.partition("="))
+            if is_permalink(project) and is_channel_id(project_channel):
+                project_channels.append((project, project_channel))
+            else:
+                problems.append(
+                    "DEPLOYHQ_CHANNELS must be project=channel pairs separated by commas, like "
+                    f"my-project=C0123456789; bad: {pair!r}"
+                )
+        projects = _id_list(get("DEPLOYHQ_PROJECTS"))
+        bad_projects = sorted(p for p in projects if not is_permalink(p))
+        if bad_projects:
+            problems.append(
+                f"DEPLOYHQ_PROJECTS must list project permalinks separated by commas; bad: "
+                f"{bad_projects}"
+            )
+
         users = _id_list(get("DEPLOYHQ_RETRY_ALLOWED_USERS"))
         groups = _id_list(get("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS"))
         for name, ids in (
             ("DEPLOYHQ_RETRY_ALLOWED_USERS", users),
             ("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS", groups),
         ):
-            bad = sorted(i for i in ids if not _SLACK_ID_LIST.match(i))
+            bad = sorted(i for i in ids if not _SLACK_ID_LIST.fullmatch(i))
             if bad:
                 problems.append(f"{name} must list Slack ids separated by commas; bad: {bad}")
 
@@ -249,6 +280,8 @@ class Settings:
             deployhq_public_key_pem=public_key,
             redis_url=redis_url,
             redis_tls_verify=bool(tls_verify),
+            project_channels=tuple(sorted(project_channels)),
+            projects=projects,
             retry_allowed_users=users,
             retry_allowed_usergroups=groups,
             log_level=log_level,

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 # DeployHQ identifiers are UUIDs; this is a little looser but keeps them safe in keys and URLs.
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_PERMALINK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _MAX_FIELD = 2000
 
 FAILED = "failed"
@@ -36,7 +37,12 @@ _STATUS_RANK = {
 
 
 def is_identifier(value: str) -> bool:
-    return bool(_IDENTIFIER.match(value))
+    return bool(_IDENTIFIER.fullmatch(value))
+
+
+def is_permalink(value: str) -> bool:
+    """A project's permalink (or identifier), as DeployHQ's URLs and our settings name it."""
+    return bool(_PERMALINK.fullmatch(value))
 
 
 @dataclass(frozen=True)

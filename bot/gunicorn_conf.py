@@ -11,7 +11,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from bot.background import EXTENSION, Background
+from bot.background import EXTENSION, Pools
 from bot.config import ConfigError, Settings
 from bot.logs import scrub_handlers
 
@@ -63,6 +63,6 @@ def on_starting(server: Any) -> None:
 def worker_exit(server: Any, worker: Any) -> None:
     """Finish the work queued after acks before the worker goes (within graceful_timeout)."""
     app = getattr(worker, "wsgi", None)
-    background = getattr(app, "extensions", {}).get(EXTENSION)
-    if isinstance(background, Background):
-        background.close()
+    pools = getattr(app, "extensions", {}).get(EXTENSION)
+    if isinstance(pools, Pools):
+        pools.close()

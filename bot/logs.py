@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -49,12 +50,21 @@ class _QuietBolt(logging.Filter):
 
 
 class _BotHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Ours, so configuring again replaces it and leaves other handlers alone."""
+    """Ours, so configuring again replaces it and leaves other handlers alone. It writes to
+    whatever ``sys.stderr`` is when a line is written, not the one it was made with."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
 
 
 def configure(level: str, secrets: Iterable[str]) -> None:
     """Send every log line, scrubbed, to stderr at ``level``; safe to call more than once."""
-    handler = _BotHandler(sys.stderr)
+    handler = _BotHandler()
     handler.setFormatter(ScrubbingFormatter(logging.Formatter(TEXT_FORMAT), secrets))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _BotHandler)]:

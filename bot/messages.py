@@ -20,7 +20,7 @@ from bot.routing import OPEN_ACTION, RETRY_ACTION, RetryTarget
 
 Block = dict[str, Any]
 
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 _STATUS_EMOJI = {
     "failed": ":x:",
     "completed": ":white_check_mark:",
@@ -464,11 +464,18 @@ def lock_lapsed() -> str:
     )
 
 
+def project_not_served(project: str) -> str:
+    return (
+        f":no_entry_sign: This bot does not act on the project *{_outside(project, 100)}* "
+        "(it is not in DEPLOYHQ_PROJECTS; give its permalink), so nothing was done."
+    )
+
+
 def not_allowed() -> str:
     return (
-        ":no_entry_sign: You are not among the people allowed to retry deployments, so nothing "
-        "was retried. An admin can add you to DEPLOYHQ_RETRY_ALLOWED_USERS or to an allowed "
-        "user group."
+        ":no_entry_sign: You are not among the people allowed to retry deployments (or look "
+        "them up with /deployhq), so nothing was done. An admin can add you to "
+        "DEPLOYHQ_RETRY_ALLOWED_USERS or to an allowed user group."
     )
 
 
@@ -535,7 +542,7 @@ def escape(text: str) -> str:
 
 
 def mention(user_id: str) -> str:
-    return f"<@{user_id}>" if _USER_ID.match(user_id) else escape(user_id)
+    return f"<@{user_id}>" if _USER_ID.fullmatch(user_id) else escape(user_id)
 
 
 def duration_text(seconds: float) -> str:

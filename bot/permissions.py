@@ -1,4 +1,5 @@
-"""Who may retry: everyone, unless allowed users or user groups are configured."""
+"""Who may act, and on what: everyone on every project, unless DEPLOYHQ_PROJECTS names the
+projects and allowed users or user groups are configured."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ class RetryPolicy:
         *,
         client: WebClient,
         store: Store,
+        projects: frozenset[str] = frozenset(),
         cache_seconds: float = GROUP_CACHE_SECONDS,
     ) -> None:
+        self.projects = projects
         self.users = users
         self.groups = groups
         self.client = client
@@ -37,6 +40,10 @@ class RetryPolicy:
     @property
     def restricted(self) -> bool:
         return bool(self.users or self.groups)
+
+    def serves(self, project: str) -> bool:
+        """Whether the bot acts on ``project`` (a permalink) at all."""
+        return not self.projects or project in self.projects
 
     def allows(self, user_id: str) -> bool:
         """Whether ``user_id`` may retry; ``PermissionUnknown`` when Slack cannot tell us."""

@@ -69,7 +69,7 @@ class Retries:
         ``tell`` hears why nothing was tried (not allowed, already claimed, no store, DeployHQ
         has moved on); the outcome of a retry that was tried is returned, for the caller.
         """
-        if not self.allowed(user_id, tell):
+        if not self.allowed(user_id, tell, target.project):
             return RetryResult("forbidden")
         try:
             acquired, claim = self.store.claim_retry(target.run_key, user_id)
@@ -169,10 +169,15 @@ class Retries:
         self.cards.on_retry(target, lost, messages.retry_note(lost, None))
         return None
 
-    def allowed(self, user_id: str, tell: Tell) -> bool:
-        """Whether ``user_id`` may retry; if not, they are told why and it is logged."""
+    def allowed(self, user_id: str, tell: Tell, project: str = "") -> bool:
+        """Whether ``user_id`` may act on ``project``; if not, they are told why, and it is
+        logged. Checked before any call to DeployHQ."""
         if self.policy is None:
             return True
+        if project and not self.policy.serves(project):
+            log.warning("refused %s: project %r is not in DEPLOYHQ_PROJECTS", user_id, project)
+            tell(messages.project_not_served(project))
+            return False
         try:
             allowed = self.policy.allows(user_id)
         except PermissionUnknown:

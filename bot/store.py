@@ -169,11 +169,26 @@ class MemoryKeyValue:
     """The same operations in this process's memory: correct for one process only."""
 
     name = "memory"
+    SWEEP_SECONDS = 60.0
 
     def __init__(self) -> None:
         self._items: dict[str, tuple[str, float]] = {}
         self._sets: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self._swept = time.monotonic()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def _sweep(self) -> None:
+        """Drop expired entries now and then (under the lock), so they do not pile up."""
+        now = time.monotonic()
+        if now - self._swept < self.SWEEP_SECONDS:
+            return
+        self._swept = now
+        for key in [k for k, (_, expires) in self._items.items() if expires <= now]:
+            del self._items[key]
 
     def ping(self) -> None:
         return None
@@ -182,6 +197,7 @@ class MemoryKeyValue:
         with self._lock:
             if self._live(key) is not None:
                 return False
+            self._sweep()
             self._items[key] = (value, time.monotonic() + ttl)
             return True
 
@@ -191,6 +207,7 @@ class MemoryKeyValue:
 
     def put(self, key: str, value: str, ttl: float) -> None:
         with self._lock:
+            self._sweep()
             self._items[key] = (value, time.monotonic() + ttl)
 
     def swap(self, key: str, expected: str, value: str, ttl: float) -> bool:

@@ -9,18 +9,21 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Request, Response, jsonify, request
 from slack_sdk import WebClient
-from werkzeug.exceptions import HTTPException
+from slack_sdk.signature import SignatureVerifier
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bot import logs, slack_adapter
 from bot.app import build_app, slack_client
-from bot.background import EXTENSION, Background
+from bot.background import EXTENSION, Pools
 from bot.cards import Cards
-from bot.config import ConfigError, Settings, is_channel_id
+from bot.config import ConfigError, Settings
 from bot.deployhq import DeployHQ
 from bot.deployments import FAILED
+from bot.identity import Identity
 from bot.notifications import MAX_BODY_BYTES, WebhookAuth, WebhookRejected, read_notification
+from bot.outbox import Outbox
 from bot.permissions import RetryPolicy
 from bot.reconcile import Reconciler
 from bot.retries import Retries
@@ -53,58 +56,76 @@ def create_app(
         timeout=settings.deployhq_timeouts,
         deadline=settings.deployhq_timeout,
     )
-    background = Background()
+    pools = Pools.create()
     cards = Cards(
         client,
         store,
         settings.deployhq_web_url,
         deployhq=deployhq,
         max_delivery_age=timedelta(seconds=settings.max_delivery_age),
+        lookups=pools.lookups,
     )
+    outbox = Outbox(cards.sync, pools.slack)
+    cards.show = outbox.show
     policy = RetryPolicy(
-        settings.retry_allowed_users, settings.retry_allowed_usergroups, client=client, store=store
+        settings.retry_allowed_users,
+        settings.retry_allowed_usergroups,
+        client=client,
+        store=store,
+        projects=settings.projects,
     )
     retries = Retries(deployhq, store, cards, policy, doubt_seconds=settings.retry_doubt_seconds)
     reconciler = Reconciler(store, cards, retries, deployhq, interval=settings.reconcile_interval)
     recheck_after = min(10.0, settings.deployhq_timeout + 1)
-    retries.recheck = lambda target: background.later(
+    retries.recheck = lambda target: pools.retries.later(
         recheck_after, "re-checking an in-doubt retry", reconciler.check, target.deployment
     )
-    reconciler.start()
+    identity = Identity(client, settings.slack_bot_token)
     bolt = build_app(
         settings,
         client=client,
+        identity=identity,
         retries=retries,
         deployhq=deployhq,
         cards=cards,
-        background=background,
+        pools=pools,
     )
+    verifier = SignatureVerifier(settings.slack_signing_secret)
     webhook_auth = WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key)
+    identity.start()
+    reconciler.start()
 
     flask = Flask(__name__)
     flask.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    flask.extensions[EXTENSION] = background  # drained by gunicorn's worker_exit
+    flask.extensions[EXTENSION] = pools  # drained by gunicorn's worker_exit
     flask.extensions[RECONCILER] = reconciler
 
     @flask.post(SLACK_EVENTS_PATH)
     def slack_events() -> Response:
-        return slack_adapter.handle(bolt, request)
+        return slack_adapter.handle(bolt, request, verifier)
 
     @flask.post(WEBHOOK_PATH)
     def deployhq_webhook() -> tuple[Response, int]:
-        channel = request.args.get("channel") or settings.slack_channel
-        if not is_channel_id(channel):
-            return _error(400, "?channel= must be a Slack channel id like C0123456789")
         token = request.args.get("token")
         if token is None and request.authorization is not None:
             token = request.authorization.password  # Basic auth carries the secret instead
         try:
             deployment = read_notification(
-                request.get_data(cache=False), request.mimetype, token, webhook_auth
+                read_body(request), request.mimetype, token, webhook_auth
             )
         except WebhookRejected as rejected:
             log.warning("webhook refused (%s): %s", rejected.status, rejected.message)
             return _error(rejected.status, rejected.message)
+        project = deployment.project_permalink
+        channel = request.args.get("channel") or settings.channel_for(project)
+        if channel not in settings.channels:
+            log.warning("webhook refused: ?channel=%s is not a configured channel", channel[:40])
+            return _error(
+                403, "?channel= must be SLACK_CHANNEL or a channel named in DEPLOYHQ_CHANNELS"
+            )
+        if not policy.serves(project):
+            log.info("notification for %s ignored: not in DEPLOYHQ_PROJECTS", project)
+            return jsonify(ok=True, result="ignored", deployment=deployment.identifier), 200
         try:
             result = cards.on_notification(deployment, channel)
         except StoreUnavailable:
@@ -112,12 +133,12 @@ def create_app(
             # Later statuses need the card's place, so only failures can go ahead.
             result = "accepted" if deployment.status == FAILED else "ignored"
             if result == "accepted":
-                background.run(
+                pools.slack.run(
                     "posting without the store", cards.post_without_store, deployment, channel
                 )
         else:
             if result in ("accepted", "updated"):
-                background.run("showing a notification", cards.sync, deployment.identifier)
+                outbox.show(deployment.identifier)
         answer: dict[str, object] = {
             "ok": True,
             "result": result,
@@ -151,6 +172,19 @@ def open_store(settings: Settings) -> Store:
     # gunicorn's master says so once, and runs a single worker (see gunicorn_conf).
     log.info("REDIS_URL is not set: using the in-process store")
     return Store(MemoryKeyValue(), retry_lock_seconds=lock)
+
+
+def read_body(request: Request) -> bytes:
+    """The body, at most MAX_BODY_BYTES; a longer one is 413, with or without Content-Length."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:  # a chunked body arrives a chunk per read
+        chunk = request.stream.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    raise RequestEntityTooLarge()
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:

@@ -206,7 +206,7 @@ def test_a_retry_in_flight_when_the_dyno_restarts_finishes_and_reaches_the_card(
     assert len(fake_deployhq.retries()) == 1
     (done,) = retried_cards(fake_slack)
     assert "DeployHQ status: *pending*" in state_line(done)
-    assert "finishing 1 after-ack task(s) before exiting" in output
+    assert "finishing 1 retries task(s) before exiting" in output
     assert 3.0 < took < 25.0  # waited for DeployHQ, and well inside the PaaS's 30 s
 
 

@@ -152,19 +152,6 @@ def test_a_json_webhook_is_refused_when_no_secret_is_configured(
     nothing_happened(fake_slack, fake_deployhq)
 
 
-def test_a_bad_channel_override_is_refused(
-    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
-):
-    response = bot.webhook(delivery(), channel="#general")
-    assert response.status_code == 400
-    nothing_happened(fake_slack, fake_deployhq)
-
-
-def test_a_channel_override_posts_there(bot: BotServer, fake_slack: FakeSlack):
-    assert bot.webhook(delivery(), channel="C0OTHER").status_code == 200
-    assert fake_slack.api_calls("chat.postMessage")[0]["channel"] == "C0OTHER"
-
-
 # --- signed form deliveries ----------------------------------------------------------------
 
 

@@ -1,4 +1,8 @@
-"""``/deployhq``: acknowledged at once; the work answers through the command's response URL."""
+"""``/deployhq``: help is answered in the acknowledgement itself; the rest after it.
+
+Every subcommand but ``help`` is checked against the bot's scope (DEPLOYHQ_PROJECTS, and the
+allowed users and groups when set) before any call to DeployHQ.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot import commands, messages
-from bot.background import Background
+from bot.background import Pools
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
 from bot.listeners.actions import tell
@@ -20,21 +24,29 @@ log = logging.getLogger(__name__)
 COMMAND = "/deployhq"
 
 
-def register(
-    app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards, background: Background
-) -> None:
+def register(app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards, pools: Pools) -> None:
     def on_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()  # the answer leaves when this returns; the command runs after it
-        background.run(COMMAND, run, body, respond)
-
-    def run(body: dict[str, Any], respond: Respond) -> None:
-        user_id = str(body.get("user_id", ""))
         command = commands.parse(str(body.get("text", "")))
+        user_id = str(body.get("user_id", ""))
+        if isinstance(command, commands.Help):
+            # Pure and quick: the answer goes back with the acknowledgement, waiting on nothing.
+            ack(response_type="ephemeral", **messages.usage(command.problem))
+            return
+        ack()  # the answer leaves when this returns; the command runs after it
+        pool = pools.retries if isinstance(command, commands.Retry) else pools.commands
+        pool.run(COMMAND, run, command, user_id, respond)
+
+    def run(command: commands.Command, user_id: str, respond: Respond) -> None:
         log.info("%s by %s: %s", COMMAND, user_id, type(command).__name__)
+
+        def note(text: str) -> None:
+            tell(respond, text)
+
+        project = getattr(command, "project", "")
+        if not retries.allowed(user_id, note, project):  # before any call to DeployHQ
+            return
         try:
             match command:
-                case commands.Help(problem):
-                    _private(respond, messages.usage(problem))
                 case commands.Status(project, deployment_id):
                     deployment = deployhq.deployment(project, deployment_id)
                     _private(
@@ -53,15 +65,10 @@ def register(
             tell(respond, messages.escape(messages.describe_error(error)))
 
     def _retry(project: str, deployment_id: str, user_id: str, respond: Respond) -> None:
-        def note(text: str) -> None:
-            tell(respond, text)
-
-        if not retries.allowed(user_id, note):  # before any call to DeployHQ
-            return
         # Which failure to lock comes from DeployHQ, so a click on the card and this command
         # about the same failure share one lock.
         deployment = deployhq.deployment(project, deployment_id)
-        result = retries.retry(RetryTarget.of(deployment), user_id, note)
+        result = retries.retry(RetryTarget.of(deployment), user_id, lambda t: tell(respond, t))
         if result.outcome == "retried" and result.deployment is not None:
             text = messages.command_outcome(user_id, result.deployment, "retried")
         elif isinstance(result.state, messages.RetryRefused):

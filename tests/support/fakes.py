@@ -160,10 +160,22 @@ class FakeSlack(FakeServer):
         self.deleted: set[str] = set()
 
         self.usergroups: dict[str, list[str]] = {}
+        self._limits: dict[str, tuple[float, int]] = {}  # method -> (until, Retry-After)
+        self.taken: list[dict[str, Any]] = []  # the posts Slack accepted (not those refused)
+        self.app.post("/_rate_limit")(self._rate_limit_route)
+        self.app.get("/_taken")(self._taken_route)
 
         @self.app.route("/api/<method>", methods=["GET", "POST"])
         def api(method: str) -> Response:
             call = self._record()
+            until, retry_after = self._limits.get(method, (0.0, 0))
+            if time.monotonic() < until:
+                return Response(
+                    json.dumps({"ok": False, "error": "ratelimited"}),
+                    429,
+                    headers={"Retry-After": str(retry_after)},
+                    content_type="application/json",
+                )
             return self._reply(method, lambda: self._default(method, call))
 
         @self.app.post("/respond/<key>")
@@ -177,6 +189,8 @@ class FakeSlack(FakeServer):
             return Reply(body={"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"})
         if method == "chat.postMessage":
             ts = f"1700000000.{next(self._ts):06d}"
+            with self._lock:
+                self.taken.append(data)
             return Reply(body={"ok": True, "channel": data.get("channel"), "ts": ts})
         if method == "usergroups.users.list":
             return Reply(body={"ok": True, "users": self.usergroups.get(data.get("usergroup"), [])})
@@ -185,6 +199,23 @@ class FakeSlack(FakeServer):
                 return Reply(body={"ok": False, "error": "message_not_found"})
             return Reply(body={"ok": True, "channel": data.get("channel"), "ts": data.get("ts")})
         return Reply(body={"ok": True})
+
+    def rate_limit(self, method: str, seconds: float, retry_after: int) -> None:
+        """Answer every call of ``method`` with 429 and ``Retry-After`` for ``seconds``."""
+        self._limits[method] = (time.monotonic() + seconds, retry_after)
+
+    def _taken_route(self) -> Response:
+        """How many cards (not thread replies) Slack has accepted, for the benchmark."""
+        with self._lock:
+            cards = sum(1 for m in self.taken if "thread_ts" not in m)
+        return Response(json.dumps(cards), content_type="application/json")
+
+    def _rate_limit_route(self) -> Response:
+        """``POST /_rate_limit`` {method, seconds, retry_after}: for a process that cannot call
+        ``rate_limit`` (the benchmark)."""
+        asked = request.get_json(force=True)
+        self.rate_limit(str(asked["method"]), float(asked["seconds"]), int(asked["retry_after"]))
+        return Response("{}", content_type="application/json")
 
     def api_calls(self, method: str) -> list[dict[str, Any]]:
         with self._lock:
