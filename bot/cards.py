@@ -120,6 +120,16 @@ class Cards:
             self.store.save_card(advanced)
             return "updated"
 
+    def post_record(self, record: Deployment, channel: str) -> Card | None:
+        """Post a card for DeployHQ's record, as a failure notification would (``notify``)."""
+        state: messages.CardState = messages.Failed()
+        if record.status != FAILED:
+            state = messages.Progress()
+        with self.store.card_lock(record.identifier):
+            self.store.save_card(Card(channel, record, state))
+        self.sync(record.identifier)
+        return self.store.card(record.identifier)
+
     def channel_refusal(self, channel: str) -> str:
         """Why Slack recently refused a post to ``channel``, with the fix; "" when it did not."""
         reason, until = self._refused_channels.get(channel, ("", 0.0))

@@ -68,6 +68,7 @@ class Settings:
     deployhq_username: str
     deployhq_api_key: str = field(repr=False)
     slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_app_token: str | None = field(default=None, repr=False)
     deployhq_base_url: str = ""
     deployhq_webhook_secret: str | None = field(default=None, repr=False)
     deployhq_public_key_pem: str = field(default=DEPLOYHQ_PUBLIC_KEY, repr=False)
@@ -126,6 +127,7 @@ class Settings:
         """Every secret value the bot holds, for scrubbing anything that might be printed."""
         values = [
             self.slack_bot_token,
+            self.slack_app_token or "",
             self.slack_signing_secret,
             self.deployhq_api_key,
             self.deployhq_webhook_secret or "",
@@ -190,6 +192,12 @@ class Settings:
         username = required("DEPLOYHQ_USERNAME", "the email of the DeployHQ API user")
         api_key = required("DEPLOYHQ_API_KEY", "that user's API key, Settings → Security")
 
+        app_token = get("SLACK_APP_TOKEN") or None
+        if app_token and not app_token.startswith("xapp-"):
+            problems.append(
+                "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Basic "
+                "Information → App-Level Tokens, with the connections:write scope)"
+            )
         slack_api_url = get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
         if not _is_http_url(slack_api_url):
             problems.append(f"SLACK_API_URL must be an http(s) URL, not {slack_api_url!r}")
@@ -275,6 +283,7 @@ class Settings:
             deployhq_username=username,
             deployhq_api_key=api_key,
             slack_api_url=slack_api_url,
+            slack_app_token=app_token,
             deployhq_base_url=base_url,
             deployhq_webhook_secret=webhook_secret,
             deployhq_public_key_pem=public_key,

@@ -150,6 +150,13 @@ class DeployHQ:
         data = self._call("POST", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}/retry")
         return _deployment(data, project)
 
+    def projects(self) -> list[dict[str, Any]]:
+        """The projects this API user can see (``GET /projects``)."""
+        data = self._call("GET", "/projects")
+        if not isinstance(data, list):
+            raise DeployHQError("DeployHQ sent an unexpected list of projects", kind="invalid")
+        return [p for p in data if isinstance(p, dict)]
+
     def deployment(self, project: str, deployment: str) -> Deployment:
         data = self._call("GET", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}")
         return _deployment(data, project)

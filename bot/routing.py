@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from bot.deployments import Deployment, is_identifier
 
+# The routes Slack and DeployHQ call (the manifest and doctor print them).
+SLACK_EVENTS_PATH = "/slack/events"
+WEBHOOK_PATH = "/deployhq/webhook"
+
 RETRY_ACTION = "deployhq_retry"
 OPEN_ACTION = "deployhq_open"
 

@@ -39,7 +39,12 @@ CARD_LOCK_WAIT_SECONDS = 15.0
 
 
 class StoreUnavailable(Exception):
-    """The store did not answer; callers must not act as if it had."""
+    """The store did not answer; callers must not act as if it had. ``certificate``: because
+    its TLS certificate was refused."""
+
+    def __init__(self, message: str, *, certificate: bool = False) -> None:
+        super().__init__(message)
+        self.certificate = certificate
 
 
 CERTIFICATE_REFUSED = (
@@ -149,7 +154,7 @@ class RedisKeyValue:
         except redis.RedisError as exc:
             if _certificate_refused(exc):
                 log.error("Redis is unreachable: %s", CERTIFICATE_REFUSED)
-                raise StoreUnavailable(CERTIFICATE_REFUSED) from exc
+                raise StoreUnavailable(CERTIFICATE_REFUSED, certificate=True) from exc
             raise StoreUnavailable(f"Redis did not answer ({type(exc).__name__})") from exc
 
 

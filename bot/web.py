@@ -7,6 +7,7 @@ Redis pool, HTTP session and listener threads.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from flask import Flask, Request, Response, jsonify, request
@@ -15,7 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bot import logs, slack_adapter
-from bot.app import build_app, slack_client
+from bot.app import build_app, start_socket_mode
 from bot.background import EXTENSION, Pools
 from bot.cards import Cards
 from bot.config import ConfigError, Settings
@@ -27,13 +28,14 @@ from bot.outbox import Outbox
 from bot.permissions import RetryPolicy
 from bot.reconcile import Reconciler
 from bot.retries import Retries
-from bot.store import MemoryKeyValue, RedisKeyValue, Store, StoreUnavailable, open_redis
+from bot.routing import SLACK_EVENTS_PATH, WEBHOOK_PATH
+from bot.services import deployhq_client, open_store, slack_client
+from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-SLACK_EVENTS_PATH = "/slack/events"
-WEBHOOK_PATH = "/deployhq/webhook"
 RECONCILER = "deployhq-bot.reconciler"
+SOCKET_MODE = "deployhq-bot.socket-mode"
 
 
 def create_app(
@@ -49,13 +51,7 @@ def create_app(
     logs.configure(settings.log_level, settings.secrets)
     client = client or slack_client(settings)
     store = store or open_store(settings)
-    deployhq = deployhq or DeployHQ(
-        settings.deployhq_base_url,
-        settings.deployhq_username,
-        settings.deployhq_api_key,
-        timeout=settings.deployhq_timeouts,
-        deadline=settings.deployhq_timeout,
-    )
+    deployhq = deployhq or deployhq_client(settings)
     pools = Pools.create()
     cards = Cards(
         client,
@@ -94,11 +90,16 @@ def create_app(
     webhook_auth = WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key)
     identity.start()
     reconciler.start()
+    stopping = threading.Event()
+    socket_mode = None
+    if settings.slack_app_token:
+        socket_mode = start_socket_mode(bolt, settings.slack_app_token, stopping)
 
     flask = Flask(__name__)
     flask.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     flask.extensions[EXTENSION] = pools  # drained by gunicorn's worker_exit
     flask.extensions[RECONCILER] = reconciler
+    flask.extensions[SOCKET_MODE] = (socket_mode, stopping)
 
     @flask.post(SLACK_EVENTS_PATH)
     def slack_events() -> Response:
@@ -162,16 +163,6 @@ def create_app(
         return _error(exc.code or 500, exc.description or exc.name)
 
     return flask
-
-
-def open_store(settings: Settings) -> Store:
-    lock = settings.retry_lock_seconds
-    if settings.redis_url:
-        client = open_redis(settings.redis_url, tls_verify=settings.redis_tls_verify)
-        return Store(RedisKeyValue(client), retry_lock_seconds=lock)
-    # gunicorn's master says so once, and runs a single worker (see gunicorn_conf).
-    log.info("REDIS_URL is not set: using the in-process store")
-    return Store(MemoryKeyValue(), retry_lock_seconds=lock)
 
 
 def read_body(request: Request) -> bytes:

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from bot.background import EXTENSION
 from bot.config import Settings
-from bot.web import RECONCILER, create_app
+from bot.web import RECONCILER, SOCKET_MODE, create_app
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.redis_server import RedisServer
 from tests.support.signed import (
@@ -48,6 +48,10 @@ class BotServer:
     def stop(self) -> None:
         self._server.shutdown()
         self.app.extensions[RECONCILER].stop()
+        socket_mode, stopping = self.app.extensions[SOCKET_MODE]
+        stopping.set()
+        if socket_mode is not None:
+            socket_mode.close()
 
     def slack_post(self, body: str, **header_options: Any) -> requests.Response:
         return self.http.post(

@@ -162,6 +162,8 @@ class FakeSlack(FakeServer):
         self.usergroups: dict[str, list[str]] = {}
         self._limits: dict[str, tuple[float, int]] = {}  # method -> (until, Retry-After)
         self.taken: list[dict[str, Any]] = []  # the posts Slack accepted (not those refused)
+        self.scopes = {"chat:write", "commands", "usergroups:read"}  # the bot token's
+        self.socket_url = ""  # where apps.connections.open sends Socket Mode clients
         self.app.post("/_rate_limit")(self._rate_limit_route)
         self.app.get("/_taken")(self._taken_route)
 
@@ -186,7 +188,13 @@ class FakeSlack(FakeServer):
     def _default(self, method: str, call: Call) -> Reply:
         data = call.data or {}
         if method == "auth.test":
-            return Reply(body={"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"})
+            body = {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"}
+            body |= {"user": "deployhq", "team": "Acme", "url": "https://acme.slack.com/"}
+            return Reply(body=body, headers={"x-oauth-scopes": ",".join(sorted(self.scopes))})
+        if method == "apps.connections.open":
+            if self.socket_url:
+                return Reply(body={"ok": True, "url": self.socket_url})
+            return Reply(body={"ok": False, "error": "invalid_auth"})
         if method == "chat.postMessage":
             ts = f"1700000000.{next(self._ts):06d}"
             with self._lock:
@@ -308,6 +316,12 @@ class FakeDeployHQ(FakeServer):
                     ),
                 )
             return self._reply("show", lambda: Reply(200, found))
+
+        @self.app.get("/projects")
+        def projects() -> Response:
+            self._record()
+            listed = [{"name": "My Project", "permalink": "my-project", "identifier": "p1"}]
+            return self._reply("projects", lambda: Reply(200, listed))
 
         @self.app.get("/projects/<project>/deployments")
         def index(project: str) -> Response:
