@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot import messages
 from bot.background import Background
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
-from bot.deployments import FAILED, Deployment
+from bot.deployments import FAILED, Deployment, last_good
 from bot.routing import RetryTarget
 from bot.store import Card, Store, StoreUnavailable
 
@@ -94,6 +94,9 @@ class Cards:
         if not self.store.claim_notification(deployment.run_key, deployment.status):
             log.info("duplicate notification %s %s", deployment.run_key, deployment.status)
             return "duplicate"
+        followed = self.store.followed(deployment.identifier)
+        if followed is not None:  # a rollback's deployment: its failure's card follows it
+            return "updated" if self._follow_rollback(followed, deployment) else "stale"
         with self.store.card_lock(deployment.identifier):
             card = self.store.card(deployment.identifier)
             if card is None:
@@ -146,6 +149,9 @@ class Cards:
 
     def on_record(self, record: Deployment) -> bool:
         """Show DeployHQ's record of a carded deployment if it has moved on; True if it had."""
+        followed = self.store.followed(record.identifier)
+        if followed is not None:
+            return self._follow_rollback(followed, record)
         try:
             with self.store.card_lock(record.identifier):
                 card = self.store.card(record.identifier)
@@ -157,6 +163,24 @@ class Cards:
             log.warning("store unavailable; card of %s not updated", record.identifier)
             return False
         self.show(record.identifier)
+        return True
+
+    def _follow_rollback(self, card_of: str, deployment: Deployment) -> bool:
+        """A later state of the deployment a rollback queued, shown on the failure's card."""
+        with self.store.card_lock(card_of):
+            card = self.store.card(card_of)
+            if card is None or card.rolled_back is None:
+                return False
+            if deployment.progress <= card.rolled_back.progress:
+                return False
+            state = card.state
+            if isinstance(state, messages.RolledBack):
+                state = replace(state, status=deployment.status)
+            note = ":rewind: The rollback: " + messages.event_note(deployment)
+            self.store.save_card(
+                replace(card, rolled_back=deployment, state=state, drawn=False).noting(note)
+            )
+        self.show(card_of)
         return True
 
     def _advance(self, card: Card, deployment: Deployment, *, trusted: bool) -> Card | None:
@@ -184,8 +208,12 @@ class Cards:
         state: messages.CardState,
         note: str,
         deployment: Deployment | None = None,
+        *,
+        rolled_back: Deployment | None = None,
     ) -> bool:
-        """Show a retry's progress on the card and ``note`` in its thread.
+        """Show a retry's (or rollback's) progress on the card and ``note`` in its thread.
+
+        ``rolled_back``: the new deployment a rollback queued; the card follows it from now on.
 
         The card is redrawn only while it still shows the failure the retry is for; a card
         that has moved on (say, to ``running``) keeps its state and gets the note. False when
@@ -198,6 +226,9 @@ class Cards:
                     return False
                 if isinstance(state, messages.Retried):
                     card = replace(card, retried_by=state.user_id, retried_at=state.at)
+                if rolled_back is not None:
+                    self.store.follow(rolled_back.identifier, target.deployment)
+                    card = replace(card, rolled_back=rolled_back)
                 if card.deployment.run_key == target.run_key or deployment is not None:
                     if deployment is not None:
                         card = replace(card, deployment=_keep_names(deployment, card.deployment))
@@ -273,7 +304,11 @@ class Cards:
         """Update the card in place (or post it): the card marked drawn when Slack took it."""
         deployment = card.deployment
         message = messages.deployment_card(
-            deployment, card.state, page_url=self.page_url(deployment), confirmed=card.confirmed
+            deployment,
+            card.state,
+            page_url=self.page_url(deployment),
+            confirmed=card.confirmed,
+            rollback_to=card.rollback_to,
         )
         if card.ts is not None:
             try:
@@ -336,7 +371,8 @@ class Cards:
     # --- why it failed ------------------------------------------------------------------------
 
     def _explain(self, card: Card) -> None:
-        """Add the failing step and its log to the thread, once per failure."""
+        """Once per failure, after the card is out: the failing step and its log go to the
+        thread, and the last good deployment on its servers gives the card Roll back."""
         if self.deployhq is None or card.explained == card.deployment.run_key:
             return
         if self.lookups is not None:
@@ -347,12 +383,12 @@ class Cards:
     def _explain_now(self, card: Card) -> None:
         assert self.deployhq is not None
         deployment = card.deployment
+        project = deployment.project_permalink
         try:
-            found = self.deployhq.failure_log(deployment.project_permalink, deployment.identifier)
+            found = self.deployhq.failure_log(project, deployment.identifier)
+            good = last_good(self.deployhq.history(project), deployment)
         except DeployHQError as error:
-            log.warning(
-                "could not learn why deployment %s failed: %s", deployment.identifier, error
-            )
+            log.warning("could not look up deployment %s: %s", deployment.identifier, error)
             return
         try:
             with self.store.card_lock(deployment.identifier):
@@ -362,6 +398,8 @@ class Cards:
                 current = replace(current, explained=deployment.run_key)
                 if found is not None:
                     current = current.noting(messages.failure_log(*found))
+                if good is not None:
+                    current = replace(current, rollback_to=good, drawn=False)
                 self.store.save_card(current)
         except StoreUnavailable:
             return

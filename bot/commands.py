@@ -16,6 +16,8 @@ USAGE = "\n".join(
     [
         "*/deployhq* acts on DeployHQ deployments:",
         "• `/deployhq retry <project> <deployment>`: retry a failed deployment",
+        "• `/deployhq rollback <project> <deployment>`: put the failed deployment's servers back "
+        "on the last revision that worked there",
         "• `/deployhq status <project> <deployment>`: show a deployment (only to you)",
         f"• `/deployhq failed <project> [count]`: the last failed deployments "
         f"(default {DEFAULT_FAILED_COUNT}, at most {MAX_FAILED_COUNT}), each with Retry",
@@ -38,6 +40,12 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Rollback:
+    project: str
+    deployment: str
+
+
+@dataclass(frozen=True)
 class Status:
     project: str
     deployment: str
@@ -49,7 +57,7 @@ class ListFailed:
     count: int = DEFAULT_FAILED_COUNT
 
 
-Command = Help | Retry | Status | ListFailed
+Command = Help | Retry | Rollback | Status | ListFailed
 
 
 def parse(text: str) -> Command:
@@ -57,12 +65,16 @@ def parse(text: str) -> Command:
     if not words or words[0].lower() in ("help", "-h", "--help", "?"):
         return Help()
     verb, args = words[0].lower(), words[1:]
-    if verb in ("retry", "status"):
+    if verb in ("retry", "rollback", "status"):
         target = _deployment_args(args)
         if isinstance(target, str):
             return Help(f"`{verb}` needs {target}.")
         project, deployment = target
-        return Retry(project, deployment) if verb == "retry" else Status(project, deployment)
+        if verb == "retry":
+            return Retry(project, deployment)
+        if verb == "rollback":
+            return Rollback(project, deployment)
+        return Status(project, deployment)
     if verb == "failed":
         if not 1 <= len(args) <= 2 or not _is_project(args[0]):
             return Help("`failed` needs a project, and may take a count.")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import suppress
+from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
@@ -174,14 +176,27 @@ class DeployHQ:
         )
         return step, log_lines(logs)
 
+    def rollback(self, project: str, to_deployment: str) -> Deployment:
+        """Put ``to_deployment``'s revision back on its servers; DeployHQ answers with the NEW
+        deployment it queued to do so."""
+        data = self._call(
+            "POST",
+            f"/projects/{_seg(project)}/deployments/{_seg(to_deployment)}/rollback",
+            json={"mode": "queue"},
+        )
+        return _deployment(data, project)
+
     def failed_deployments(
         self, project: str, count: int, *, max_pages: int = 3
     ) -> list[Deployment]:
-        """The project's ``count`` most recent failed deployments, newest first.
+        """The project's ``count`` most recent failed deployments, newest first."""
+        failed = (d for d in self.history(project, max_pages=max_pages) if d.status == FAILED)
+        return list(islice(failed, count))
 
-        DeployHQ has no status filter, so this reads up to ``max_pages`` pages of history.
-        """
-        found: list[Deployment] = []
+    def history(self, project: str, *, max_pages: int = 3) -> Iterator[Deployment]:
+        """The project's recent deployments, newest first: up to ``max_pages`` pages of 50,
+        each read only when the one before has been used up. DeployHQ has no filters, so
+        callers pick what they need from these."""
         for page in range(1, max_pages + 1):
             data = self._call(
                 "GET",
@@ -195,18 +210,13 @@ class DeployHQ:
                 )
             for record in records:
                 try:
-                    deployment = Deployment.from_api(record, project=project)
+                    yield Deployment.from_api(record, project=project)
                 except ValueError:
                     continue  # one odd record must not hide the others
-                if deployment.status == FAILED:
-                    found.append(deployment)
-                    if len(found) == count:
-                        return found
             pagination = data.get("pagination")
             total_pages = pagination.get("total_pages") if isinstance(pagination, dict) else None
             if not isinstance(total_pages, int) or page >= total_pages:
-                break
-        return found
+                return
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.base_url + path

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +72,7 @@ class Deployment:
     start_revision: Revision | None = None
     end_revision: Revision | None = None
     servers: tuple[str, ...] = ()
+    server_ids: tuple[str, ...] = ()
     queued_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -115,6 +116,11 @@ class Deployment:
                 for server in (servers if isinstance(servers, list) else [])
                 if isinstance(server, Mapping) and (name := _text(server.get("name")))
             ),
+            server_ids=tuple(
+                ident
+                for server in (servers if isinstance(servers, list) else [])
+                if isinstance(server, Mapping) and (ident := _text(server.get("identifier")))
+            ),
             queued_at=_time(timestamps.get("queued_at")),
             started_at=started_at,
             completed_at=completed_at,
@@ -140,7 +146,14 @@ class Deployment:
             "project": {"name": self.project_name, "permalink": self.project_permalink},
             "start_revision": revision(self.start_revision),
             "end_revision": revision(self.end_revision),
-            "servers": [{"name": name} for name in self.servers],
+            "servers": [
+                {"name": name, **({"identifier": ident} if ident else {})}
+                for name, ident in zip(
+                    self.servers,
+                    self.server_ids + ("",) * (len(self.servers) - len(self.server_ids)),
+                    strict=False,
+                )
+            ],
             "timestamps": {
                 "queued_at": iso(self.queued_at),
                 "started_at": iso(self.started_at),
@@ -148,6 +161,11 @@ class Deployment:
                 "duration": self.duration,
             },
         }
+
+    @property
+    def server_keys(self) -> frozenset[str]:
+        """The servers it ran on, by identifier where DeployHQ gave one, else by name."""
+        return frozenset(self.server_ids or self.servers)
 
     @property
     def short_id(self) -> str:
@@ -267,3 +285,37 @@ def log_lines(data: Any) -> list[str]:
             if isinstance(value, str):
                 lines.extend(line.rstrip() for line in value.splitlines() if line.strip())
     return lines
+
+
+UNDER_WAY = frozenset({"pending", "running", "preview_pending"})
+
+
+def last_good(history: Iterable[Deployment], failed: Deployment) -> Deployment | None:
+    """The newest completed deployment on exactly ``failed``'s servers, from before it: what a
+    rollback would put back. ``history`` is newest first, as DeployHQ lists it."""
+    for deployment in history:
+        if deployment.identifier == failed.identifier:
+            continue
+        same_servers = deployment.server_keys == failed.server_keys
+        if deployment.status == "completed" and same_servers and _before(deployment, failed):
+            return deployment
+    return None
+
+
+def overtaken_by(history: Iterable[Deployment], failed: Deployment) -> Deployment | None:
+    """A deployment that started after ``failed`` on any of its servers, and completed or is
+    under way: retrying ``failed`` would then put older code over it."""
+    for deployment in history:
+        if deployment.identifier == failed.identifier:
+            continue
+        if not deployment.server_keys & failed.server_keys:
+            continue
+        if deployment.status in UNDER_WAY | {"completed"} and _before(failed, deployment):
+            return deployment
+    return None
+
+
+def _before(earlier: Deployment, later: Deployment) -> bool:
+    first = earlier.queued_at or earlier.started_at
+    second = later.queued_at or later.started_at
+    return first is not None and second is not None and first < second

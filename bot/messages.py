@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 from bot.commands import USAGE
 from bot.deployhq import DeployHQError
 from bot.deployments import Deployment, Step
-from bot.routing import OPEN_ACTION, RETRY_ACTION, RetryTarget
+from bot.routing import OPEN_ACTION, RETRY_ACTION, ROLLBACK_ACTION, RetryTarget, RollbackTarget
 
 Block = dict[str, Any]
 
@@ -57,8 +57,11 @@ class Progress:
 
 @dataclass(frozen=True)
 class Retrying:
+    """Someone asked for a retry (or, with ``action`` "rollback", a rollback) of the failure."""
+
     user_id: str
     at: datetime
+    action: str = "retry"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class InDoubt:
 
     user_id: str
     at: datetime
+    action: str = "retry"
 
 
 @dataclass(frozen=True)
@@ -79,21 +83,55 @@ class Retried:
 
 @dataclass(frozen=True)
 class RetryRefused:
-    """DeployHQ answered 422: this deployment cannot be retried, for ``reason``."""
+    """DeployHQ answered 422: this deployment cannot be retried (or rolled back), for
+    ``reason``."""
 
     user_id: str
     reason: str
+    action: str = "retry"
 
 
 @dataclass(frozen=True)
 class RetryFailed:
-    """The retry did not go through (timeout, 5xx, auth); Retry is offered again."""
+    """The retry (or rollback) did not go through (timeout, 5xx, auth); both are offered
+    again."""
 
     user_id: str
     problem: str
+    action: str = "retry"
 
 
-CardState = Failed | Retrying | InDoubt | Retried | RetryRefused | RetryFailed | Progress
+@dataclass(frozen=True)
+class RolledBack:
+    """DeployHQ queued a rollback to ``ref`` as a new deployment, whose status the card follows."""
+
+    user_id: str
+    at: datetime
+    ref: str
+    status: str
+    deployment_id: str
+
+
+@dataclass(frozen=True)
+class Overtaken:
+    """A newer deployment has run on the same servers: retrying would put older code back."""
+
+    newer_id: str
+    newer_status: str
+    newer_at: datetime | None = None
+
+
+CardState = (
+    Failed
+    | Retrying
+    | InDoubt
+    | Retried
+    | RetryRefused
+    | RetryFailed
+    | Progress
+    | RolledBack
+    | Overtaken
+)
 
 _HEADLINES = {
     "failed": (":x:", "Deployment failed"),
@@ -108,7 +146,12 @@ _HEADLINES = {
 
 
 def deployment_card(
-    deployment: Deployment, state: CardState, *, page_url: str, confirmed: bool = True
+    deployment: Deployment,
+    state: CardState,
+    *,
+    page_url: str,
+    confirmed: bool = True,
+    rollback_to: Deployment | None = None,
 ) -> Message:
     """The message that tracks one deployment: what failed, what was done, and Retry.
 
@@ -155,6 +198,8 @@ def deployment_card(
     retryable = isinstance(state, Failed | Retrying | RetryFailed)
     if confirmed and retryable and deployment.status == "failed":
         buttons.append(_retry_button(deployment))
+        if rollback_to is not None:
+            buttons.append(_rollback_button(deployment, rollback_to))
     buttons.append(_open_button(page_url))
     blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
     return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
@@ -162,8 +207,12 @@ def deployment_card(
 
 def _headline(deployment: Deployment, state: CardState) -> tuple[str, str]:
     match state:
+        case Retrying(action="rollback"):
+            return ":hourglass_flowing_sand:", "Rolling back"
         case Retrying() | InDoubt():
             return ":hourglass_flowing_sand:", "Retrying deployment"
+        case RolledBack():
+            return ":rewind:", "Rolled back"
         case Retried():
             return ":arrows_counterclockwise:", "Deployment retried"
         case Failed(again=True):
@@ -210,8 +259,24 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
             return f"{ref} · not retried yet"
         case Progress(user_id, at):
             return _progress_line(deployment, user_id, at)
-        case Retrying(user_id, at):
-            return f":hourglass_flowing_sand: Retry requested by {mention(user_id)} {_when(at)}"
+        case Retrying(user_id, at, action):
+            return (
+                f":hourglass_flowing_sand: {action.capitalize()} requested by {mention(user_id)} "
+                f"{_when(at)}"
+            )
+        case RolledBack(user_id, at, ref, status, deployment_id):
+            return (
+                f":rewind: Rolled back by {mention(user_id)} {_when(at)} to "
+                f"`{_outside(ref[:7], 7)}` · new deployment `{_outside(deployment_id[:8], 8)}`: "
+                f"*{_outside(status, 50)}*"
+            )
+        case Overtaken(newer_id, newer_status, newer_at):
+            when = f", {_when(newer_at)}" if newer_at else ""
+            return (
+                f":no_entry: Retry is no longer safe: deployment `{_outside(newer_id[:8], 8)}` "
+                f"({_outside(newer_status, 50)}{when}) has run on these servers since, so a "
+                "retry would put older code back. Deploy afresh from DeployHQ."
+            )
         case InDoubt(user_id, at):
             return (
                 f":hourglass_flowing_sand: DeployHQ did not answer the retry requested by "
@@ -223,15 +288,15 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
                 f":white_check_mark: Retried by {mention(user_id)} {_when(at)} · "
                 f"DeployHQ status: *{_outside(deployment.status, 50)}*"
             )
-        case RetryRefused(user_id, reason):
+        case RetryRefused(user_id, reason, action):
             return (
-                f":no_entry: DeployHQ refused the retry requested by {mention(user_id)}: "
+                f":no_entry: DeployHQ refused the {action} requested by {mention(user_id)}: "
                 f"“{_outside(reason, 500)}”"
             )
-        case RetryFailed(user_id, problem):
+        case RetryFailed(user_id, problem, action):
             return (
-                f":warning: The retry requested by {mention(user_id)} did not go through: "
-                f"{_outside(problem, 600)} You can press Retry again."
+                f":warning: The {action} requested by {mention(user_id)} did not go through: "
+                f"{_outside(problem, 600)} You can press {action.capitalize()} again."
             )
     raise AssertionError(state)  # pragma: no cover - every state is matched above
 
@@ -277,6 +342,32 @@ def _retry_button(deployment: Deployment) -> Block:
     }
 
 
+def _rollback_button(deployment: Deployment, good: Deployment) -> Block:
+    servers = ", ".join(good.servers[:_MAX_SERVERS_SHOWN]) or "its servers"
+    ref = good.end_revision.short_ref if good.end_revision else good.short_id
+    when = good.completed_at or good.started_at
+    deployed = f", deployed {when.strftime('%Y-%m-%d %H:%M UTC')}" if when else ""
+    target = RollbackTarget(
+        deployment.project_permalink, deployment.identifier, deployment.run_key, good.identifier
+    )
+    return {
+        "type": "button",
+        "action_id": ROLLBACK_ACTION,
+        "text": _plain("Roll back", 75),
+        "style": "danger",
+        "value": target.encode(),
+        "confirm": {
+            "title": _plain("Roll back?", 100),
+            "text": _plain(
+                f"DeployHQ will put {servers} back on {ref}{deployed}, as a new deployment.", 300
+            ),
+            "confirm": _plain("Roll back", 30),
+            "deny": _plain("Cancel", 30),
+            "style": "danger",
+        },
+    }
+
+
 def _fallback(deployment: Deployment, headline: str, state: CardState) -> str:
     text = f"{headline}: {_outside(deployment.project_name, 200)}"
     if deployment.branch:
@@ -296,7 +387,12 @@ def _fingerprint(deployment: Deployment, state: CardState) -> str:
 
 
 def retry_requested(user_id: str) -> str:
-    return f":hourglass_flowing_sand: {mention(user_id)} asked DeployHQ to retry this deployment."
+    return requested(user_id, "retry")
+
+
+def requested(user_id: str, action: str) -> str:
+    what = "roll this deployment back" if action == "rollback" else "retry this deployment"
+    return f":hourglass_flowing_sand: {mention(user_id)} asked DeployHQ to {what}."
 
 
 def event_note(deployment: Deployment) -> str:
@@ -419,10 +515,10 @@ def retry_note(state: CardState | None, deployment: Deployment | None) -> str:
         case Retried():
             status = _outside(deployment.status, 50) if deployment else "pending"
             return f":white_check_mark: Retried. DeployHQ status: *{status}*"
-        case RetryRefused(_, reason):
-            return f":no_entry: DeployHQ refused the retry: “{_outside(reason, 500)}”"
-        case RetryFailed(_, problem):
-            return f":warning: The retry did not go through: {_outside(problem, 600)}"
+        case RetryRefused(_, reason, action):
+            return f":no_entry: DeployHQ refused the {action}: “{_outside(reason, 500)}”"
+        case RetryFailed(_, problem, action):
+            return f":warning: The {action} did not go through: {_outside(problem, 600)}"
         case InDoubt():
             return in_doubt()
     return ""
@@ -457,6 +553,35 @@ def not_retried(record: Deployment) -> str:
     )
 
 
+def nothing_to_roll_back_to(deployment: Deployment) -> str:
+    return (
+        f":information_source: Nothing was rolled back: no completed deployment of "
+        f"*{_outside(deployment.project_name, 200)}* on the same servers was found in its recent "
+        "history."
+    )
+
+
+def overtaken(newer: Deployment) -> str:
+    moment = newer.completed_at or newer.started_at or newer.queued_at
+    when = f" {_when(moment)}" if moment else ""
+    return (
+        f":no_entry: Nothing was retried: deployment `{_outside(newer.short_id, 8)}` "
+        f"({_outside(newer.status, 50)}{when}) has run on these servers since this failure, and "
+        "a retry would put older code back over it. Deploy afresh from DeployHQ instead."
+    )
+
+
+def rollback_note(state: CardState | None, deployment: Deployment | None) -> str:
+    """The outcome of a rollback, for the thread or a person who cannot see the card."""
+    match state:
+        case RolledBack(user_id, _, ref, status, deployment_id):
+            return (
+                f":rewind: {mention(user_id)} rolled back to `{_outside(ref[:7], 7)}`: DeployHQ "
+                f"queued deployment `{_outside(deployment_id[:8], 8)}`, *{_outside(status, 50)}*."
+            )
+    return retry_note(state, deployment)
+
+
 def lock_lapsed() -> str:
     return (
         "The bot lost its hold on this retry before it could ask DeployHQ (its Redis was "
@@ -484,6 +609,16 @@ def permission_unknown() -> str:
         ":warning: Nothing was retried: the bot could not check whether you may retry "
         "(Slack did not list the allowed user groups). Try again in a minute."
     )
+
+
+def already_acted(
+    user_id: str, at: datetime, action: str, *, done: bool, in_doubt: bool = False
+) -> str:
+    """What a later clicker is told, privately, about the retry or rollback under way."""
+    if action == "rollback":
+        verb = "rolled this deployment back" if done else "started rolling this deployment back"
+        return f"{mention(user_id)} already {verb} {_when(at)}; nothing more was done."
+    return already_retried(user_id, at, done=done, in_doubt=in_doubt)
 
 
 def already_retried(user_id: str, at: datetime, *, done: bool, in_doubt: bool = False) -> str:

@@ -101,7 +101,8 @@ class Reconciler:
 
     def _follow(self, card: Card, target: RetryTarget) -> None:
         """Redraw the card when DeployHQ's record has moved on from what it shows."""
-        deployment = card.deployment
+        # After a rollback the card follows the deployment the rollback queued.
+        deployment = card.rolled_back or card.deployment
         try:
             record = self.deployhq.deployment(deployment.project_permalink, deployment.identifier)
         except DeployHQError as error:

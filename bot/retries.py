@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot import messages
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
-from bot.deployments import FAILED, Deployment
+from bot.deployments import FAILED, Deployment, overtaken_by
 from bot.permissions import PermissionUnknown, RetryPolicy
-from bot.routing import RetryTarget
+from bot.routing import RetryTarget, RollbackTarget
 from bot.store import RetryClaim, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -69,58 +69,26 @@ class Retries:
         ``tell`` hears why nothing was tried (not allowed, already claimed, no store, DeployHQ
         has moved on); the outcome of a retry that was tried is returned, for the caller.
         """
-        if not self.allowed(user_id, tell, target.project):
-            return RetryResult("forbidden")
+        begun = self._begin(target, user_id, tell, "retry")
+        if isinstance(begun, RetryResult):
+            return begun
+        claim, record = begun
+        # Never put older code back: a newer deployment on these servers makes retrying unsafe.
         try:
-            acquired, claim = self.store.claim_retry(target.run_key, user_id)
-        except StoreUnavailable:
-            log.error("store unavailable; retry of %s by %s refused", target.run_key, user_id)
-            tell(messages.store_unavailable())
-            return RetryResult("unavailable")
-        if not acquired:
-            log.info("retry of %s by %s: already claimed", target.run_key, user_id)
-            if claim.in_doubt:  # a new click re-checks DeployHQ before anything else
-                claim = self.resolve(target, claim) or claim
-            tell(
-                messages.already_retried(
-                    claim.user_id, claim.at, done=claim.done, in_doubt=claim.in_doubt
-                )
-            )
-            return RetryResult("busy")
-
-        log.info("retrying deployment %s for %s", target.run_key, user_id)
-        self.cards.on_retry(
-            target, messages.Retrying(user_id, claim.at), messages.retry_requested(user_id)
-        )
-        try:
-            record = self.deployhq.deployment(target.project, target.deployment)
+            newer = overtaken_by(self.deployhq.history(target.project, max_pages=1), record)
         except DeployHQError as error:
             return self._not_sent(target, claim, user_id, error)
-        if record.status != FAILED or record.run_key != target.run_key:
+        if newer is not None:
             self._release(target, claim)
-            log.info(
-                "retry of %s by %s not sent: DeployHQ shows it %s (%s)",
-                target.run_key,
-                user_id,
-                record.status,
-                record.run_key,
-            )
-            self._put_back(target, record)
-            tell(messages.not_retried(record))
-            return RetryResult("superseded", deployment=record)
+            log.info("retry of %s not sent: overtaken by %s", target.run_key, newer.identifier)
+            moment = newer.completed_at or newer.started_at or newer.queued_at
+            state = messages.Overtaken(newer.identifier, newer.status, moment)
+            self.cards.on_retry(target, state, messages.overtaken(newer))
+            tell(messages.overtaken(newer))
+            return RetryResult("overtaken", state, newer)
 
-        # Slack and DeployHQ may have been slow: the lock must cover the whole call that follows.
-        try:
-            still_ours = self.store.refresh_retry(target.run_key, claim)
-        except StoreUnavailable:
-            still_ours = False
-        if not still_ours:
-            log.error(
-                "retry of %s abandoned: its lock lapsed before DeployHQ was called", target.run_key
-            )
-            lapsed = messages.RetryFailed(user_id, messages.lock_lapsed())
-            updated = self.cards.on_retry(target, lapsed, messages.retry_note(lapsed, None))
-            return RetryResult("failed", lapsed, card_updated=updated)
+        if not self._still_ours(target, claim):
+            return self._lapsed(target, user_id, "retry")
         try:
             deployment = self.deployhq.retry(target.project, target.deployment)
         except DeployHQError as error:
@@ -137,6 +105,77 @@ class Retries:
         updated = self.cards.on_retry(target, done, note, deployment)
         return RetryResult("retried", done, deployment, card_updated=updated)
 
+    def rollback(self, target: RollbackTarget, user_id: str, tell: Tell) -> RetryResult:
+        """Put the last good deployment's revision back on the failed one's servers, once per
+        failure (a retry and a rollback of one failure exclude each other)."""
+        begun = self._begin(target, user_id, tell, "rollback")
+        if isinstance(begun, RetryResult):
+            return begun
+        claim, _ = begun
+        if not self._still_ours(target, claim):
+            return self._lapsed(target, user_id, "rollback")
+        try:
+            new = self.deployhq.rollback(target.project, target.to)
+        except DeployHQError as error:
+            if error.may_have_happened:
+                return self._in_doubt(target, claim, user_id, error, "rollback")
+            return self._not_sent(target, claim, user_id, error, "rollback")
+        try:
+            self.store.finish_retry(target.run_key, claim)
+        except StoreUnavailable:
+            log.warning("store unavailable; rollback of %s done but not recorded", target.run_key)
+        ref = new.end_revision.ref if new.end_revision else target.to
+        state = messages.RolledBack(user_id, datetime.now(UTC), ref, new.status, new.identifier)
+        note = messages.rollback_note(state, new)
+        updated = self.cards.on_retry(target, state, note, rolled_back=new)
+        return RetryResult("rolled-back", state, new, card_updated=updated)
+
+    def _begin(
+        self, target: RetryTarget, user_id: str, tell: Tell, action: str
+    ) -> tuple[RetryClaim, Deployment] | RetryResult:
+        """Scope, the failure's claim, the card, then DeployHQ's record of the failure: the
+        claim and the record when the failure is still there to act on; else the result."""
+        if not self.allowed(user_id, tell, target.project):
+            return RetryResult("forbidden")
+        try:
+            acquired, claim = self.store.claim_retry(target.run_key, user_id, action)
+        except StoreUnavailable:
+            log.error("store unavailable; %s of %s by %s refused", action, target.run_key, user_id)
+            tell(messages.store_unavailable())
+            return RetryResult("unavailable")
+        if not acquired:
+            log.info("%s of %s by %s: already claimed", action, target.run_key, user_id)
+            if claim.in_doubt:  # a new click re-checks DeployHQ before anything else
+                claim = self.resolve(target, claim) or claim
+            tell(
+                messages.already_acted(
+                    claim.user_id, claim.at, claim.action, done=claim.done, in_doubt=claim.in_doubt
+                )
+            )
+            return RetryResult("busy")
+
+        log.info("%s of deployment %s for %s", action, target.run_key, user_id)
+        requested = messages.Retrying(user_id, claim.at, action)
+        self.cards.on_retry(target, requested, messages.requested(user_id, action))
+        try:
+            record = self.deployhq.deployment(target.project, target.deployment)
+        except DeployHQError as error:
+            return self._not_sent(target, claim, user_id, error, action)
+        if record.status != FAILED or record.run_key != target.run_key:
+            self._release(target, claim)
+            log.info(
+                "%s of %s by %s not sent: DeployHQ shows it %s (%s)",
+                action,
+                target.run_key,
+                user_id,
+                record.status,
+                record.run_key,
+            )
+            self._put_back(target, record)
+            tell(messages.not_retried(record))
+            return RetryResult("superseded", deployment=record)
+        return claim, record
+
     def resolve(self, target: RetryTarget, claim: RetryClaim) -> RetryClaim | None:
         """Settle an in-doubt retry from DeployHQ's record.
 
@@ -147,8 +186,10 @@ class Retries:
         """
         try:
             record = self.deployhq.deployment(target.project, target.deployment)
+            if claim.action == "rollback":
+                return self._resolve_rollback(target, claim, record)
         except DeployHQError as error:
-            log.warning("in-doubt retry of %s still unknown: %s", target.run_key, error)
+            log.warning("in-doubt %s of %s still unknown: %s", claim.action, target.run_key, error)
             return claim
         try:
             if record.status != FAILED or record.run_key != target.run_key:
@@ -166,6 +207,57 @@ class Retries:
         except StoreUnavailable:
             return claim
         lost = messages.RetryFailed(claim.user_id, messages.never_queued())
+        self.cards.on_retry(target, lost, messages.retry_note(lost, None))
+        return None
+
+    def _still_ours(self, target: RetryTarget, claim: RetryClaim) -> bool:
+        """Renew the claim just before the call to DeployHQ (Slack and DeployHQ may have been
+        slow), so it covers the whole call that follows."""
+        try:
+            return self.store.refresh_retry(target.run_key, claim)
+        except StoreUnavailable:
+            return False
+
+    def _lapsed(self, target: RetryTarget, user_id: str, action: str) -> RetryResult:
+        log.error("%s of %s abandoned: its lock lapsed before DeployHQ was called", action, target)
+        lapsed = messages.RetryFailed(user_id, messages.lock_lapsed(), action)
+        updated = self.cards.on_retry(target, lapsed, messages.retry_note(lapsed, None))
+        return RetryResult("failed", lapsed, card_updated=updated)
+
+    def _resolve_rollback(
+        self, target: RetryTarget, claim: RetryClaim, failed: Deployment
+    ) -> RetryClaim | None:
+        """A rollback queues a new deployment: one on the failure's servers, queued since the
+        claim was taken, means it went through."""
+        since = claim.at - timedelta(seconds=5)  # DeployHQ's clock and ours may differ a little
+        new = next(
+            (
+                d
+                for d in self.deployhq.history(target.project, max_pages=1)
+                if d.identifier != failed.identifier
+                and d.server_keys & failed.server_keys
+                and d.queued_at is not None
+                and d.queued_at >= since
+            ),
+            None,
+        )
+        try:
+            if new is not None:
+                done = self.store.finish_retry(target.run_key, claim)
+                ref = new.end_revision.ref if new.end_revision else ""
+                state = messages.RolledBack(
+                    claim.user_id, claim.at, ref, new.status, new.identifier
+                )
+                self.cards.on_retry(
+                    target, state, messages.rollback_note(state, new), rolled_back=new
+                )
+                return done
+            if (datetime.now(UTC) - claim.at).total_seconds() < self.doubt_seconds:
+                return claim
+            self.store.release_retry(target.run_key, claim)
+        except StoreUnavailable:
+            return claim
+        lost = messages.RetryFailed(claim.user_id, messages.never_queued(), "rollback")
         self.cards.on_retry(target, lost, messages.retry_note(lost, None))
         return None
 
@@ -189,30 +281,40 @@ class Retries:
         return allowed
 
     def _not_sent(
-        self, target: RetryTarget, claim: RetryClaim, user_id: str, error: DeployHQError
+        self,
+        target: RetryTarget,
+        claim: RetryClaim,
+        user_id: str,
+        error: DeployHQError,
+        action: str = "retry",
     ) -> RetryResult:
-        """DeployHQ refused, or could not be asked: the failure is free to retry again."""
+        """DeployHQ refused, or could not be asked: the failure is free to act on again."""
         self._release(target, claim)
         state: messages.CardState
         if error.status == 422:
-            state = messages.RetryRefused(user_id, error.message)
+            state = messages.RetryRefused(user_id, error.message, action)
             outcome = "refused"
         else:
-            state = messages.RetryFailed(user_id, messages.describe_error(error))
+            state = messages.RetryFailed(user_id, messages.describe_error(error), action)
             outcome = "failed"
-        log.warning("retry of %s failed: HTTP %s %s", target.run_key, error.status, error.kind)
+        log.warning("%s of %s failed: HTTP %s %s", action, target.run_key, error.status, error.kind)
         updated = self.cards.on_retry(target, state, messages.retry_note(state, None))
         return RetryResult(outcome, state, card_updated=updated)
 
     def _in_doubt(
-        self, target: RetryTarget, claim: RetryClaim, user_id: str, error: DeployHQError
+        self,
+        target: RetryTarget,
+        claim: RetryClaim,
+        user_id: str,
+        error: DeployHQError,
+        action: str = "retry",
     ) -> RetryResult:
-        log.warning("retry of %s in doubt: %s", target.run_key, error)
+        log.warning("%s of %s in doubt: %s", action, target.run_key, error)
         try:
             claim = self.store.doubt_retry(target.run_key, claim)
         except StoreUnavailable:
-            log.error("store unavailable; in-doubt retry of %s not recorded", target.run_key)
-        state = messages.InDoubt(user_id, claim.at)
+            log.error("store unavailable; in-doubt %s of %s not recorded", action, target.run_key)
+        state = messages.InDoubt(user_id, claim.at, action)
         updated = self.cards.on_retry(target, state, messages.retry_note(state, None))
         if self.recheck is not None:
             self.recheck(target)

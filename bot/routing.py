@@ -12,6 +12,7 @@ SLACK_EVENTS_PATH = "/slack/events"
 WEBHOOK_PATH = "/deployhq/webhook"
 
 RETRY_ACTION = "deployhq_retry"
+ROLLBACK_ACTION = "deployhq_rollback"
 OPEN_ACTION = "deployhq_open"
 
 
@@ -53,3 +54,25 @@ class RetryTarget:
         if not (isinstance(run_key, str) and run_key.startswith(deployment + ":")):
             raise ValueError("the button names no failure of that deployment")
         return cls(project, deployment, run_key)
+
+
+@dataclass(frozen=True)
+class RollbackTarget(RetryTarget):
+    """A Roll back button: the failure it is for (so it shares the Retry's lock) and the
+    completed deployment whose revision goes back onto the servers."""
+
+    to: str = ""
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"p": self.project, "d": self.deployment, "r": self.run_key, "to": self.to},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, value: str) -> RollbackTarget:
+        failure = RetryTarget.decode(value)
+        to = json.loads(value).get("to")
+        if not (isinstance(to, str) and is_identifier(to)):
+            raise ValueError("the button names no deployment to roll back to")
+        return cls(failure.project, failure.deployment, failure.run_key, to)

@@ -271,6 +271,7 @@ class RetryClaim:
     at: datetime
     token: str
     state: str = RUNNING
+    action: str = "retry"  # or "rollback": one claim per failure covers both
 
     @property
     def done(self) -> bool:
@@ -287,6 +288,7 @@ class RetryClaim:
                 "at": self.at.timestamp(),
                 "token": self.token,
                 "state": self.state,
+                "action": self.action,
             }
         )
 
@@ -298,6 +300,7 @@ class RetryClaim:
             at=datetime.fromtimestamp(float(data["at"]), UTC),
             token=str(data["token"]),
             state=str(data.get("state", RUNNING)),
+            action=str(data.get("action", "retry")),
         )
 
 
@@ -311,6 +314,8 @@ _STATES: dict[str, type[Any]] = {
         messages.Retried,
         messages.RetryRefused,
         messages.RetryFailed,
+        messages.RolledBack,
+        messages.Overtaken,
     )
 }
 MAX_PENDING_NOTES = 20
@@ -355,13 +360,17 @@ class Card:
     notes: tuple[str, ...] = ()
     retried_by: str | None = None
     retried_at: datetime | None = None
-    explained: str = ""  # the run whose failure log has been looked up
+    explained: str = ""  # the run whose failure log (and last good deployment) was looked up
+    rollback_to: Deployment | None = None  # the last good deployment on the same servers
+    rolled_back: Deployment | None = None  # the deployment a rollback queued, followed here
 
     @property
     def live(self) -> bool:
         """DeployHQ may still move it on: a retry or the deployment itself is under way."""
         if isinstance(self.state, messages.Retrying | messages.InDoubt):
             return True
+        if self.rolled_back is not None:
+            return self.rolled_back.status not in FINAL_STATUSES
         return self.deployment.status not in FINAL_STATUSES
 
     @property
@@ -386,6 +395,8 @@ class Card:
                 "retried_by": self.retried_by,
                 "retried_at": self.retried_at.timestamp() if self.retried_at else None,
                 "explained": self.explained,
+                "rollback_to": self.rollback_to.to_api() if self.rollback_to else None,
+                "rolled_back": self.rolled_back.to_api() if self.rolled_back else None,
             }
         )
 
@@ -404,7 +415,13 @@ class Card:
             retried_by=data.get("retried_by"),
             retried_at=datetime.fromtimestamp(retried_at, UTC) if retried_at else None,
             explained=str(data.get("explained") or ""),
+            rollback_to=_deployment_or_none(data.get("rollback_to")),
+            rolled_back=_deployment_or_none(data.get("rolled_back")),
         )
+
+
+def _deployment_or_none(data: Any) -> Deployment | None:
+    return Deployment.from_api(data) if data else None
 
 
 class Store:
@@ -440,10 +457,13 @@ class Store:
 
     # --- retry locks: one retry per failure ---------------------------------------------------
 
-    def claim_retry(self, run_key: str, user_id: str) -> tuple[bool, RetryClaim]:
-        """Take the retry of one failure: ``(True, mine)``, or ``(False, the holder's)``."""
+    def claim_retry(
+        self, run_key: str, user_id: str, action: str = "retry"
+    ) -> tuple[bool, RetryClaim]:
+        """Take one failure, to retry or roll back: ``(True, mine)``, or ``(False, the
+        holder's)``; a retry and a rollback of the same failure exclude each other."""
         key = self._key("retry", run_key)
-        mine = RetryClaim(user_id, datetime.now(UTC), uuid.uuid4().hex)
+        mine = RetryClaim(user_id, datetime.now(UTC), uuid.uuid4().hex, action=action)
         for _ in range(3):  # the holder's claim can expire between our add and get
             if self.kv.add(key, mine.to_json(), self.retry_lock_seconds):
                 return True, mine
@@ -493,6 +513,14 @@ class Store:
             self.kv.remove_member(self._key("cards-open"), identifier)
         else:
             self.kv.add_member(self._key("cards-open"), identifier)
+
+    def follow(self, deployment_id: str, card_of: str) -> None:
+        """Notifications of ``deployment_id`` (a rollback's) update the card of ``card_of``."""
+        self.kv.put(self._key("follow", deployment_id), card_of, self.remember_seconds)
+
+    def followed(self, deployment_id: str) -> str | None:
+        """The deployment whose card follows ``deployment_id``, if one does."""
+        return self.kv.get(self._key("follow", deployment_id))
 
     def drop_card(self, deployment_id: str) -> None:
         self.kv.delete(self._key("card", deployment_id))

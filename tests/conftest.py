@@ -62,9 +62,16 @@ class BotServer:
         )
 
     def click(
-        self, value: str, *, user_id: str = "U0CLICKER", key: str = "r1"
+        self,
+        value: str,
+        *,
+        user_id: str = "U0CLICKER",
+        key: str = "r1",
+        action_id: str = "deployhq_retry",
     ) -> requests.Response:
-        body = click_body(value, response_url=self.slack.response_url(key), user_id=user_id)
+        body = click_body(
+            value, response_url=self.slack.response_url(key), user_id=user_id, action_id=action_id
+        )
         return self.slack_post(body)
 
     def command(

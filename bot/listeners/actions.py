@@ -10,7 +10,7 @@ from slack_bolt import Ack, App, Respond
 from bot import messages
 from bot.background import Background
 from bot.retries import Retries
-from bot.routing import OPEN_ACTION, RETRY_ACTION, RetryTarget
+from bot.routing import OPEN_ACTION, RETRY_ACTION, ROLLBACK_ACTION, RetryTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,12 @@ def register(app: App, retries: Retries, background: Background) -> None:
         ack()  # the answer leaves when this returns; the retry itself runs after it
         background.run("retry click", retry, retries, body, respond)
 
+    def rollback_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        background.run("rollback click", rollback, retries, body, respond)
+
     app.action(RETRY_ACTION)(retry_clicked)
+    app.action(ROLLBACK_ACTION)(rollback_clicked)
     # A link button still reports its click; answer it so Slack shows no error.
     app.action(OPEN_ACTION)(acknowledge)
 
@@ -38,6 +43,21 @@ def retry(retries: Retries, body: dict[str, Any], respond: Respond) -> None:
     result = retries.retry(target, user_id, lambda text: tell(respond, text))
     if result.state is not None and not result.card_updated:
         tell(respond, messages.retry_note(result.state, result.deployment))
+
+
+def rollback(retries: Retries, body: dict[str, Any], respond: Respond) -> None:
+    """Roll back what the clicked button names, answering the clicker privately when needed."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    actions = body.get("actions") or [{}]
+    try:
+        target = RollbackTarget.decode(str(actions[0].get("value", "")))
+    except ValueError as exc:
+        log.warning("rollback click by %s with an unreadable button: %s", user_id, exc)
+        tell(respond, "This button no longer names a deployment; nothing was rolled back.")
+        return
+    result = retries.rollback(target, user_id, lambda text: tell(respond, text))
+    if result.state is not None and not result.card_updated:
+        tell(respond, messages.rollback_note(result.state, result.deployment))
 
 
 def acknowledge(ack: Ack) -> None:

@@ -15,9 +15,10 @@ from bot import commands, messages
 from bot.background import Pools
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
+from bot.deployments import last_good
 from bot.listeners.actions import tell
 from bot.retries import Retries
-from bot.routing import RetryTarget
+from bot.routing import RetryTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def register(app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards, po
             ack(response_type="ephemeral", **messages.usage(command.problem))
             return
         ack()  # the answer leaves when this returns; the command runs after it
-        pool = pools.retries if isinstance(command, commands.Retry) else pools.commands
+        acting = isinstance(command, commands.Retry | commands.Rollback)
+        pool = pools.retries if acting else pools.commands
         pool.run(COMMAND, run, command, user_id, respond)
 
     def run(command: commands.Command, user_id: str, respond: Respond) -> None:
@@ -61,6 +63,8 @@ def register(app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards, po
                     _private(respond, messages.failed_list(project, failed, urls))
                 case commands.Retry(project, deployment_id):
                     _retry(project, deployment_id, user_id, respond)
+                case commands.Rollback(project, deployment_id):
+                    _rollback(project, deployment_id, user_id, respond)
         except DeployHQError as error:
             tell(respond, messages.escape(messages.describe_error(error)))
 
@@ -78,6 +82,21 @@ def register(app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards, po
                 tell(respond, messages.retry_note(result.state, result.deployment))
             return
         _say(respond, text)
+
+    def _rollback(project: str, deployment_id: str, user_id: str, respond: Respond) -> None:
+        deployment = deployhq.deployment(project, deployment_id)
+        good = last_good(deployhq.history(project), deployment)
+        if good is None:
+            tell(respond, messages.nothing_to_roll_back_to(deployment))
+            return
+        target = RollbackTarget(project, deployment.identifier, deployment.run_key, good.identifier)
+        result = retries.rollback(target, user_id, lambda t: tell(respond, t))
+        if result.state is not None:
+            note = messages.rollback_note(result.state, result.deployment)
+            if result.outcome == "rolled-back":
+                _say(respond, note)
+            else:
+                tell(respond, note)
 
     app.command(COMMAND)(on_command)
 

@@ -7,6 +7,7 @@ import itertools
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -300,6 +301,32 @@ class FakeDeployHQ(FakeServer):
             # Decided before any delay: the retry is processed even if its answer comes late.
             return self._reply("retry", pending, decide_first=True)
 
+        @self.app.post("/projects/<project>/deployments/<deployment>/rollback")
+        def rollback(project: str, deployment: str) -> Response:
+            self._record()
+
+            def queued() -> Reply:
+                # A NEW deployment: back to ``deployment``'s end revision, on its servers.
+                with self._lock:
+                    good = copy.deepcopy(self._current(deployment, project))
+                    new = {
+                        **good,
+                        "identifier": str(uuid.uuid4()),
+                        "status": "pending",
+                        "start_revision": {"ref": "fffffffffff0"},
+                        "timestamps": {
+                            "queued_at": datetime.now(UTC).isoformat(),
+                            "started_at": None,
+                            "completed_at": None,
+                            "duration": None,
+                        },
+                    }
+                    self.deployments[new["identifier"]] = copy.deepcopy(new)
+                    self.history.insert(0, copy.deepcopy(new))
+                return Reply(200, new)
+
+            return self._reply("rollback", queued, decide_first=True)
+
         @self.app.get("/projects/<project>/deployments/<deployment>")
         def show(project: str, deployment: str) -> Response:
             self._record()
@@ -358,6 +385,10 @@ class FakeDeployHQ(FakeServer):
         if deployment not in self.deployments:
             self.deployments[deployment] = deployment_json(deployment, project)
         return self.deployments[deployment]
+
+    def rollbacks(self) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.path.endswith("/rollback")]
 
     def retries(self) -> list[Call]:
         with self._lock:
