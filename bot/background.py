@@ -6,6 +6,7 @@ again) before running; measured, that copy was 40% of a click's time to acknowle
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -35,7 +36,8 @@ class Background:
         """Start ``work(*args)``; if it raises, the traceback is logged under ``what``."""
         with self._lock:
             self._pending += 1
-        self._pool.submit(self._guarded, what, work, args)
+        # The work runs in a copy of this context: it keeps the request id of what started it.
+        self._pool.submit(contextvars.copy_context().run, self._guarded, what, work, args)
 
     def later(self, delay: float, what: str, work: Callable[..., object], *args: Any) -> None:
         """``run`` after ``delay`` seconds (dropped if the pool has closed by then)."""
@@ -46,16 +48,22 @@ class Background:
             except RuntimeError:
                 log.info("%s not started: shutting down", what)
 
-        timer = threading.Timer(delay, start)
+        timer = threading.Timer(delay, contextvars.copy_context().run, (start,))
         timer.daemon = True
         timer.start()
 
-    def close(self) -> None:
-        """Refuse new work and wait for what is queued; a stopping worker calls this."""
-        if self._pending:
-            log.info("finishing %d %s task(s) before exiting", self._pending, self.name)
+    def close(self, *, wait: bool = True) -> None:
+        """Refuse new work and wait for what is queued (a stopping worker); without ``wait``,
+        drop what has not started."""
+        if not wait:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            return
+        waiting = self._pending
+        if waiting:
+            log.info("finishing %d %s task(s) before exiting", waiting, self.name)
         self._pool.shutdown(wait=True)
-        log.info("%s tasks finished", self.name)
+        if waiting:
+            log.info("%s tasks finished", self.name)
 
     def _guarded(self, what: str, work: Callable[..., object], args: tuple[Any, ...]) -> None:
         try:
@@ -94,6 +102,6 @@ class Pools:
     def pending(self) -> int:
         return sum(pool.pending for pool in self.all())
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         for pool in self.all():
-            pool.close()
+            pool.close(wait=wait)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import messages
+from bot import messages, metrics
 from bot.background import Background
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployments import FAILED, Deployment, last_good
@@ -316,6 +316,7 @@ class Cards:
                 return replace(card, drawn=True)
             except SLACK_ERRORS as exc:
                 reason = slack_error(exc)
+                metrics.SLACK_ERRORS.labels("chat.update", reason).inc()
                 gone = reason in _MESSAGE_GONE
                 log.warning(
                     "could not update card %s of deployment %s (%s); %s",
@@ -332,6 +333,7 @@ class Cards:
             )
         except SLACK_ERRORS as exc:
             reason = slack_error(exc)
+            metrics.SLACK_ERRORS.labels("chat.postMessage", reason).inc()
             fix = how_to_fix(reason, card.channel)
             log.error(
                 "could not post the card of deployment %s to %s: %s%s",
@@ -361,6 +363,7 @@ class Cards:
                     **messages.notice(notes[0]),
                 )
             except SLACK_ERRORS as exc:
+                metrics.SLACK_ERRORS.labels("chat.postMessage", slack_error(exc)).inc()
                 log.warning(
                     "could not reply in the thread of card %s: %s", card.ts, slack_error(exc)
                 )

@@ -79,6 +79,8 @@ class Settings:
     retry_allowed_users: frozenset[str] = frozenset()
     retry_allowed_usergroups: frozenset[str] = frozenset()
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_token: str | None = field(default=None, repr=False)
     deployhq_timeout: float = 20.0
     reconcile_interval: float = 60.0
     max_delivery_age: float = 24 * 3600.0
@@ -128,6 +130,7 @@ class Settings:
         values = [
             self.slack_bot_token,
             self.slack_app_token or "",
+            self.metrics_token or "",
             self.slack_signing_secret,
             self.deployhq_api_key,
             self.deployhq_webhook_secret or "",
@@ -267,6 +270,13 @@ class Settings:
                 "90m or 3600 (seconds)"
             )
 
+        log_format = (get("LOG_FORMAT") or "text").lower()
+        if log_format not in ("text", "json"):
+            problems.append("LOG_FORMAT must be text (the default) or json")
+        metrics_token = get("METRICS_TOKEN") or None
+        if metrics_token and len(metrics_token) < 16:
+            problems.append("METRICS_TOKEN must be at least 16 characters (openssl rand -hex 32)")
+
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in _LOG_LEVELS:
             problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
@@ -294,6 +304,8 @@ class Settings:
             retry_allowed_users=users,
             retry_allowed_usergroups=groups,
             log_level=log_level,
+            log_format=log_format,
+            metrics_token=metrics_token,
             deployhq_timeout=deployhq_timeout,
             reconcile_interval=reconcile_interval or 60.0,
             max_delivery_age=max_age or 86400.0,

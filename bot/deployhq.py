@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import suppress
 from itertools import islice
@@ -17,6 +18,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.response import BaseHTTPResponse
 
+from bot import metrics
 from bot.deployments import FAILED, Deployment, Step, failing_step, log_lines
 
 log = logging.getLogger(__name__)
@@ -219,6 +221,15 @@ class DeployHQ:
                 return
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return self._call_timed(method, path, **kwargs)
+        finally:
+            metrics.DEPLOYHQ_SECONDS.labels(_call_name(method, path)).observe(
+                time.monotonic() - started
+            )
+
+    def _call_timed(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.base_url + path
         taken: list[Any] = []
         fired = threading.Event()
@@ -263,6 +274,14 @@ class DeployHQ:
                 status=response.status_code,
                 kind="invalid",
             ) from exc
+
+
+def _call_name(method: str, path: str) -> str:
+    """A short name for a call, for its metric: ``retry``, ``deployment``, ``history``, …"""
+    parts = path.strip("/").split("/")
+    if method == "POST":
+        return parts[-1]  # retry, rollback
+    return {1: "projects", 3: "history", 4: "deployment"}.get(len(parts), "step_logs")
 
 
 def deployment_page_url(web_url: str, project: str, deployment: str) -> str:

@@ -47,7 +47,18 @@ def run(
     checks += deployhq(settings)
     checks += redis(settings)
     checks += webhook(settings, app_url=app_url, show_secrets=show_secrets)
+    checks.append(metrics(settings, app_url=app_url))
     return checks
+
+
+def metrics(settings: Settings, *, app_url: str) -> Check:
+    if not settings.metrics_token:
+        return Check(NOTE, "metrics: METRICS_TOKEN is not set, so /metrics is off")
+    base = app_url.rstrip("/") or "https://<your-app>"
+    return Check(
+        NOTE,
+        f"metrics: scrape {base}/metrics with the header Authorization: Bearer <METRICS_TOKEN>",
+    )
 
 
 def slack(settings: Settings) -> list[Check]:

@@ -6,7 +6,9 @@ settings would otherwise be restarted forever, printing the same message each ti
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from typing import Any
 
 from gunicorn import glogging
@@ -14,6 +16,10 @@ from gunicorn import glogging
 from bot.background import EXTENSION, Pools
 from bot.config import ConfigError, Settings
 from bot.logs import scrub_handlers
+
+# prometheus-client's own variable. Not imported from bot.metrics: prometheus-client chooses its
+# storage when first imported, so it must not be imported here before this is set.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 # A PaaS restarts a dyno with SIGTERM and kills it 30 s later: a worker gets this long to
 # finish its requests and the work queued after them (a retry in flight, a card update).
@@ -34,7 +40,7 @@ class Logger(glogging.Logger):  # type: ignore[misc]
             return  # on_starting reports it and stops
         self.error_log.setLevel(settings.log_level)
         for logger in (self.error_log, self.access_log):
-            scrub_handlers(logger, settings.secrets)
+            scrub_handlers(logger, settings.secrets, settings.log_format)
 
 
 def on_starting(server: Any) -> None:
@@ -45,6 +51,7 @@ def on_starting(server: Any) -> None:
         sys.exit(78)  # EX_CONFIG
     for warning in settings.warnings():
         server.log.warning(warning)
+    _count_over_workers()
     if settings.redis_url is None:
         if server.num_workers > 1:
             server.log.warning(
@@ -58,6 +65,24 @@ def on_starting(server: Any) -> None:
                 "REDIS_URL is not set: using the in-process store (one process; locks and "
                 "cards are forgotten on restart)"
             )
+
+
+def _count_over_workers() -> None:
+    """prometheus-client's multiprocess mode: each worker writes its counts to files in one
+    folder, set (and emptied) here before any worker forks; /metrics sums them."""
+    folder = os.environ.get(MULTIPROCESS_DIR) or tempfile.mkdtemp(prefix="deployhq-bot-metrics-")
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):  # counts from a previous run of this dyno
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+    os.environ[MULTIPROCESS_DIR] = folder
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's gauges must not linger (its counters stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def worker_exit(server: Any, worker: Any) -> None:

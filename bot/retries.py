@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot import messages
+from bot import messages, metrics
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
 from bot.deployments import FAILED, Deployment, overtaken_by
@@ -64,6 +64,32 @@ class Retries:
         self.recheck = recheck
 
     def retry(self, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
+        """Retry ``target`` on behalf of ``user_id`` (see ``_retry``), counted by outcome."""
+        result = self._retry(target, user_id, tell)
+        metrics.RETRIES.labels(result.outcome).inc()
+        log.info(
+            "retry of %s by %s: %s",
+            target.run_key,
+            user_id,
+            result.outcome,
+            extra={"deployment": target.deployment, "user": user_id, "outcome": result.outcome},
+        )
+        return result
+
+    def rollback(self, target: RollbackTarget, user_id: str, tell: Tell) -> RetryResult:
+        """Roll ``target`` back on behalf of ``user_id`` (see ``_rollback``), counted."""
+        result = self._rollback(target, user_id, tell)
+        metrics.ROLLBACKS.labels(result.outcome).inc()
+        log.info(
+            "rollback of %s by %s: %s",
+            target.run_key,
+            user_id,
+            result.outcome,
+            extra={"deployment": target.deployment, "user": user_id, "outcome": result.outcome},
+        )
+        return result
+
+    def _retry(self, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
         """Retry ``target`` on behalf of ``user_id``, keeping its card (if any) current.
 
         ``tell`` hears why nothing was tried (not allowed, already claimed, no store, DeployHQ
@@ -105,7 +131,7 @@ class Retries:
         updated = self.cards.on_retry(target, done, note, deployment)
         return RetryResult("retried", done, deployment, card_updated=updated)
 
-    def rollback(self, target: RollbackTarget, user_id: str, tell: Tell) -> RetryResult:
+    def _rollback(self, target: RollbackTarget, user_id: str, tell: Tell) -> RetryResult:
         """Put the last good deployment's revision back on the failed one's servers, once per
         failure (a retry and a rollback of one failure exclude each other)."""
         begun = self._begin(target, user_id, tell, "rollback")

@@ -24,6 +24,8 @@ from slack_bolt.adapter.flask.handler import to_flask_response
 from slack_bolt.request.internals import build_context
 from slack_sdk.signature import SignatureVerifier
 
+from bot import metrics
+
 MAX_CLOCK_SKEW = 5 * 60  # Slack's own limit: older requests may be replays
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
@@ -72,6 +74,11 @@ def to_bolt_request(request: Request, raw: str) -> BoltRequest:
 
 
 def handle(app: App, request: Request, verifier: SignatureVerifier) -> Response:
+    with metrics.ACK_SECONDS.time():
+        return _handle(app, request, verifier)
+
+
+def _handle(app: App, request: Request, verifier: SignatureVerifier) -> Response:
     try:
         raw = verify(request, verifier).decode("utf-8", errors="replace")
         bolt = to_bolt_request(request, raw)

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from bot import logs, slack_adapter
+from bot import logs, metrics, slack_adapter
 from bot.app import build_app, start_socket_mode
 from bot.background import EXTENSION, Pools
 from bot.cards import Cards
@@ -48,7 +48,7 @@ def create_app(
     """Build the whole bot; collaborators not given are made from ``settings``."""
     if settings is None:
         settings = _settings_or_exit()
-    logs.configure(settings.log_level, settings.secrets)
+    logs.configure(settings.log_level, settings.secrets, settings.log_format)
     client = client or slack_client(settings)
     store = store or open_store(settings)
     deployhq = deployhq or deployhq_client(settings)
@@ -101,6 +101,19 @@ def create_app(
     flask.extensions[RECONCILER] = reconciler
     flask.extensions[SOCKET_MODE] = (socket_mode, stopping)
 
+    @flask.before_request
+    def name_the_request() -> None:
+        logs.start_request(request.headers.get("X-Request-Id"))
+
+    @flask.get("/metrics")
+    def metrics_page() -> Response | tuple[Response, int]:
+        if not settings.metrics_token:
+            return _error(404, "metrics are off: set METRICS_TOKEN to serve them")
+        if not metrics.authorized(request.headers.get("Authorization"), settings.metrics_token):
+            return _error(401, "send Authorization: Bearer <METRICS_TOKEN>")
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type)
+
     @flask.post(SLACK_EVENTS_PATH)
     def slack_events() -> Response:
         return slack_adapter.handle(bolt, request, verifier)
@@ -116,16 +129,19 @@ def create_app(
             )
         except WebhookRejected as rejected:
             log.warning("webhook refused (%s): %s", rejected.status, rejected.message)
+            metrics.WEBHOOKS.labels("refused").inc()
             return _error(rejected.status, rejected.message)
         project = deployment.project_permalink
         channel = request.args.get("channel") or settings.channel_for(project)
         if channel not in settings.channels:
             log.warning("webhook refused: ?channel=%s is not a configured channel", channel[:40])
+            metrics.WEBHOOKS.labels("refused").inc()
             return _error(
                 403, "?channel= must be SLACK_CHANNEL or a channel named in DEPLOYHQ_CHANNELS"
             )
         if not policy.serves(project):
             log.info("notification for %s ignored: not in DEPLOYHQ_PROJECTS", project)
+            metrics.WEBHOOKS.labels("ignored").inc()
             return jsonify(ok=True, result="ignored", deployment=deployment.identifier), 200
         try:
             result = cards.on_notification(deployment, channel)
@@ -140,6 +156,14 @@ def create_app(
         else:
             if result in ("accepted", "updated"):
                 outbox.show(deployment.identifier)
+        metrics.WEBHOOKS.labels(result).inc()
+        log.info(
+            "notification %s %s: %s",
+            deployment.identifier,
+            deployment.status,
+            result,
+            extra={"deployment": deployment.identifier, "outcome": result},
+        )
         answer: dict[str, object] = {
             "ok": True,
             "result": result,

@@ -48,6 +48,7 @@ class BotServer:
     def stop(self) -> None:
         self._server.shutdown()
         self.app.extensions[RECONCILER].stop()
+        self.app.extensions[EXTENSION].close(wait=False)  # nothing of it may reach a later test
         socket_mode, stopping = self.app.extensions[SOCKET_MODE]
         stopping.set()
         if socket_mode is not None:

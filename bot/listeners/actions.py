@@ -18,10 +18,12 @@ log = logging.getLogger(__name__)
 def register(app: App, retries: Retries, background: Background) -> None:
     def retry_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()  # the answer leaves when this returns; the retry itself runs after it
+        log.info("Retry clicked by %s", (body.get("user") or {}).get("id"))
         background.run("retry click", retry, retries, body, respond)
 
     def rollback_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
+        log.info("Roll back clicked by %s", (body.get("user") or {}).get("id"))
         background.run("rollback click", rollback, retries, body, respond)
 
     app.action(RETRY_ACTION)(retry_clicked)

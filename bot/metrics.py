@@ -1,0 +1,69 @@
+"""What the bot is doing, for Prometheus: instruments declared once, counted where the outcome
+is decided. Under gunicorn, counts are summed over every worker (prometheus-client's multiprocess
+mode, set up by gunicorn_conf before the workers fork), so any scrape sees the same totals."""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+WEBHOOKS = Counter(
+    "deployhq_bot_webhooks_total",
+    "DeployHQ notifications, by what became of them",
+    ["result"],  # accepted, updated, duplicate, stale, too-old, ignored, refused
+)
+RETRIES = Counter(
+    "deployhq_bot_retries_total",
+    "Retry requests (buttons and /deployhq retry), by outcome",
+    ["outcome"],  # retried, refused, failed, in-doubt, superseded, overtaken, busy, ...
+)
+ROLLBACKS = Counter(
+    "deployhq_bot_rollbacks_total",
+    "Rollback requests (buttons and /deployhq rollback), by outcome",
+    ["outcome"],
+)
+ACK_SECONDS = Histogram(
+    "deployhq_bot_ack_seconds",
+    "Time to acknowledge a Slack request (Slack gives up after 3 s)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0),
+)
+DEPLOYHQ_SECONDS = Histogram(
+    "deployhq_bot_deployhq_request_seconds",
+    "DeployHQ API calls, by call, however they ended",
+    ["call"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0),
+)
+SLACK_ERRORS = Counter(
+    "deployhq_bot_slack_errors_total",
+    "Slack Web API calls that failed after the client's own retries",
+    ["method", "error"],
+)
+
+
+def authorized(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (constant time)."""
+    given = (header or "").removeprefix("Bearer ").encode()
+    return bool(header and header.startswith("Bearer ")) and hmac.compare_digest(
+        given, token.encode()
+    )
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus' text format, summed over every worker when under gunicorn."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
