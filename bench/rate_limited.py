@@ -17,10 +17,10 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.run import Client, Fakes, click, summary
+from bench.run import Client, Fakes, bot_env, click, summary
 from tests.support.gunicorn import Gunicorn
 from tests.support.redis_server import RedisServer
-from tests.support.signed import SIGNING_SECRET, WEBHOOK_SECRET, delivery
+from tests.support.signed import WEBHOOK_SECRET, delivery
 
 LIMIT_SECONDS, RETRY_AFTER = 10.0, 5
 BURST = 40  # failure notifications sent as the limit starts
@@ -41,19 +41,7 @@ def main() -> None:
     redis = RedisServer()
     redis.start()
     fakes = Fakes()
-    env = {
-        "SLACK_BOT_TOKEN": "xoxb-bench",
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fakes.slack + "/api/",
-        "SLACK_CHANNEL": "C0BENCH",
-        "DEPLOYHQ_ACCOUNT": "bench",
-        "DEPLOYHQ_BASE_URL": fakes.deployhq,
-        "DEPLOYHQ_USERNAME": "bench@example.com",
-        "DEPLOYHQ_API_KEY": "b" * 40,
-        "DEPLOYHQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "REDIS_URL": redis.url,
-        "LOG_LEVEL": "WARNING",
-    }
+    env = bot_env(fakes, redis.url)
     bot = Gunicorn(env, workers=2)
     try:
         bot.wait_ready()

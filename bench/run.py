@@ -188,11 +188,9 @@ def machine() -> str:
     )
 
 
-def main() -> None:
-    redis_server = RedisServer()
-    redis_server.start()
-    fakes = Fakes()
-    env = {
+def bot_env(fakes: Fakes, redis_url: str) -> dict[str, str]:
+    """The settings of a bot that talks to the benchmark's fakes and Redis."""
+    return {
         "SLACK_BOT_TOKEN": "xoxb-bench",
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": fakes.slack + "/api/",
@@ -202,9 +200,16 @@ def main() -> None:
         "DEPLOYHQ_USERNAME": "bench@example.com",
         "DEPLOYHQ_API_KEY": "b" * 40,
         "DEPLOYHQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": redis_url,
         "LOG_LEVEL": "WARNING",
     }
+
+
+def main() -> None:
+    redis_server = RedisServer()
+    redis_server.start()
+    fakes = Fakes()
+    env = bot_env(fakes, redis_server.url)
     servers = {
         "bot": Gunicorn(env, workers=2),
         "bare": Gunicorn(env, workers=2, app="bench.bare:app"),

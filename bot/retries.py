@@ -65,29 +65,11 @@ class Retries:
 
     def retry(self, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
         """Retry ``target`` on behalf of ``user_id`` (see ``_retry``), counted by outcome."""
-        result = self._retry(target, user_id, tell)
-        metrics.RETRIES.labels(result.outcome).inc()
-        log.info(
-            "retry of %s by %s: %s",
-            target.run_key,
-            user_id,
-            result.outcome,
-            extra={"deployment": target.deployment, "user": user_id, "outcome": result.outcome},
-        )
-        return result
+        return _counted("retry", target, user_id, self._retry(target, user_id, tell))
 
     def rollback(self, target: RollbackTarget, user_id: str, tell: Tell) -> RetryResult:
         """Roll ``target`` back on behalf of ``user_id`` (see ``_rollback``), counted."""
-        result = self._rollback(target, user_id, tell)
-        metrics.ROLLBACKS.labels(result.outcome).inc()
-        log.info(
-            "rollback of %s by %s: %s",
-            target.run_key,
-            user_id,
-            result.outcome,
-            extra={"deployment": target.deployment, "user": user_id, "outcome": result.outcome},
-        )
-        return result
+        return _counted("rollback", target, user_id, self._rollback(target, user_id, tell))
 
     def _retry(self, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
         """Retry ``target`` on behalf of ``user_id``, keeping its card (if any) current.
@@ -357,3 +339,17 @@ class Retries:
             self.store.release_retry(target.run_key, claim)
         except StoreUnavailable:
             log.warning("store unavailable; the lock of %s frees itself when it expires", target)
+
+
+def _counted(action: str, target: RetryTarget, user_id: str, result: RetryResult) -> RetryResult:
+    counter = metrics.ROLLBACKS if action == "rollback" else metrics.RETRIES
+    counter.labels(result.outcome).inc()
+    log.info(
+        "%s of %s by %s: %s",
+        action,
+        target.run_key,
+        user_id,
+        result.outcome,
+        extra={"deployment": target.deployment, "user": user_id, "outcome": result.outcome},
+    )
+    return result

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
 from bot import messages
 from bot.background import Background
-from bot.retries import Retries
+from bot.retries import Retries, RetryResult
 from bot.routing import OPEN_ACTION, RETRY_ACTION, ROLLBACK_ACTION, RetryTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
@@ -34,32 +35,34 @@ def register(app: App, retries: Retries, background: Background) -> None:
 
 def retry(retries: Retries, body: dict[str, Any], respond: Respond) -> None:
     """Retry what the clicked button names, answering the clicker privately when needed."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    actions = body.get("actions") or [{}]
-    try:
-        target = RetryTarget.decode(str(actions[0].get("value", "")))
-    except ValueError as exc:
-        log.warning("retry click by %s with an unreadable button: %s", user_id, exc)
-        tell(respond, "This button no longer names a deployment; nothing was retried.")
-        return
-    result = retries.retry(target, user_id, lambda text: tell(respond, text))
-    if result.state is not None and not result.card_updated:
-        tell(respond, messages.retry_note(result.state, result.deployment))
+    _act(body, respond, "retry", RetryTarget.decode, retries.retry, messages.retry_note)
 
 
 def rollback(retries: Retries, body: dict[str, Any], respond: Respond) -> None:
     """Roll back what the clicked button names, answering the clicker privately when needed."""
+    _act(body, respond, "rollback", RollbackTarget.decode, retries.rollback, messages.rollback_note)
+
+
+def _act(
+    body: dict[str, Any],
+    respond: Respond,
+    action: str,
+    decode: Callable[[str], Any],
+    act: Callable[[Any, str, Callable[[str], None]], RetryResult],
+    outcome_note: Callable[[Any, Any], str],
+) -> None:
     user_id = str((body.get("user") or {}).get("id", ""))
     actions = body.get("actions") or [{}]
     try:
-        target = RollbackTarget.decode(str(actions[0].get("value", "")))
+        target = decode(str(actions[0].get("value", "")))
     except ValueError as exc:
-        log.warning("rollback click by %s with an unreadable button: %s", user_id, exc)
-        tell(respond, "This button no longer names a deployment; nothing was rolled back.")
+        log.warning("%s click by %s with an unreadable button: %s", action, user_id, exc)
+        done = "retried" if action == "retry" else "rolled back"
+        tell(respond, f"This button no longer names a deployment; nothing was {done}.")
         return
-    result = retries.rollback(target, user_id, lambda text: tell(respond, text))
+    result = act(target, user_id, lambda text: tell(respond, text))
     if result.state is not None and not result.card_updated:
-        tell(respond, messages.rollback_note(result.state, result.deployment))
+        tell(respond, outcome_note(result.state, result.deployment))
 
 
 def acknowledge(ack: Ack) -> None:
