@@ -36,8 +36,13 @@ class Background:
         """Start ``work(*args)``; if it raises, the traceback is logged under ``what``."""
         with self._lock:
             self._pending += 1
-        # The work runs in a copy of this context: it keeps the request id of what started it.
-        self._pool.submit(contextvars.copy_context().run, self._guarded, what, work, args)
+        try:
+            # The work runs in a copy of this context: it keeps the request id of what started it.
+            self._pool.submit(contextvars.copy_context().run, self._guarded, what, work, args)
+        except RuntimeError:  # the pool has closed: the worker is stopping
+            with self._lock:
+                self._pending -= 1
+            raise
 
     def later(self, delay: float, what: str, work: Callable[..., object], *args: Any) -> None:
         """``run`` after ``delay`` seconds (dropped if the pool has closed by then)."""

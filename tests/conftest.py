@@ -3,6 +3,7 @@ over real HTTP by a real WSGI server."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import pytest
+import redis
 import requests
 from flask import Flask
 from werkzeug.serving import make_server
@@ -149,10 +151,18 @@ def start_redis() -> Iterator[Callable[..., RedisServer]]:
         server.stop()
 
 
+_DATABASES = itertools.cycle(range(16))
+
+
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
-    redis_server.flush()
-    return redis_server.url
+    """A database of the shared redis-server, emptied, and a different one from the last test's:
+    a bot a test leaves behind may still finish a task, and its writes must not reach the next
+    test."""
+    database = next(_DATABASES)
+    url = redis_server.url.rsplit("/", 1)[0] + f"/{database}"
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 @pytest.fixture
