@@ -386,10 +386,6 @@ def _fingerprint(deployment: Deployment, state: CardState) -> str:
 # --- the card's thread: one short reply per thing that happened ------------------------------
 
 
-def retry_requested(user_id: str) -> str:
-    return requested(user_id, "retry")
-
-
 def requested(user_id: str, action: str) -> str:
     what = "roll this deployment back" if action == "rollback" else "retry this deployment"
     return f":hourglass_flowing_sand: {mention(user_id)} asked DeployHQ to {what}."

@@ -451,10 +451,6 @@ class Store:
         """True the first time this event is seen; False for a duplicate delivery."""
         return self.kv.add(self._key("notified", run_key, status), "1", self.remember_seconds)
 
-    def forget_notification(self, run_key: str, status: str) -> None:
-        """Undo a claim whose post failed, so a redelivery is not mistaken for a duplicate."""
-        self.kv.delete_if(self._key("notified", run_key, status), "1")
-
     # --- retry locks: one retry per failure ---------------------------------------------------
 
     def claim_retry(
