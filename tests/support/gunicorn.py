@@ -30,6 +30,23 @@ def path_with_venv() -> str:
 BOT_APP = "'bot.web:create_app()'"
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, from /proc/<n>/stat (field 4 is the parent)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # it ended while we looked
+        # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+        fields = stat.rpartition(")")[2].split()
+        if fields and fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 class Gunicorn:
     """``app`` swaps the Procfile's WSGI app for another, keeping every other setting."""
 
@@ -69,10 +86,8 @@ class Gunicorn:
             time.sleep(0.05)
 
     def workers(self) -> list[int]:
-        found = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
-        )
-        return [int(pid) for pid in found.stdout.split()]
+        """The master's live children, read from /proc (a bare machine may lack procps)."""
+        return children(self.process.pid)
 
     def stop(self) -> str:
         if self.process.poll() is None:
