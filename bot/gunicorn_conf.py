@@ -27,6 +27,8 @@ graceful_timeout = 25
 # The path without its query string: a webhook URL may carry ?token=<secret>.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 logger_class = "bot.gunicorn_conf.Logger"
+# Threads, as the Procfile's --threads asks, with a deadline on reading each request (see there).
+worker_class = "bot.worker.DeadlineWorker"
 
 
 class Logger(glogging.Logger):  # type: ignore[misc]
