@@ -146,7 +146,8 @@ class Settings:
                 'DEPLOYHQ_WEBHOOK_SECRET is not set: JSON ("HTTP") notifications from DeployHQ '
                 'will be refused with 403 until it is; signed "HTTP POST" ones are accepted'
             )
-        if self.redis_url and not self.redis_tls_verify:
+        # app.json sets it for Heroku Redis, whose URL may be plain redis:// (nothing to verify).
+        if self.redis_url and self.redis_url.startswith("rediss://") and not self.redis_tls_verify:
             found.append(
                 "REDIS_TLS_VERIFY=false: Redis's TLS certificate is not verified (traffic is "
                 "still encrypted); use this only for providers with self-signed certificates"

@@ -60,6 +60,15 @@ def test_a_self_signed_rediss_is_refused_by_default_and_the_way_out_is_named(
     assert REDIS_PASSWORD not in caplog.text + health.text
 
 
+def test_tls_verification_off_warns_only_where_there_is_tls_to_verify(env: dict[str, str]):
+    """app.json sets REDIS_TLS_VERIFY=false for Heroku Redis, whatever URL it hands out."""
+    off = {**env, "REDIS_TLS_VERIFY": "false"}
+    plain = Settings.from_env({**off, "REDIS_URL": "redis://127.0.0.1:6379"})
+    tls = Settings.from_env({**off, "REDIS_URL": "rediss://127.0.0.1:6380"})
+    assert not [w for w in plain.warnings() if "REDIS_TLS_VERIFY" in w]
+    assert [w for w in tls.warnings() if "REDIS_TLS_VERIFY" in w]
+
+
 def test_with_verification_off_a_click_storm_on_tls_redis_retries_once(
     start_redis: Callable[..., RedisServer],
     env: dict[str, str],
