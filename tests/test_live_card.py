@@ -98,10 +98,12 @@ def test_failing_again_shows_a_fresh_retry_that_retries(
 def test_duplicate_and_late_deliveries_change_nothing(bot: BotServer, fake_slack: FakeSlack):
     bot.webhook(delivery())
     retried(bot, fake_slack)
-    bot.webhook(event("completed", started_at=later(1), completed_at=later(60)))
+    # One delivery, sent twice: two built apart could straddle a second and be two events.
+    completed = event("completed", started_at=later(1), completed_at=later(60))
+    bot.webhook(completed)
     updates, replies = len(fake_slack.api_calls("chat.update")), len(thread(fake_slack))
 
-    duplicate = bot.webhook(event("completed", started_at=later(1), completed_at=later(60)))
+    duplicate = bot.webhook(completed)
     late_running = bot.webhook(event("running", started_at=later(1)))
     late_failure = bot.webhook(delivery())  # the original failure, delivered again
 
