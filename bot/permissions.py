@@ -16,7 +16,7 @@ GROUP_CACHE_SECONDS = 300.0
 
 
 class PermissionUnknown(Exception):
-    """The user groups could not be read, so nobody outside the user list may retry for now."""
+    """No allowed user group could be read, so nobody outside the user list may act for now."""
 
 
 class RetryPolicy:
@@ -46,12 +46,24 @@ class RetryPolicy:
         return not self.projects or project in self.projects
 
     def allows(self, user_id: str) -> bool:
-        """Whether ``user_id`` may retry; ``PermissionUnknown`` when Slack cannot tell us."""
+        """Whether ``user_id`` may act. A group Slack cannot list (deleted, say) is logged and
+        skipped; ``PermissionUnknown`` only when no group could be read and the user is in
+        none of those that could."""
         if not self.restricted or user_id in self.users:
             return True
-        return any(user_id in self._members(group) for group in sorted(self.groups))
+        unreadable = 0
+        for group in sorted(self.groups):
+            members = self._members(group)
+            if members is None:
+                unreadable += 1
+            elif user_id in members:
+                return True
+        if unreadable and unreadable == len(self.groups):
+            raise PermissionUnknown(", ".join(sorted(self.groups)))
+        return False
 
-    def _members(self, group: str) -> frozenset[str]:
+    def _members(self, group: str) -> frozenset[str] | None:
+        """The group's members, each group cached on its own; None when Slack will not say."""
         try:
             cached = self.store.usergroup_members(group)
         except StoreUnavailable:
@@ -61,8 +73,12 @@ class RetryPolicy:
         try:
             response = self.client.usergroups_users_list(usergroup=group)
         except SLACK_ERRORS as exc:
-            log.error("could not list members of user group %s: %s", group, slack_error(exc))
-            raise PermissionUnknown(group) from exc
+            log.error(
+                "could not list the members of allowed user group %s (%s); it is skipped",
+                group,
+                slack_error(exc),
+            )
+            return None
         members = frozenset(str(u) for u in response.get("users") or [])
         try:
             self.store.save_usergroup_members(group, members, self.cache_seconds)

@@ -119,3 +119,30 @@ def test_when_slack_cannot_list_the_group_nobody_outside_the_user_list_retries(
     note = fake_slack.wait_for(fake_slack.responses)[0]
     assert "could not check whether you may retry" in note["text"]
     assert fake_deployhq.calls == []
+
+
+def test_a_deleted_allowed_group_is_skipped_and_the_others_still_work(
+    start_bot: Callable[..., BotServer],
+    env: dict,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    caplog: pytest.LogCaptureFixture,
+):
+    fake_slack.usergroups["S0ONCALL"] = ["U0MEMBER"]  # S0GONE was deleted in Slack
+    bot = start_bot(
+        Settings.from_env({**env, "DEPLOYHQ_RETRY_ALLOWED_USERGROUPS": "S0GONE, S0ONCALL"})
+    )
+    value = card_value(bot, fake_slack, fake_deployhq)
+
+    for n in range(3):
+        bot.click(value, user_id="U0MEMBER", key=f"m{n}")
+    bot.click(value, user_id="U0STRANGER", key="stranger")
+
+    fake_deployhq.wait_for(fake_deployhq.retries)
+    fake_slack.wait_for(lambda: fake_slack.responses("stranger"))
+    assert len(fake_deployhq.retries()) == 1
+    assert "not among" in fake_slack.responses("stranger")[0]["text"]
+    assert "S0GONE" in caplog.text and "no_such_subteam" in caplog.text
+    # Each group is cached on its own: the readable one is asked once, whatever the other does.
+    asked = [c["usergroup"] for c in fake_slack.api_calls("usergroups.users.list")]
+    assert asked.count("S0ONCALL") == 1

@@ -202,7 +202,10 @@ class FakeSlack(FakeServer):
                 self.taken.append(data)
             return Reply(body={"ok": True, "channel": data.get("channel"), "ts": ts})
         if method == "usergroups.users.list":
-            return Reply(body={"ok": True, "users": self.usergroups.get(data.get("usergroup"), [])})
+            group = data.get("usergroup")
+            if group not in self.usergroups:  # as Slack answers for a deleted group
+                return Reply(body={"ok": False, "error": "no_such_subteam"})
+            return Reply(body={"ok": True, "users": self.usergroups[group]})
         if method == "chat.update":
             if data.get("ts") in self.deleted:
                 return Reply(body={"ok": False, "error": "message_not_found"})
