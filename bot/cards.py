@@ -240,6 +240,23 @@ class Cards:
         self.show(target.deployment)
         return True
 
+    def on_rollback_target(
+        self, target: RetryTarget, good: Deployment | None, record: Deployment
+    ) -> None:
+        """The Roll back button named another target than DeployHQ gives now: redraw the card
+        with the one it gives (or none), back on the failure."""
+        try:
+            with self.store.card_lock(target.deployment):
+                card = self.store.card(target.deployment)
+                if card is None or card.deployment.run_key != target.run_key:
+                    return
+                state = messages.Failed() if record.status == FAILED else messages.Progress()
+                self.store.save_card(replace(card, state=state, rollback_to=good, drawn=False))
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s not redrawn", target.deployment)
+            return
+        self.show(target.deployment)
+
     # --- Slack ----------------------------------------------------------------------------------
 
     def sync(self, deployment_id: str) -> bool:

@@ -82,6 +82,7 @@ class Settings:
     log_format: str = "text"
     metrics_token: str | None = field(default=None, repr=False)
     deployhq_timeout: float = 20.0
+    deployhq_doubt: float | None = None  # DEPLOYHQ_DOUBT_SECONDS; None: derived from the timeout
     reconcile_interval: float = 60.0
     max_delivery_age: float = 24 * 3600.0
 
@@ -111,8 +112,10 @@ class Settings:
 
     @property
     def retry_doubt_seconds(self) -> float:
-        """How long an unanswered retry is looked for in DeployHQ's record before the bot
-        concludes it was never queued."""
+        """How long an action whose answer was lost is looked for in DeployHQ's record, from
+        the moment it was lost, before the bot concludes DeployHQ never queued it."""
+        if self.deployhq_doubt is not None:
+            return self.deployhq_doubt
         return max(60.0, 3 * self.deployhq_timeout)
 
     def channel_for(self, project: str) -> str:
@@ -261,6 +264,10 @@ class Settings:
         if not 1 <= deployhq_timeout <= 120:
             problems.append(f"DEPLOYHQ_TIMEOUT must be seconds from 1 to 120, not {timeout!r}")
 
+        doubt = _seconds(get("DEPLOYHQ_DOUBT_SECONDS") or "0")
+        if doubt is None or not (doubt == 0 or 1 <= doubt <= 3600):
+            problems.append("DEPLOYHQ_DOUBT_SECONDS must be seconds from 1 to 3600")
+
         reconcile_interval = _seconds(get("RECONCILE_INTERVAL") or "60")
         if reconcile_interval is None or not 0.2 <= reconcile_interval <= 3600:
             problems.append("RECONCILE_INTERVAL must be seconds from 0.2 to 3600")
@@ -308,6 +315,7 @@ class Settings:
             log_format=log_format,
             metrics_token=metrics_token,
             deployhq_timeout=deployhq_timeout,
+            deployhq_doubt=doubt or None,
             reconcile_interval=reconcile_interval or 60.0,
             max_delivery_age=max_age or 86400.0,
         )

@@ -53,8 +53,12 @@ class DeployHQError(Exception):
 
     @property
     def may_have_happened(self) -> bool:
-        """True when the request may have reached DeployHQ although no answer came back."""
-        return self.kind in ("timeout", "dropped")
+        """True when the request may have been carried out although no proper answer came
+        back: no answer at all, one cut off or unreadable, or a server error (a proxy's 504
+        page may stand for work done behind it). A refusal (4xx) or no connection: it was not."""
+        if self.kind in ("timeout", "dropped", "invalid"):
+            return True
+        return self.status is not None and self.status >= 500
 
 
 # --- a hard deadline for a whole call ----------------------------------------------------------

@@ -77,6 +77,8 @@ class Deployment:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     duration: float | None = None
+    archived: bool = False  # DeployHQ retries and rolls back to no archived deployment
+    config_files_only: bool = False  # nor rolls back to one that only copied config files
 
     @classmethod
     def from_api(cls, data: Any, *, project: str = "") -> Deployment:
@@ -125,6 +127,8 @@ class Deployment:
             started_at=started_at,
             completed_at=completed_at,
             duration=duration,
+            archived=data.get("archived") is True,
+            config_files_only=data.get("config_files_deployment") is True,
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -160,6 +164,8 @@ class Deployment:
                 "completed_at": iso(self.completed_at),
                 "duration": self.duration,
             },
+            "archived": self.archived,
+            "config_files_deployment": self.config_files_only,
         }
 
     @property
@@ -292,25 +298,49 @@ UNDER_WAY = frozenset({"pending", "running", "preview_pending"})
 
 def last_good(history: Iterable[Deployment], failed: Deployment) -> Deployment | None:
     """The newest completed deployment on exactly ``failed``'s servers, from before it: what a
-    rollback would put back. ``history`` is newest first, as DeployHQ lists it."""
+    rollback would put back. ``history`` is newest first, as DeployHQ lists it. DeployHQ rolls
+    back to no config-files-only or archived deployment, so neither is offered."""
     for deployment in history:
         if deployment.identifier == failed.identifier:
             continue
         same_servers = deployment.server_keys == failed.server_keys
-        if deployment.status == "completed" and same_servers and _before(deployment, failed):
+        if (
+            deployment.status == "completed"
+            and same_servers
+            and not deployment.config_files_only
+            and not deployment.archived
+            and _before(deployment, failed)
+        ):
             return deployment
     return None
 
 
-def overtaken_by(history: Iterable[Deployment], failed: Deployment) -> Deployment | None:
-    """A deployment that started after ``failed`` on any of its servers, and completed or is
-    under way: retrying ``failed`` would then put older code over it."""
+def newer_on_servers(history: Iterable[Deployment], failed: Deployment) -> Deployment | None:
+    """A deployment queued after ``failed`` on any of its servers, by DeployHQ's own clock,
+    whatever became of it (completed, under way or failed too): ``failed`` is then no longer
+    the latest word on those servers, and acting on it could put older code over newer."""
     for deployment in history:
         if deployment.identifier == failed.identifier:
             continue
-        if not deployment.server_keys & failed.server_keys:
+        if deployment.server_keys & failed.server_keys and _before(failed, deployment):
+            return deployment
+    return None
+
+
+def rolled_back_by(
+    history: Iterable[Deployment], failed: Deployment, ref: str
+) -> Deployment | None:
+    """The deployment that proves a rollback of ``failed`` went through: on its servers, to
+    ``ref`` (the target's end revision), queued after it, all by DeployHQ's own record."""
+    for deployment in history:
+        if deployment.identifier == failed.identifier:
             continue
-        if deployment.status in UNDER_WAY | {"completed"} and _before(failed, deployment):
+        revision = deployment.end_revision.ref if deployment.end_revision else ""
+        if (
+            deployment.server_keys & failed.server_keys
+            and revision == ref
+            and _before(failed, deployment)
+        ):
             return deployment
     return None
 

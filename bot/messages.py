@@ -113,6 +113,16 @@ class RolledBack:
 
 
 @dataclass(frozen=True)
+class Unknown:
+    """The action's answer was lost and DeployHQ's record cannot say whether it happened
+    (another deployment has run on those servers since): nothing more is sent."""
+
+    user_id: str
+    at: datetime
+    action: str = "retry"
+
+
+@dataclass(frozen=True)
 class Overtaken:
     """A newer deployment has run on the same servers: retrying would put older code back."""
 
@@ -131,6 +141,7 @@ CardState = (
     | Progress
     | RolledBack
     | Overtaken
+    | Unknown
 )
 
 _HEADLINES = {
@@ -277,11 +288,18 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
                 f"({_outside(newer_status, 50)}{when}) has run on these servers since, so a "
                 "retry would put older code back. Deploy afresh from DeployHQ."
             )
-        case InDoubt(user_id, at):
+        case InDoubt(user_id, at, action):
             return (
-                f":hourglass_flowing_sand: DeployHQ did not answer the retry requested by "
+                f":hourglass_flowing_sand: DeployHQ did not answer the {action} requested by "
                 f"{mention(user_id)} {_when(at)}. It may have queued it: the bot is checking "
                 "DeployHQ and will show what it finds here."
+            )
+        case Unknown(user_id, at, action):
+            return (
+                f":grey_question: DeployHQ never answered the {action} requested by "
+                f"{mention(user_id)} {_when(at)}, and its record cannot tell whether it "
+                "happened: another deployment has run on these servers since. Nothing more "
+                "will be sent; check the deployments in DeployHQ."
             )
         case Retried(user_id, at):
             return (
@@ -515,21 +533,47 @@ def retry_note(state: CardState | None, deployment: Deployment | None) -> str:
             return f":no_entry: DeployHQ refused the {action}: “{_outside(reason, 500)}”"
         case RetryFailed(_, problem, action):
             return f":warning: The {action} did not go through: {_outside(problem, 600)}"
-        case InDoubt():
-            return in_doubt()
+        case InDoubt(_, _, action):
+            return in_doubt(action)
+        case Unknown(_, _, action):
+            return (
+                f":grey_question: DeployHQ never answered the {action}, and its record cannot "
+                "tell whether it happened. Nothing more will be sent; check DeployHQ."
+            )
     return ""
 
 
-def in_doubt() -> str:
+def in_doubt(action: str = "retry") -> str:
     return (
-        ":hourglass_flowing_sand: DeployHQ did not answer in time, so the retry may have been "
-        "queued. The bot is checking DeployHQ and will show the outcome on the card; nothing "
-        "more will be sent for this failure until it knows."
+        f":hourglass_flowing_sand: DeployHQ did not answer in time, so the {action} may have "
+        "been queued. The bot is checking DeployHQ and will show the outcome on the card; "
+        "nothing more will be sent for this failure until it knows."
     )
 
 
-def never_queued() -> str:
-    return "DeployHQ's record shows the retry was never queued, so nothing was retried."
+def never_queued(action: str = "retry") -> str:
+    done = "retried" if action == "retry" else "rolled back"
+    return f"DeployHQ's record shows the {action} was never queued, so nothing was {done}."
+
+
+def rollback_target_moved(good: Deployment | None) -> str:
+    """The Roll back button named a deployment DeployHQ no longer gives as the last good one."""
+    now = (
+        f" DeployHQ's last good deployment there is now `{_outside(good.short_id, 8)}`."
+        if good is not None
+        else " DeployHQ now shows no completed deployment to roll back to on those servers."
+    )
+    return (
+        ":information_source: Nothing was rolled back: the card was out of date." + now + " "
+        "The card has been redrawn; look again before you press Roll back."
+    )
+
+
+def archived(action: str) -> str:
+    return (
+        f":no_entry: Nothing was sent: DeployHQ shows this deployment as archived, and an "
+        f"archived deployment cannot be {'retried' if action == 'retry' else 'rolled back'}."
+    )
 
 
 def not_retried(record: Deployment) -> str:
@@ -578,10 +622,10 @@ def rollback_note(state: CardState | None, deployment: Deployment | None) -> str
     return retry_note(state, deployment)
 
 
-def lock_lapsed() -> str:
+def lock_lapsed(action: str = "retry") -> str:
     return (
-        "The bot lost its hold on this retry before it could ask DeployHQ (its Redis was "
-        "slow or unreachable), so it asked nothing."
+        f"The bot's hold on this {action} lapsed before it could ask DeployHQ (the calls "
+        "before it took longer than the hold lasts), so it asked nothing."
     )
 
 
@@ -611,6 +655,12 @@ def already_acted(
     user_id: str, at: datetime, action: str, *, done: bool, in_doubt: bool = False
 ) -> str:
     """What a later clicker is told, privately, about the retry or rollback under way."""
+    if action == "rollback" and in_doubt:
+        return (
+            f"{mention(user_id)} asked DeployHQ to roll this deployment back {_when(at)} and "
+            "its answer never came; nothing more is sent until DeployHQ's record shows what "
+            "happened. The card will show it."
+        )
     if action == "rollback":
         verb = "rolled this deployment back" if done else "started rolling this deployment back"
         return f"{mention(user_id)} already {verb} {_when(at)}; nothing more was done."

@@ -16,7 +16,7 @@ import threading
 from bot import messages
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
-from bot.deployments import FAILED
+from bot.deployments import FAILED, newer_on_servers
 from bot.retries import Retries
 from bot.routing import RetryTarget
 from bot.store import Card, Store, StoreUnavailable
@@ -62,8 +62,10 @@ class Reconciler:
 
     def run_once(self) -> int:
         """Check every open card, if this process has the turn; how many were checked."""
+        turn = self.interval * 0.8
         try:
-            if not self.store.take_turn("reconcile", self.interval * 0.8):
+            token = self.store.take_turn("reconcile", turn)
+            if token is None:
                 return 0
             open_cards = sorted(self.store.open_cards())
         except StoreUnavailable:
@@ -71,6 +73,12 @@ class Reconciler:
         for deployment_id in open_cards:
             if self._stop.is_set():
                 break
+            try:  # a slow pass keeps its turn, so the next one does not start beside it
+                if not self.store.keep_turn("reconcile", token, turn):
+                    log.warning("reconciling took longer than its turn; the rest waits")
+                    break
+            except StoreUnavailable:
+                return 0
             try:
                 self.check(deployment_id)
             except StoreUnavailable:
@@ -112,9 +120,22 @@ class Reconciler:
             log.info("card of %s caught up with DeployHQ: %s", deployment.identifier, record.status)
             return
         if isinstance(card.state, messages.Retrying) and record.run_key == target.run_key:
-            # Its retry's holder died before DeployHQ was asked (its lock is gone, and
-            # DeployHQ still shows the failure): offer Retry again.
+            # Its claim is gone: its holder died before marking it sending (so nothing was
+            # sent), or the store lost it. A rollback leaves the failure's record as it was, so
+            # only the servers' history can tell; anything newer there and nothing is said.
+            action = card.state.action
+            if action == "rollback":
+                try:
+                    history = self.deployhq.history(deployment.project_permalink, max_pages=1)
+                    if newer_on_servers(history, record) is not None:
+                        return
+                except DeployHQError:
+                    return
+            done = "retried" if action == "retry" else "rolled back"
             state = messages.Failed() if record.status == FAILED else messages.Progress()
             self.cards.on_retry(
-                target, state, ":warning: The retry was interrupted; nothing was retried."
+                target,
+                state,
+                f":warning: The {action} was interrupted before DeployHQ was asked; nothing "
+                f"was {done}.",
             )

@@ -1,11 +1,20 @@
-"""Retrying a failed deployment exactly once, however many people ask, whatever breaks.
+"""One action per failure (a retry or a rollback), however many ask, whatever breaks.
 
-Two safeguards make one decision. The lock (a claim in the store, keyed by the failure) lets
-one person at a time act on a failure. DeployHQ's own record, read after the lock is taken and
-before anything is sent, says whether the failure the person saw is still there to retry, so a
-lock that Redis lost, an old button, or a retry someone else made elsewhere never causes a
-second retry. When DeployHQ's answer to a retry never comes, the claim stays "in doubt" and
-nothing more is sent until DeployHQ's record shows whether the retry was queued.
+Every action goes through one pipeline: claim -> preflight -> "sending" -> the call -> settle.
+
+- The **claim** (in the store, keyed by the failure) lets one person at a time act on it.
+- The **preflight** reads DeployHQ's record: the failure must still be the latest word on its
+  servers (nothing queued on any of them since, by DeployHQ's own clock, whatever became of
+  it), and a rollback's target, recomputed now, must be what the button named. So a claim
+  Redis lost, an old button, or an action someone took elsewhere never causes a second one.
+- The claim is marked **sending** before the call goes out. From then on only DeployHQ's record
+  frees the failure: a holder that dies, a 5xx, a 504 page, a dropped connection or a lost
+  answer leaves it **in doubt**, and it is **settled** from DeployHQ's record: a retry is proven
+  by the deployment's run changing, a rollback by a deployment on those servers, to the
+  target's revision, queued after the failure. Only when the record shows nothing happened
+  for the whole doubt window (counted from when the answer was lost) is the failure free again.
+
+The two actions differ only in their preflight and in that proof.
 """
 
 from __future__ import annotations
@@ -13,12 +22,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from bot import messages, metrics
+from bot import failpoints, messages, metrics
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
-from bot.deployments import FAILED, Deployment, overtaken_by
+from bot.deployments import (
+    FAILED,
+    Deployment,
+    last_good,
+    newer_on_servers,
+    rolled_back_by,
+)
 from bot.permissions import PermissionUnknown, RetryPolicy
 from bot.routing import RetryTarget, RollbackTarget
 from bot.store import RetryClaim, Store, StoreUnavailable
@@ -28,20 +43,30 @@ log = logging.getLogger(__name__)
 Tell = Callable[[str], None]
 """Sends a private mrkdwn note to the person who asked."""
 
-# A retry whose answer never came is still looked for in DeployHQ's record this long after.
+# An action whose answer was lost is still looked for in DeployHQ's record this long after.
 MIN_DOUBT_SECONDS = 60.0
+# A sending claim's holder has this long past DeployHQ's deadline to record the answer.
+LEASE_MARGIN_SECONDS = 5.0
+RETRY, ROLLBACK = "retry", "rollback"
 
 
 @dataclass(frozen=True)
 class RetryResult:
-    """What happened: ``outcome`` is one of ``retried``, ``refused``, ``failed``, ``in-doubt``,
-    ``superseded`` (DeployHQ's record had moved on), ``busy``, ``unavailable``, ``forbidden``;
-    ``deployment`` is DeployHQ's answer when it retried."""
+    """What happened: ``outcome`` is one of ``retried``, ``rolled-back``, ``refused``,
+    ``failed``, ``in-doubt``, ``superseded`` (DeployHQ's record had moved on), ``overtaken``,
+    ``out-of-date``, ``busy``, ``unavailable``, ``forbidden``; ``deployment`` is DeployHQ's
+    answer when it acted."""
 
     outcome: str
     state: messages.CardState | None = None
     deployment: Deployment | None = None
     card_updated: bool = False
+
+
+@dataclass(frozen=True)
+class _Preflight:
+    record: Deployment  # DeployHQ's record of the failure, read now
+    good: Deployment | None = None  # a rollback's target, recomputed now
 
 
 class Retries:
@@ -53,6 +78,7 @@ class Retries:
         policy: RetryPolicy | None = None,
         *,
         doubt_seconds: float = MIN_DOUBT_SECONDS,
+        deadline_seconds: float = 20.0,
         recheck: Callable[[RetryTarget], None] | None = None,
     ) -> None:
         self.deployhq = deployhq
@@ -60,89 +86,24 @@ class Retries:
         self.cards = cards
         self.policy = policy
         self.doubt_seconds = doubt_seconds
-        # Asks for an in-doubt retry to be settled again shortly (the reconciler does it).
+        # How long the holder of a sending claim may take to hear DeployHQ's answer.
+        self.lease_seconds = deadline_seconds + LEASE_MARGIN_SECONDS
+        # Asks for an in-doubt action to be settled again shortly (the reconciler does it).
         self.recheck = recheck
 
     def retry(self, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
-        """Retry ``target`` on behalf of ``user_id`` (see ``_retry``), counted by outcome."""
-        return _counted("retry", target, user_id, self._retry(target, user_id, tell))
+        """Retry ``target`` on behalf of ``user_id``, counted by outcome."""
+        return _counted(RETRY, target, user_id, self._act(RETRY, target, user_id, tell))
 
     def rollback(self, target: RollbackTarget, user_id: str, tell: Tell) -> RetryResult:
-        """Roll ``target`` back on behalf of ``user_id`` (see ``_rollback``), counted."""
-        return _counted("rollback", target, user_id, self._rollback(target, user_id, tell))
+        """Roll ``target`` back on behalf of ``user_id``, counted by outcome."""
+        return _counted(ROLLBACK, target, user_id, self._act(ROLLBACK, target, user_id, tell))
 
-    def _retry(self, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
-        """Retry ``target`` on behalf of ``user_id``, keeping its card (if any) current.
+    # --- the pipeline ---------------------------------------------------------------------------
 
-        ``tell`` hears why nothing was tried (not allowed, already claimed, no store, DeployHQ
-        has moved on); the outcome of a retry that was tried is returned, for the caller.
-        """
-        begun = self._begin(target, user_id, tell, "retry")
-        if isinstance(begun, RetryResult):
-            return begun
-        claim, record = begun
-        # Never put older code back: a newer deployment on these servers makes retrying unsafe.
-        try:
-            newer = overtaken_by(self.deployhq.history(target.project, max_pages=1), record)
-        except DeployHQError as error:
-            return self._not_sent(target, claim, user_id, error)
-        if newer is not None:
-            self._release(target, claim)
-            log.info("retry of %s not sent: overtaken by %s", target.run_key, newer.identifier)
-            moment = newer.completed_at or newer.started_at or newer.queued_at
-            state = messages.Overtaken(newer.identifier, newer.status, moment)
-            self.cards.on_retry(target, state, messages.overtaken(newer))
-            tell(messages.overtaken(newer))
-            return RetryResult("overtaken", state, newer)
-
-        if not self._still_ours(target, claim):
-            return self._lapsed(target, user_id, "retry")
-        try:
-            deployment = self.deployhq.retry(target.project, target.deployment)
-        except DeployHQError as error:
-            if error.may_have_happened:
-                return self._in_doubt(target, claim, user_id, error)
-            return self._not_sent(target, claim, user_id, error)
-
-        try:
-            self.store.finish_retry(target.run_key, claim)
-        except StoreUnavailable:
-            log.warning("store unavailable; retry of %s done but not recorded", target.run_key)
-        done = messages.Retried(user_id, datetime.now(UTC))
-        note = messages.retry_note(done, deployment)
-        updated = self.cards.on_retry(target, done, note, deployment)
-        return RetryResult("retried", done, deployment, card_updated=updated)
-
-    def _rollback(self, target: RollbackTarget, user_id: str, tell: Tell) -> RetryResult:
-        """Put the last good deployment's revision back on the failed one's servers, once per
-        failure (a retry and a rollback of one failure exclude each other)."""
-        begun = self._begin(target, user_id, tell, "rollback")
-        if isinstance(begun, RetryResult):
-            return begun
-        claim, _ = begun
-        if not self._still_ours(target, claim):
-            return self._lapsed(target, user_id, "rollback")
-        try:
-            new = self.deployhq.rollback(target.project, target.to)
-        except DeployHQError as error:
-            if error.may_have_happened:
-                return self._in_doubt(target, claim, user_id, error, "rollback")
-            return self._not_sent(target, claim, user_id, error, "rollback")
-        try:
-            self.store.finish_retry(target.run_key, claim)
-        except StoreUnavailable:
-            log.warning("store unavailable; rollback of %s done but not recorded", target.run_key)
-        ref = new.end_revision.ref if new.end_revision else target.to
-        state = messages.RolledBack(user_id, datetime.now(UTC), ref, new.status, new.identifier)
-        note = messages.rollback_note(state, new)
-        updated = self.cards.on_retry(target, state, note, rolled_back=new)
-        return RetryResult("rolled-back", state, new, card_updated=updated)
-
-    def _begin(
-        self, target: RetryTarget, user_id: str, tell: Tell, action: str
-    ) -> tuple[RetryClaim, Deployment] | RetryResult:
-        """Scope, the failure's claim, the card, then DeployHQ's record of the failure: the
-        claim and the record when the failure is still there to act on; else the result."""
+    def _act(self, action: str, target: RetryTarget, user_id: str, tell: Tell) -> RetryResult:
+        """Claim, preflight, mark sending, call DeployHQ, settle. ``tell`` hears why nothing
+        was sent; the outcome of a call is returned, for the caller."""
         if not self.allowed(user_id, tell, target.project):
             return RetryResult("forbidden")
         try:
@@ -152,19 +113,57 @@ class Retries:
             tell(messages.store_unavailable())
             return RetryResult("unavailable")
         if not acquired:
-            log.info("%s of %s by %s: already claimed", action, target.run_key, user_id)
-            if claim.in_doubt:  # a new click re-checks DeployHQ before anything else
-                claim = self.resolve(target, claim) or claim
-            tell(
-                messages.already_acted(
-                    claim.user_id, claim.at, claim.action, done=claim.done, in_doubt=claim.in_doubt
-                )
-            )
-            return RetryResult("busy")
-
+            return self._busy(target, claim, user_id, tell, action)
+        failpoints.reach("claimed")
         log.info("%s of deployment %s for %s", action, target.run_key, user_id)
         requested = messages.Retrying(user_id, claim.at, action)
         self.cards.on_retry(target, requested, messages.requested(user_id, action))
+
+        checked = self._preflight(action, target, claim, user_id, tell)
+        if isinstance(checked, RetryResult):
+            return checked
+        failpoints.reach("preflight")
+
+        ref = ""
+        if checked.good is not None and checked.good.end_revision is not None:
+            ref = checked.good.end_revision.ref
+        try:
+            sending = self.store.mark_sending(
+                target.run_key, claim, self.lease_seconds, self.doubt_seconds, ref
+            )
+        except StoreUnavailable:
+            sending = None
+        if sending is None:
+            return self._lapsed(target, user_id, action)
+        failpoints.reach("sending")
+
+        try:
+            if action == ROLLBACK:
+                assert checked.good is not None
+                answer = self.deployhq.rollback(target.project, checked.good.identifier)
+            else:
+                answer = self.deployhq.retry(target.project, target.deployment)
+        except DeployHQError as error:
+            if error.may_have_happened:
+                return self._in_doubt(target, sending, user_id, error, action)
+            return self._not_sent(target, sending, user_id, error, action)
+        failpoints.reach("answered")
+
+        try:
+            self.store.finish_retry(target.run_key, sending)
+        except StoreUnavailable:
+            log.warning("store unavailable; %s of %s done but not recorded", action, target)
+        failpoints.reach("finished")
+        result = self._show_done(target, sending, answer, datetime.now(UTC))
+        failpoints.reach("card-saved")
+        return result
+
+    def _preflight(
+        self, action: str, target: RetryTarget, claim: RetryClaim, user_id: str, tell: Tell
+    ) -> _Preflight | RetryResult:
+        """DeployHQ's record, read now, says whether acting is still right: the failure the
+        person saw is still there, nothing newer has run on its servers, and a rollback's target
+        is still the last good deployment. Two calls: the record, and the recent deployments."""
         try:
             record = self.deployhq.deployment(target.project, target.deployment)
         except DeployHQError as error:
@@ -182,92 +181,131 @@ class Retries:
             self._put_back(target, record)
             tell(messages.not_retried(record))
             return RetryResult("superseded", deployment=record)
-        return claim, record
+        if record.archived:
+            self._release(target, claim)
+            tell(messages.archived(action))
+            self._put_back(target, record)
+            return RetryResult("refused", deployment=record)
+        try:
+            history = list(self.deployhq.history(target.project, max_pages=1))
+        except DeployHQError as error:
+            return self._not_sent(target, claim, user_id, error, action)
+        newer = newer_on_servers(history, record)
+        if newer is not None:
+            # Never older code over newer, and never a second action after a first one whose
+            # own deployment (a rollback's, say) failed too.
+            self._release(target, claim)
+            log.info("%s of %s not sent: overtaken by %s", action, target.run_key, newer.identifier)
+            state = messages.Overtaken(newer.identifier, newer.status, newer.finished_at)
+            self.cards.on_retry(target, state, messages.overtaken(newer))
+            tell(messages.overtaken(newer))
+            return RetryResult("overtaken", state, newer)
+        if action != ROLLBACK:
+            return _Preflight(record)
+        assert isinstance(target, RollbackTarget)
+        good = last_good(history, record)
+        if good is None or good.identifier != target.to:
+            self._release(target, claim)
+            log.info(
+                "rollback of %s not sent: the button named %s, DeployHQ now gives %s",
+                target.run_key,
+                target.to,
+                good.identifier if good else None,
+            )
+            self.cards.on_rollback_target(target, good, record)
+            tell(messages.rollback_target_moved(good))
+            return RetryResult("out-of-date", deployment=record)
+        return _Preflight(record, good)
+
+    def _busy(
+        self, target: RetryTarget, claim: RetryClaim, user_id: str, tell: Tell, action: str
+    ) -> RetryResult:
+        log.info("%s of %s by %s: already claimed", action, target.run_key, user_id)
+        if claim.in_doubt:  # a new click re-checks DeployHQ before anything else
+            settled = self.resolve(target, claim)
+            if settled is None:
+                tell(":information_source: " + messages.never_queued(claim.action))
+                return RetryResult("busy")
+            claim = settled
+        tell(
+            messages.already_acted(
+                claim.user_id, claim.at, claim.action, done=claim.done, in_doubt=claim.in_doubt
+            )
+        )
+        return RetryResult("busy")
+
+    def _show_done(
+        self, target: RetryTarget, claim: RetryClaim, answer: Deployment, at: datetime
+    ) -> RetryResult:
+        """The card says who acted, and follows what DeployHQ queued."""
+        if claim.action == ROLLBACK:
+            ref = answer.end_revision.ref if answer.end_revision else claim.ref
+            rolled = messages.RolledBack(claim.user_id, at, ref, answer.status, answer.identifier)
+            note = messages.rollback_note(rolled, answer)
+            updated = self.cards.on_retry(target, rolled, note, rolled_back=answer)
+            return RetryResult("rolled-back", rolled, answer, card_updated=updated)
+        done = messages.Retried(claim.user_id, at)
+        note = messages.retry_note(done, answer)
+        updated = self.cards.on_retry(target, done, note, answer)
+        return RetryResult("retried", done, answer, card_updated=updated)
+
+    # --- settling what is in doubt --------------------------------------------------------------
 
     def resolve(self, target: RetryTarget, claim: RetryClaim) -> RetryClaim | None:
-        """Settle an in-doubt retry from DeployHQ's record.
+        """Settle an in-doubt action from DeployHQ's record; the claim as it now stands (None
+        when the failure is free again).
 
-        The retry went through if the record has moved on from the failure: the claim becomes
-        done and the card says who retried. If the record still shows the failure once the
-        doubt has lasted long enough, it was never queued: the claim is released and Retry
-        offered again. Otherwise (or when DeployHQ cannot be read) it stays in doubt.
+        Proven (the retried run, or the rollback's deployment, is in DeployHQ's record): the
+        claim becomes done and the card says who acted. Nothing in the record once the doubt
+        window has passed: never queued, and the failure is offered again. A record that
+        cannot tell (another deployment ran since): the outcome is unknown, and nothing more
+        is sent. Each settlement happens once, by whoever settles the claim as read.
         """
         try:
             record = self.deployhq.deployment(target.project, target.deployment)
-            if claim.action == "rollback":
-                return self._resolve_rollback(target, claim, record)
+            proof: Deployment | None = None
+            other: Deployment | None = None
+            if claim.action == ROLLBACK:
+                history = list(self.deployhq.history(target.project, max_pages=1))
+                proof = rolled_back_by(history, record, claim.ref) if claim.ref else None
+                other = newer_on_servers(history, record)
+            elif record.status != FAILED or record.run_key != target.run_key:
+                proof = record
         except DeployHQError as error:
             log.warning("in-doubt %s of %s still unknown: %s", claim.action, target.run_key, error)
             return claim
         try:
-            if record.status != FAILED or record.run_key != target.run_key:
-                log.info("in-doubt retry of %s went through: %s", target.run_key, record.status)
-                done = self.store.finish_retry(target.run_key, claim)
-                retried = messages.Retried(claim.user_id, claim.at)
-                note = messages.retry_note(retried, record)
-                self.cards.on_retry(target, retried, note, record)
-                return done
-            waited = (datetime.now(UTC) - claim.at).total_seconds()
-            if waited < self.doubt_seconds:
+            if proof is not None:
+                log.info("in-doubt %s of %s went through", claim.action, target.run_key)
+                done = self.store.settle(target.run_key, claim, done=True)
+                if done is not None:
+                    self._show_done(target, done, proof, claim.at)
+                return done or self.store.retry_claim(target.run_key)
+            if not claim.doubt_over():
                 return claim
-            log.warning("in-doubt retry of %s was never queued; Retry is offered", target.run_key)
-            self.store.release_retry(target.run_key, claim)
+            if other is not None:
+                done = self.store.settle(target.run_key, claim, done=True)
+                if done is not None:
+                    log.warning("%s of %s: outcome unknown", claim.action, target.run_key)
+                    unknown = messages.Unknown(claim.user_id, claim.at, claim.action)
+                    self.cards.on_retry(target, unknown, messages.retry_note(unknown, None))
+                return done or self.store.retry_claim(target.run_key)
+            if self.store.settle(target.run_key, claim, done=False) is None:
+                return self.store.retry_claim(target.run_key)
         except StoreUnavailable:
             return claim
-        lost = messages.RetryFailed(claim.user_id, messages.never_queued())
+        log.warning("in-doubt %s of %s was never queued", claim.action, target.run_key)
+        lost = messages.RetryFailed(
+            claim.user_id, messages.never_queued(claim.action), claim.action
+        )
         self.cards.on_retry(target, lost, messages.retry_note(lost, None))
         return None
-
-    def _still_ours(self, target: RetryTarget, claim: RetryClaim) -> bool:
-        """Renew the claim just before the call to DeployHQ (Slack and DeployHQ may have been
-        slow), so it covers the whole call that follows."""
-        try:
-            return self.store.refresh_retry(target.run_key, claim)
-        except StoreUnavailable:
-            return False
 
     def _lapsed(self, target: RetryTarget, user_id: str, action: str) -> RetryResult:
-        log.error("%s of %s abandoned: its lock lapsed before DeployHQ was called", action, target)
-        lapsed = messages.RetryFailed(user_id, messages.lock_lapsed(), action)
+        log.error("%s of %s abandoned: its claim lapsed before DeployHQ was called", action, target)
+        lapsed = messages.RetryFailed(user_id, messages.lock_lapsed(action), action)
         updated = self.cards.on_retry(target, lapsed, messages.retry_note(lapsed, None))
         return RetryResult("failed", lapsed, card_updated=updated)
-
-    def _resolve_rollback(
-        self, target: RetryTarget, claim: RetryClaim, failed: Deployment
-    ) -> RetryClaim | None:
-        """A rollback queues a new deployment: one on the failure's servers, queued since the
-        claim was taken, means it went through."""
-        since = claim.at - timedelta(seconds=5)  # DeployHQ's clock and ours may differ a little
-        new = next(
-            (
-                d
-                for d in self.deployhq.history(target.project, max_pages=1)
-                if d.identifier != failed.identifier
-                and d.server_keys & failed.server_keys
-                and d.queued_at is not None
-                and d.queued_at >= since
-            ),
-            None,
-        )
-        try:
-            if new is not None:
-                done = self.store.finish_retry(target.run_key, claim)
-                ref = new.end_revision.ref if new.end_revision else ""
-                state = messages.RolledBack(
-                    claim.user_id, claim.at, ref, new.status, new.identifier
-                )
-                self.cards.on_retry(
-                    target, state, messages.rollback_note(state, new), rolled_back=new
-                )
-                return done
-            if (datetime.now(UTC) - claim.at).total_seconds() < self.doubt_seconds:
-                return claim
-            self.store.release_retry(target.run_key, claim)
-        except StoreUnavailable:
-            return claim
-        lost = messages.RetryFailed(claim.user_id, messages.never_queued(), "rollback")
-        self.cards.on_retry(target, lost, messages.retry_note(lost, None))
-        return None
 
     def allowed(self, user_id: str, tell: Tell, project: str = "") -> bool:
         """Whether ``user_id`` may act on ``project``; if not, they are told why, and it is
@@ -294,7 +332,7 @@ class Retries:
         claim: RetryClaim,
         user_id: str,
         error: DeployHQError,
-        action: str = "retry",
+        action: str = RETRY,
     ) -> RetryResult:
         """DeployHQ refused, or could not be asked: the failure is free to act on again."""
         self._release(target, claim)
@@ -315,7 +353,7 @@ class Retries:
         claim: RetryClaim,
         user_id: str,
         error: DeployHQError,
-        action: str = "retry",
+        action: str = RETRY,
     ) -> RetryResult:
         log.warning("%s of %s in doubt: %s", action, target.run_key, error)
         try:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -255,16 +255,21 @@ class MemoryKeyValue:
         return item[0]
 
 
-RUNNING, IN_DOUBT, DONE = "running", "in-doubt", "done"
+RUNNING, SENDING, IN_DOUBT, DONE = "running", "sending", "in-doubt", "done"
 
 
 @dataclass(frozen=True)
 class RetryClaim:
-    """Who holds (or held) the retry of one failure, and how far it got.
+    """Who holds (or held) the one action on one failure (a retry or a rollback), and how far
+    it got.
 
-    ``running``: the holder is asking DeployHQ. ``in-doubt``: DeployHQ's answer never came, so
-    the retry may or may not have been queued; the claim stays until DeployHQ's record says.
-    ``done``: DeployHQ accepted it.
+    ``running``: claimed; nothing sent yet (the claim expires if its holder dies). ``sending``:
+    the call is going out (``sent_at``); from here the claim never expires by itself: its
+    holder has ``lease_seconds`` to hear DeployHQ's answer, and past that the claim counts as
+    in doubt. ``in-doubt``: the answer was lost (``lost_at``); the action may have happened, so
+    nothing more is sent until DeployHQ's record proves what did, looked for for
+    ``doubt_seconds`` from ``lost_at``. ``done``: DeployHQ took it. ``ref``: for a rollback,
+    the revision it puts back, by which DeployHQ's record proves it.
     """
 
     user_id: str
@@ -272,14 +277,36 @@ class RetryClaim:
     token: str
     state: str = RUNNING
     action: str = "retry"  # or "rollback": one claim per failure covers both
+    ref: str = ""
+    sent_at: datetime | None = None
+    lease_seconds: float = 0.0
+    lost_at: datetime | None = None
+    doubt_seconds: float = 0.0
 
     @property
     def done(self) -> bool:
         return self.state == DONE
 
+    def lost(self, now: datetime | None = None) -> datetime | None:
+        """When the answer was lost: at once for ``in-doubt``; for ``sending``, once the
+        holder's lease has run out (it died, or never heard back); else None."""
+        if self.state == IN_DOUBT:
+            return self.lost_at or self.at
+        if self.state == SENDING and self.sent_at is not None:
+            lapsed = self.sent_at + timedelta(seconds=self.lease_seconds)
+            return lapsed if (now or datetime.now(UTC)) >= lapsed else None
+        return None
+
     @property
     def in_doubt(self) -> bool:
-        return self.state == IN_DOUBT
+        return self.lost() is not None
+
+    def doubt_over(self, now: datetime | None = None) -> bool:
+        """Whether DeployHQ's record has had the whole doubt window to show the action."""
+        lost = self.lost(now)
+        return lost is not None and (now or datetime.now(UTC)) >= lost + timedelta(
+            seconds=self.doubt_seconds
+        )
 
     def to_json(self) -> str:
         return json.dumps(
@@ -289,18 +316,33 @@ class RetryClaim:
                 "token": self.token,
                 "state": self.state,
                 "action": self.action,
+                "ref": self.ref,
+                "sent_at": self.sent_at.timestamp() if self.sent_at else None,
+                "lease": self.lease_seconds,
+                "lost_at": self.lost_at.timestamp() if self.lost_at else None,
+                "doubt": self.doubt_seconds,
             }
         )
 
     @classmethod
     def from_json(cls, raw: str) -> RetryClaim:
         data = json.loads(raw)
+
+        def moment(key: str) -> datetime | None:
+            value = data.get(key)
+            return datetime.fromtimestamp(float(value), UTC) if value is not None else None
+
         return cls(
             user_id=str(data["user"]),
             at=datetime.fromtimestamp(float(data["at"]), UTC),
             token=str(data["token"]),
             state=str(data.get("state", RUNNING)),
             action=str(data.get("action", "retry")),
+            ref=str(data.get("ref") or ""),
+            sent_at=moment("sent_at"),
+            lease_seconds=float(data.get("lease") or 0.0),
+            lost_at=moment("lost_at"),
+            doubt_seconds=float(data.get("doubt") or 0.0),
         )
 
 
@@ -316,6 +358,7 @@ _STATES: dict[str, type[Any]] = {
         messages.RetryFailed,
         messages.RolledBack,
         messages.Overtaken,
+        messages.Unknown,
     )
 }
 MAX_PENDING_NOTES = 20
@@ -454,12 +497,12 @@ class Store:
     # --- retry locks: one retry per failure ---------------------------------------------------
 
     def claim_retry(
-        self, run_key: str, user_id: str, action: str = "retry"
+        self, run_key: str, user_id: str, action: str = "retry", ref: str = ""
     ) -> tuple[bool, RetryClaim]:
         """Take one failure, to retry or roll back: ``(True, mine)``, or ``(False, the
         holder's)``; a retry and a rollback of the same failure exclude each other."""
         key = self._key("retry", run_key)
-        mine = RetryClaim(user_id, datetime.now(UTC), uuid.uuid4().hex, action=action)
+        mine = RetryClaim(user_id, datetime.now(UTC), uuid.uuid4().hex, action=action, ref=ref)
         for _ in range(3):  # the holder's claim can expire between our add and get
             if self.kv.add(key, mine.to_json(), self.retry_lock_seconds):
                 return True, mine
@@ -475,20 +518,58 @@ class Store:
         value = claim.to_json()
         return self.kv.swap(self._key("retry", run_key), value, value, self.retry_lock_seconds)
 
+    def mark_sending(
+        self,
+        run_key: str,
+        claim: RetryClaim,
+        lease_seconds: float,
+        doubt_seconds: float,
+        ref: str = "",
+    ) -> RetryClaim | None:
+        """Make the claim durable just before the call goes out: from now on only DeployHQ's
+        record frees this failure. None when the claim lapsed or passed to someone else (then
+        nothing may be sent)."""
+        sending = replace(
+            claim,
+            state=SENDING,
+            ref=ref,
+            sent_at=datetime.now(UTC),
+            lease_seconds=lease_seconds,
+            doubt_seconds=doubt_seconds,
+        )
+        key = self._key("retry", run_key)
+        if self.kv.swap(key, claim.to_json(), sending.to_json(), self.remember_seconds):
+            return sending
+        return None
+
     def finish_retry(self, run_key: str, claim: RetryClaim) -> RetryClaim:
-        """Keep a successful claim, so later clickers learn who retried and when."""
+        """Keep a successful claim, so later clickers learn who acted and when."""
         return self._move_claim(run_key, claim, DONE)
 
     def doubt_retry(self, run_key: str, claim: RetryClaim) -> RetryClaim:
-        """Keep a claim whose outcome is unknown, until DeployHQ's record settles it."""
-        return self._move_claim(run_key, claim, IN_DOUBT)
+        """Keep a claim whose outcome is unknown, until DeployHQ's record settles it; the doubt
+        window starts now, when the answer was lost."""
+        return self._move_claim(run_key, claim, IN_DOUBT, lost_at=datetime.now(UTC))
+
+    def settle(self, run_key: str, claim: RetryClaim, done: bool) -> RetryClaim | None:
+        """Settle an in-doubt claim from DeployHQ's record: done, or released when the record
+        proved nothing happened. Only for the claim as read: whoever settles it first does the
+        telling, and a newer claim is never overwritten. None when someone else already had."""
+        key = self._key("retry", run_key)
+        if done:
+            settled = replace(claim, state=DONE)
+            ok = self.kv.swap(key, claim.to_json(), settled.to_json(), self.remember_seconds)
+            return settled if ok else None
+        return claim if self.kv.delete_if(key, claim.to_json()) else None
 
     def retry_claim(self, run_key: str) -> RetryClaim | None:
         raw = self.kv.get(self._key("retry", run_key))
         return RetryClaim.from_json(raw) if raw else None
 
-    def _move_claim(self, run_key: str, claim: RetryClaim, state: str) -> RetryClaim:
-        moved = replace(claim, state=state)
+    def _move_claim(
+        self, run_key: str, claim: RetryClaim, state: str, **changes: Any
+    ) -> RetryClaim:
+        moved = replace(claim, state=state, **changes)
         key = self._key("retry", run_key)
         if not self.kv.swap(key, claim.to_json(), moved.to_json(), self.remember_seconds):
             # Lost (Redis forgot it) or taken over: what DeployHQ did still stands, so say it.
@@ -496,7 +577,7 @@ class Store:
         return moved
 
     def release_retry(self, run_key: str, claim: RetryClaim) -> None:
-        """Give the failure back (the retry did not happen), if the claim is still ours."""
+        """Give the failure back (nothing was sent), if the claim is still ours."""
         self.kv.delete_if(self._key("retry", run_key), claim.to_json())
 
     # --- cards: deployment -> its message -----------------------------------------------------
@@ -526,9 +607,15 @@ class Store:
         """Deployments whose card is not settled (see ``Card.settled``)."""
         return self.kv.members(self._key("cards-open"))
 
-    def take_turn(self, name: str, seconds: float) -> bool:
-        """True for one caller, across processes, per ``seconds``: who does a periodic job."""
-        return self.kv.add(self._key("turn", name), uuid.uuid4().hex, seconds)
+    def take_turn(self, name: str, seconds: float) -> str | None:
+        """A token for one caller, across processes, per ``seconds``: who does a periodic job;
+        None for the others."""
+        token = uuid.uuid4().hex
+        return token if self.kv.add(self._key("turn", name), token, seconds) else None
+
+    def keep_turn(self, name: str, token: str, seconds: float) -> bool:
+        """Renew a turn still held; False when it lapsed (another process may have it now)."""
+        return self.kv.swap(self._key("turn", name), token, token, seconds)
 
     def card(self, deployment_id: str) -> Card | None:
         raw = self.kv.get(self._key("card", deployment_id))

@@ -70,7 +70,14 @@ def create_app(
         store=store,
         projects=settings.projects,
     )
-    retries = Retries(deployhq, store, cards, policy, doubt_seconds=settings.retry_doubt_seconds)
+    retries = Retries(
+        deployhq,
+        store,
+        cards,
+        policy,
+        doubt_seconds=settings.retry_doubt_seconds,
+        deadline_seconds=settings.deployhq_timeout,
+    )
     reconciler = Reconciler(store, cards, retries, deployhq, interval=settings.reconcile_interval)
     recheck_after = min(10.0, settings.deployhq_timeout + 1)
     retries.recheck = lambda target: pools.retries.later(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from bot.config import Settings
 from tests.conftest import BotServer
 from tests.support.cards import buttons, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
@@ -53,15 +54,24 @@ def test_a_422_shows_deployhqs_reason_word_for_word(
     assert "deployhq_retry" not in buttons(update)
 
 
-def test_a_500_offers_retry_again_and_a_later_click_works(
-    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+def test_a_500_leaves_the_retry_in_doubt_until_deployhqs_record_settles_it(
+    start_bot: Callable[..., BotServer],
+    env: dict,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
 ):
+    """A 500 may stand for work done: nothing more is sent until DeployHQ's record shows the
+    retry never happened (here it did not); then Retry is offered again, and works."""
+    bot = start_bot(
+        Settings.from_env({**env, "DEPLOYHQ_TIMEOUT": "1", "DEPLOYHQ_DOUBT_SECONDS": "1"})
+    )
     card = posted_card(bot, fake_slack)
     fake_deployhq.script("retry", Reply(500, {"status": 500, "error": "Internal error"}))
 
     bot.click(retry_value(card))
-    failed = final_update(fake_slack, "did not go through")
-    assert "HTTP 500" in state_line(failed)
+    doubt = final_update(fake_slack, "may have queued it")
+    assert "deployhq_retry" not in buttons(doubt)
+    failed = final_update(fake_slack, "never queued")
     assert "deployhq_retry" in buttons(failed)
 
     bot.click(retry_value(failed), user_id="U0SECOND")
