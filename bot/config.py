@@ -102,13 +102,11 @@ class Settings:
 
     @property
     def retry_lock_seconds(self) -> float:
-        """How long a retry holds its lock: the longest DeployHQ call, plus room for Slack.
-
-        Every DeployHQ call ends by ``deployhq_timeout`` (a hard deadline), and the lock is
-        refreshed just before the retry call, so a live retry never loses it; a process that
-        dies mid-retry frees the failure this long after.
-        """
-        return self.deployhq_timeout + 8.0
+        """How long a claim lasts before its call goes out: one DeployHQ call (a hard
+        deadline) plus room for Redis and Slack. It is renewed before each call; once the call
+        is about to go out the claim is marked sending and lasts until DeployHQ's record
+        settles it, so only a process that dies before sending frees a failure this way."""
+        return self.deployhq_timeout + 4.0
 
     @property
     def retry_doubt_seconds(self) -> float:

@@ -22,7 +22,7 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 WEBHOOKS = Counter(
     "deployhq_bot_webhooks_total",
     "DeployHQ notifications, by what became of them",
-    ["result"],  # accepted, updated, duplicate, stale, too-old, ignored, refused
+    ["result"],  # accepted, updated, queued, duplicate, stale, too-old, ignored, refused
 )
 RETRIES = Counter(
     "deployhq_bot_retries_total",

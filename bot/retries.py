@@ -46,7 +46,7 @@ Tell = Callable[[str], None]
 # An action whose answer was lost is still looked for in DeployHQ's record this long after.
 MIN_DOUBT_SECONDS = 60.0
 # A sending claim's holder has this long past DeployHQ's deadline to record the answer.
-LEASE_MARGIN_SECONDS = 5.0
+LEASE_MARGIN_SECONDS = 2.0
 RETRY, ROLLBACK = "retry", "rollback"
 
 
@@ -181,6 +181,8 @@ class Retries:
             self._put_back(target, record)
             tell(messages.not_retried(record))
             return RetryResult("superseded", deployment=record)
+        if not self._still_ours(target, claim):  # the next read may take a whole deadline too
+            return self._lapsed(target, user_id, action)
         if record.archived:
             self._release(target, claim)
             tell(messages.archived(action))
@@ -300,6 +302,13 @@ class Retries:
         )
         self.cards.on_retry(target, lost, messages.retry_note(lost, None))
         return None
+
+    def _still_ours(self, target: RetryTarget, claim: RetryClaim) -> bool:
+        """Renew the claim (nothing is sent yet) for the next call to DeployHQ."""
+        try:
+            return self.store.refresh_retry(target.run_key, claim)
+        except StoreUnavailable:
+            return False
 
     def _lapsed(self, target: RetryTarget, user_id: str, action: str) -> RetryResult:
         log.error("%s of %s abandoned: its claim lapsed before DeployHQ was called", action, target)

@@ -34,6 +34,18 @@ def slack_client(settings: Settings) -> WebClient:
     )
 
 
+def slack_poster(settings: Settings) -> WebClient:
+    """For chat.postMessage, which has no idempotency key: a post whose answer was lost may
+    have been taken, so it is never re-sent blindly (the card's metadata finds it instead).
+    Only a 429 is waited out and retried: Slack took nothing then."""
+    return WebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=SLACK_TIMEOUT_SECONDS,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+
+
 def deployhq_client(settings: Settings) -> DeployHQ:
     return DeployHQ(
         settings.deployhq_base_url,

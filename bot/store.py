@@ -33,9 +33,15 @@ DAY = 24 * 3600
 # Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
 RETRY_LOCK_SECONDS = 30.0
 REMEMBER_SECONDS = 14 * DAY
-# A card change is one Slack call or two; holding its lock longer means the holder died.
-CARD_LOCK_SECONDS = 60.0
-CARD_LOCK_WAIT_SECONDS = 15.0
+# A card's lock covers a read and a write of its record (no Slack or DeployHQ call is made
+# while it is held); holding it longer means the holder died.
+CARD_LOCK_SECONDS = 10.0
+CARD_LOCK_WAIT_SECONDS = 10.0
+BUSY_CARD_SECONDS = 0.05  # a request thread queues its change rather than wait longer
+
+
+class CardBusy(Exception):
+    """Another process is changing this card's record right now."""
 
 
 class StoreUnavailable(Exception):
@@ -69,7 +75,19 @@ class KeyValue(Protocol):
 
     def delete_if(self, key: str, expected: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def put_listed(
+        self, key: str, value: str, ttl: float, index: str, member: str, listed: bool
+    ) -> None:
+        """Set ``key`` and, in the same step, add ``member`` to (or take it off) the set
+        ``index``."""
+        ...
+
     def add_member(self, key: str, member: str) -> None: ...
+    def append(self, key: str, value: str, ttl: float) -> None: ...
+    def take_all(self, key: str) -> list[str]:
+        """The list at ``key``, oldest first, emptied in the same step."""
+        ...
+
     def remove_member(self, key: str, member: str) -> None: ...
     def members(self, key: str) -> set[str]: ...
 
@@ -138,8 +156,39 @@ class RedisKeyValue:
     def delete(self, key: str) -> None:
         self._run(self.client.delete, key)
 
+    def put_listed(
+        self, key: str, value: str, ttl: float, index: str, member: str, listed: bool
+    ) -> None:
+        def both() -> None:
+            with self.client.pipeline(transaction=True) as step:  # MULTI ... EXEC
+                step.set(key, value, px=_ms(ttl))
+                (step.sadd if listed else step.srem)(index, member)
+                step.execute()
+
+        self._run(both)
+
     def add_member(self, key: str, member: str) -> None:
         self._run(self.client.sadd, key, member)
+
+    def append(self, key: str, value: str, ttl: float) -> None:
+        def push() -> None:
+            with self.client.pipeline(transaction=True) as step:
+                step.rpush(key, value)
+                step.pexpire(key, _ms(ttl))
+                step.execute()
+
+        self._run(push)
+
+    def take_all(self, key: str) -> list[str]:
+        def take() -> list[str]:
+            with self.client.pipeline(transaction=True) as step:
+                step.lrange(key, 0, -1)
+                step.delete(key)
+                values, _ = step.execute()
+            return [str(v) for v in values]
+
+        result: list[str] = self._run(take)
+        return result
 
     def remove_member(self, key: str, member: str) -> None:
         self._run(self.client.srem, key, member)
@@ -179,6 +228,7 @@ class MemoryKeyValue:
     def __init__(self) -> None:
         self._items: dict[str, tuple[str, float]] = {}
         self._sets: dict[str, set[str]] = {}
+        self._lists: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._swept = time.monotonic()
 
@@ -233,9 +283,25 @@ class MemoryKeyValue:
         with self._lock:
             self._items.pop(key, None)
 
+    def put_listed(
+        self, key: str, value: str, ttl: float, index: str, member: str, listed: bool
+    ) -> None:
+        with self._lock:
+            self._items[key] = (value, time.monotonic() + ttl)
+            members = self._sets.setdefault(index, set())
+            (members.add if listed else members.discard)(member)
+
     def add_member(self, key: str, member: str) -> None:
         with self._lock:
             self._sets.setdefault(key, set()).add(member)
+
+    def append(self, key: str, value: str, ttl: float) -> None:
+        with self._lock:
+            self._lists.setdefault(key, []).append(value)
+
+    def take_all(self, key: str) -> list[str]:
+        with self._lock:
+            return self._lists.pop(key, [])
 
     def remove_member(self, key: str, member: str) -> None:
         with self._lock:
@@ -406,6 +472,8 @@ class Card:
     explained: str = ""  # the run whose failure log (and last good deployment) was looked up
     rollback_to: Deployment | None = None  # the last good deployment on the same servers
     rolled_back: Deployment | None = None  # the deployment a rollback queued, followed here
+    version: int = 0  # counts changes of what the card shows; a push marks drawn only its own
+    posting: bool = False  # a first post went out and its outcome is unknown until found
 
     @property
     def live(self) -> bool:
@@ -440,6 +508,8 @@ class Card:
                 "explained": self.explained,
                 "rollback_to": self.rollback_to.to_api() if self.rollback_to else None,
                 "rolled_back": self.rolled_back.to_api() if self.rolled_back else None,
+                "version": self.version,
+                "posting": self.posting,
             }
         )
 
@@ -460,6 +530,8 @@ class Card:
             explained=str(data.get("explained") or ""),
             rollback_to=_deployment_or_none(data.get("rollback_to")),
             rolled_back=_deployment_or_none(data.get("rolled_back")),
+            version=int(data.get("version") or 0),
+            posting=bool(data.get("posting", False)),
         )
 
 
@@ -585,11 +657,14 @@ class Store:
     def save_card(self, card: Card) -> None:
         """Keep the card, and list it for the reconciler while anything about it is open."""
         identifier = card.deployment.identifier
-        self.kv.put(self._key("card", identifier), card.to_json(), self.remember_seconds)
-        if card.settled:
-            self.kv.remove_member(self._key("cards-open"), identifier)
-        else:
-            self.kv.add_member(self._key("cards-open"), identifier)
+        self.kv.put_listed(
+            self._key("card", identifier),
+            card.to_json(),
+            self.remember_seconds,
+            self._key("cards-open"),
+            identifier,
+            listed=not card.settled,
+        )
 
     def follow(self, deployment_id: str, card_of: str) -> None:
         """Notifications of ``deployment_id`` (a rollback's) update the card of ``card_of``."""
@@ -622,20 +697,44 @@ class Store:
         return Card.from_json(raw) if raw else None
 
     @contextmanager
-    def card_lock(self, deployment_id: str) -> Iterator[None]:
-        """Serialise every change to one card, across processes, so the newest state wins."""
+    def card_lock(self, deployment_id: str, *, wait: bool = True) -> Iterator[None]:
+        """Serialise every change to one card's record, across processes, so the newest state
+        wins. Held only for a read and a write of the store: never across a call to Slack or
+        DeployHQ. ``wait=False`` (a request thread): ``CardBusy`` unless it is free within a
+        few milliseconds (the time another holder's own reads and writes take)."""
         key = self._key("card-lock", deployment_id)
         token = uuid.uuid4().hex
-        deadline = time.monotonic() + CARD_LOCK_WAIT_SECONDS
+        started = time.monotonic()
+        deadline = started + CARD_LOCK_WAIT_SECONDS
         while not self.kv.add(key, token, CARD_LOCK_SECONDS):
+            if not wait and time.monotonic() - started > BUSY_CARD_SECONDS:
+                raise CardBusy(deployment_id)
             if time.monotonic() > deadline:
                 raise StoreUnavailable(f"the card of {deployment_id} stayed locked")
-            time.sleep(0.02)
+            time.sleep(0.005)
         try:
             yield
         finally:
             with suppress(StoreUnavailable):  # it expires by itself
                 self.kv.delete_if(key, token)
+
+    def take_push(self, deployment_id: str, seconds: float) -> str | None:
+        """One push of a card to Slack at a time, across processes: a token, or None while
+        another push holds it (it lapses if its process dies)."""
+        token = uuid.uuid4().hex
+        return token if self.kv.add(self._key("card-push", deployment_id), token, seconds) else None
+
+    def end_push(self, deployment_id: str, token: str) -> None:
+        with suppress(StoreUnavailable):
+            self.kv.delete_if(self._key("card-push", deployment_id), token)
+
+    def queue_delivery(self, deployment_id: str, raw: str) -> None:
+        """Keep a delivery for a card that is busy; it is applied in order by the next push."""
+        self.kv.append(self._key("card-queue", deployment_id), raw, self.remember_seconds)
+
+    def queued_deliveries(self, deployment_id: str) -> list[str]:
+        """The deliveries waiting for a card, oldest first, taken off the queue."""
+        return self.kv.take_all(self._key("card-queue", deployment_id))
 
     # --- user groups: members cached briefly, to spare Slack one call per click --------------
 

@@ -29,7 +29,7 @@ from bot.permissions import RetryPolicy
 from bot.reconcile import Reconciler
 from bot.retries import Retries
 from bot.routing import SLACK_EVENTS_PATH, WEBHOOK_PATH
-from bot.services import deployhq_client, open_store, slack_client
+from bot.services import deployhq_client, open_store, slack_client, slack_poster
 from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def create_app(
     if settings is None:
         settings = _settings_or_exit()
     logs.configure(settings.log_level, settings.secrets, settings.log_format)
+    given_client = client
     client = client or slack_client(settings)
     store = store or open_store(settings)
     deployhq = deployhq or deployhq_client(settings)
@@ -60,6 +61,7 @@ def create_app(
         deployhq=deployhq,
         max_delivery_age=timedelta(seconds=settings.max_delivery_age),
         lookups=pools.lookups,
+        poster=slack_poster(settings) if given_client is None else given_client,
     )
     outbox = Outbox(cards.sync, pools.slack)
     cards.show = outbox.show
@@ -160,9 +162,6 @@ def create_app(
                 pools.slack.run(
                     "posting without the store", cards.post_without_store, deployment, channel
                 )
-        else:
-            if result in ("accepted", "updated"):
-                outbox.show(deployment.identifier)
         metrics.WEBHOOKS.labels(result).inc()
         log.info(
             "notification %s %s: %s",

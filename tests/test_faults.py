@@ -224,7 +224,7 @@ def test_a_5xx_on_update_does_not_lose_the_outcome(
 def test_a_worker_killed_mid_retry_leaves_no_card_stuck_retrying(
     env: dict, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
-    server = Gunicorn({**env, "DEPLOYHQ_TIMEOUT": "1"}, workers=1)  # lock: 1 + 1 + 5 s
+    server = Gunicorn({**env, "DEPLOYHQ_TIMEOUT": "1"}, workers=1)  # lease: 1 + 2 s
     try:
         server.wait_ready()
         requests.post(
@@ -255,7 +255,7 @@ def test_a_worker_killed_mid_retry_leaves_no_card_stuck_retrying(
         assert "<@U0DOOMED> already started retrying" in early["text"]
 
         # Its claim was marked sending before the call, so it never frees the failure by
-        # itself: once the dead worker's lease has run out (1 s deadline + 5 s), the next click
+        # itself: once the dead worker's lease has run out (1 s deadline + 2 s), the next click
         # settles it from DeployHQ's record, which shows the retry it queued.
         def later_click() -> str:
             key = f"later-{time.monotonic_ns()}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,6 +40,8 @@ class Reply:
     delay: float = 0.0
     raw: bytes | None = None
     trickle: float = 0.0  # seconds between the body's bytes: never idle long enough to time out
+    drop: bool = False  # after the work and any delay, hang up without a word (no status line)
+    after_work: bool = False  # an error answer (a proxy's 504, say) given after the work was done
 
 
 def _trickle(body: bytes, pause: float) -> Iterator[bytes]:
@@ -120,6 +123,8 @@ class FakeServer:
             reply = queue.pop(0) if queue else self._defaults.get(kind)
         if reply is None:
             reply = default()
+        elif reply.after_work and decide_first:
+            default()  # the work is done; the scripted error is what the client hears
         elif reply.body is None and reply.raw is None:  # scripted status/delay, default body
             if decide_first and reply.status < 300:
                 reply = Reply(
@@ -129,6 +134,10 @@ class FakeServer:
                 reply = Reply(reply.status, None, reply.headers, reply.delay, None, reply.trickle)
         if reply.delay:
             time.sleep(reply.delay)
+        if reply.drop:
+            connection = request.environ["werkzeug.socket"]
+            connection.shutdown(socket.SHUT_RDWR)
+            return Response(b"", 200)  # written into a closed socket: nobody hears it
         if reply.body is None and reply.raw is None:
             reply = Reply(reply.status, default().body, reply.headers, 0.0, None, reply.trickle)
         body = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
@@ -163,7 +172,14 @@ class FakeSlack(FakeServer):
         self.usergroups: dict[str, list[str]] = {}
         self._limits: dict[str, tuple[float, int]] = {}  # method -> (until, Retry-After)
         self.taken: list[dict[str, Any]] = []  # the posts Slack accepted (not those refused)
-        self.scopes = {"chat:write", "commands", "usergroups:read"}  # the bot token's
+        # the bot token's
+        self.scopes = {
+            "chat:write",
+            "commands",
+            "usergroups:read",
+            "channels:history",
+            "groups:history",
+        }
         self.socket_url = ""  # where apps.connections.open sends Socket Mode clients
         self.app.post("/_rate_limit")(self._rate_limit_route)
         self.app.get("/_taken")(self._taken_route)
@@ -179,7 +195,13 @@ class FakeSlack(FakeServer):
                     headers={"Retry-After": str(retry_after)},
                     content_type="application/json",
                 )
-            return self._reply(method, lambda: self._default(method, call))
+            # A post is taken before any scripted delay or hang-up: its answer can be lost after
+            # Slack has it, as with the real service.
+            return self._reply(
+                method,
+                lambda: self._default(method, call),
+                decide_first=method == "chat.postMessage",
+            )
 
         @self.app.post("/respond/<key>")
         def respond(key: str) -> Response:
@@ -197,10 +219,27 @@ class FakeSlack(FakeServer):
                 return Reply(body={"ok": True, "url": self.socket_url})
             return Reply(body={"ok": False, "error": "invalid_auth"})
         if method == "chat.postMessage":
-            ts = f"1700000000.{next(self._ts):06d}"
             with self._lock:
-                self.taken.append(data)
+                ts = f"1700000000.{next(self._ts):06d}"
+                self.taken.append({**data, "ts": ts})
             return Reply(body={"ok": True, "channel": data.get("channel"), "ts": ts})
+        if method == "conversations.history":
+            # The channel's messages, newest first; metadata only when asked for.
+            with_metadata = str(data.get("include_all_metadata")).lower() in ("true", "1")
+            with self._lock:
+                found = [
+                    {
+                        "type": "message",
+                        "ts": m["ts"],
+                        "text": m.get("text", ""),
+                        **(
+                            {"metadata": m["metadata"]} if with_metadata and "metadata" in m else {}
+                        ),
+                    }
+                    for m in reversed(self.taken)
+                    if m.get("channel") == data.get("channel") and "thread_ts" not in m
+                ]
+            return Reply(body={"ok": True, "messages": found[: int(data.get("limit", 100))]})
         if method == "usergroups.users.list":
             group = data.get("usergroup")
             if group not in self.usergroups:  # as Slack answers for a deleted group
@@ -215,6 +254,17 @@ class FakeSlack(FakeServer):
     def rate_limit(self, method: str, seconds: float, retry_after: int) -> None:
         """Answer every call of ``method`` with 429 and ``Retry-After`` for ``seconds``."""
         self._limits[method] = (time.monotonic() + seconds, retry_after)
+
+    def cards_taken(self, deployment: str) -> list[dict[str, Any]]:
+        """The top-level messages Slack holds for one deployment's card (by its metadata)."""
+        with self._lock:
+            return [
+                m
+                for m in self.taken
+                if "thread_ts" not in m
+                and (m.get("metadata") or {}).get("event_payload", {}).get("deployment")
+                == deployment
+            ]
 
     def _taken_route(self) -> Response:
         """How many cards (not thread replies) Slack has accepted, for the benchmark."""
@@ -277,6 +327,10 @@ class FakeDeployHQ(FakeServer):
         self.missing: set[str] = set()  # deployments this account does not have
         self.history: list[dict[str, Any]] = []  # what the list answers, newest first
         self.logs: dict[str, list[dict[str, Any]]] = {}  # step logs, by step identifier
+        # What DeployHQ did, apart from what it was asked: ("retry", id) and ("rollback", the
+        # new deployment's id), in order.
+        self.done: list[tuple[str, str]] = []
+        self.clock = timedelta(0)  # how far DeployHQ's clock is ahead of ours
 
         @self.app.get("/projects/<project>/deployments/<deployment>/steps/<step>/logs")
         def logs(project: str, deployment: str, step: str) -> Response:
@@ -288,17 +342,24 @@ class FakeDeployHQ(FakeServer):
             self._record()
 
             def pending() -> Reply:
-                # DeployHQ re-queues the same deployment now, with start and finish cleared.
+                # DeployHQ re-queues the same deployment now, with start and finish cleared;
+                # it retries only a failed deployment that is not archived.
                 with self._lock:
-                    body = copy.deepcopy(self._current(deployment, project))
+                    current = self._current(deployment, project)
+                    if current.get("archived") is True:
+                        return Reply(422, {"error": "Archived deployments cannot be retried"})
+                    if current.get("status") != "failed":
+                        return Reply(422, {"error": "This deployment cannot be retried"})
+                    body = copy.deepcopy(current)
                     body["status"] = "pending"
                     body["timestamps"] = {
-                        "queued_at": datetime.now(UTC).isoformat(),
+                        "queued_at": self.now(),
                         "started_at": None,
                         "completed_at": None,
                         "duration": None,
                     }
                     self.deployments[deployment] = copy.deepcopy(body)
+                    self.done.append(("retry", deployment))
                 return Reply(200, body)
 
             # Decided before any delay: the retry is processed even if its answer comes late.
@@ -309,16 +370,21 @@ class FakeDeployHQ(FakeServer):
             self._record()
 
             def queued() -> Reply:
-                # A NEW deployment: back to ``deployment``'s end revision, on its servers.
+                # A NEW deployment: back to ``deployment``'s end revision, on its servers. As
+                # DeployHQ, it refuses an archived or config-files-only target, and the latest
+                # deployment on those servers (there is nothing to roll back from).
                 with self._lock:
                     good = copy.deepcopy(self._current(deployment, project))
+                    refusal = self._rollback_refusal(good)
+                    if refusal:
+                        return Reply(422, {"error": refusal})
                     new = {
                         **good,
                         "identifier": str(uuid.uuid4()),
                         "status": "pending",
                         "start_revision": {"ref": "fffffffffff0"},
                         "timestamps": {
-                            "queued_at": datetime.now(UTC).isoformat(),
+                            "queued_at": self.now(),
                             "started_at": None,
                             "completed_at": None,
                             "duration": None,
@@ -326,6 +392,7 @@ class FakeDeployHQ(FakeServer):
                     }
                     self.deployments[new["identifier"]] = copy.deepcopy(new)
                     self.history.insert(0, copy.deepcopy(new))
+                    self.done.append(("rollback", new["identifier"]))
                 return Reply(200, new)
 
             return self._reply("rollback", queued, decide_first=True)
@@ -370,6 +437,28 @@ class FakeDeployHQ(FakeServer):
                 "records": records,
             }
             return self._reply("index", lambda: Reply(200, body))
+
+    def now(self) -> str:
+        """DeployHQ's idea of now, which need not be ours."""
+        return (datetime.now(UTC) + self.clock).isoformat()
+
+    def _rollback_refusal(self, target: dict[str, Any]) -> str:
+        if target.get("archived") is True:
+            return "Archived deployments cannot be rolled back"
+        if target.get("config_files_deployment") is True:
+            return "Cannot rollback to a config files only deployment"
+        servers = {s.get("identifier") or s.get("name") for s in target.get("servers") or []}
+        for listed in self.history:  # newest first
+            if servers & {s.get("identifier") or s.get("name") for s in listed["servers"]}:
+                if listed["identifier"] == target["identifier"]:
+                    return "Cannot rollback to the latest deployment for this server"
+                break
+        return ""
+
+    def actions(self) -> list[tuple[str, str]]:
+        """What DeployHQ did (retries and rollbacks), not what it was asked."""
+        with self._lock:
+            return list(self.done)
 
     def record(self, deployment: dict[str, Any]) -> None:
         """Make ``deployment`` DeployHQ's current record of it (as a notification implies);

@@ -1,0 +1,215 @@
+"""One failure, two instances of the bot (the Procfile's gunicorn, sharing a Redis), and a fault
+at one step of an action: a SIGKILL between two steps, an answer lost after DeployHQ did the
+work, Redis flushed, or DeployHQ's clock off by ten minutes. Then people click the card as it
+first looked, on both instances, until it settles. What DeployHQ *did* is counted.
+
+Used by tests/test_one_action.py (which asserts exactly one action in every case) and by
+bench/one_action.py (which prints the whole table).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import requests
+
+from tests.support.cards import buttons, state_line
+from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
+from tests.support.gunicorn import Gunicorn
+from tests.support.redis_server import RedisServer
+from tests.support.signed import (
+    SIGNING_SECRET,
+    WEBHOOK_SECRET,
+    SigningKey,
+    at,
+    click_body,
+    delivery,
+    slack_headers,
+)
+
+# The boundaries of the pipeline (bot/failpoints.py names them in bot/retries.py), and one the
+# test makes itself: the call sent, DeployHQ done, the answer not yet back.
+STEPS = ("claimed", "preflight", "sending", "in-call", "answered", "finished", "card-saved")
+FAULTS = ("timeout", "504", "dropped", "redis-flushed", "clock+10m", "clock-10m")
+ACTIONS = ("retry", "rollback")
+GOOD_ID = "11111111-2222-3333-4444-555555555555"
+_KEY = SigningKey()
+
+
+def _good() -> dict[str, Any]:
+    """The deployment a rollback goes back to: completed on the same server an hour before."""
+    return delivery(
+        identifier=GOOD_ID,
+        status="completed",
+        end_revision={"ref": "a1b2c3d4e5f6", "message": "Known good"},
+        timestamps={
+            "queued_at": at(-3600),
+            "started_at": at(-3598),
+            "completed_at": at(-3540),
+            "duration": 58,
+        },
+    )
+
+
+@dataclass
+class Outcome:
+    actions: int  # what DeployHQ did
+    asked: int  # what DeployHQ was asked to do
+    card: str  # the card's last state line
+    seconds: float
+    output: str = ""  # what the bot printed, for a case that went wrong
+
+
+class Scenario:
+    def __init__(self, action: str) -> None:
+        self.action = action
+        self.slack = FakeSlack().start()
+        self.deployhq = FakeDeployHQ().start()
+        self.redis = RedisServer()
+        self.redis.start()
+        self.folder = tempfile.mkdtemp(prefix="bot-failpoint-")
+        self.servers: list[Gunicorn] = []
+        self.output = ""  # what the bot's processes printed, once stopped
+        self.deployhq.history[:] = [delivery(), _good()]
+        self.deployhq.record(delivery())
+        self.deployhq.record(_good())
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "SLACK_BOT_TOKEN": "xoxb-test-token",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": self.slack.url + "/api/",
+            "SLACK_CHANNEL": "C0DEPLOYS",
+            "DEPLOYHQ_ACCOUNT": "acme",
+            "DEPLOYHQ_BASE_URL": self.deployhq.url,
+            "DEPLOYHQ_USERNAME": "ops@example.com",
+            "DEPLOYHQ_API_KEY": "k" * 40,
+            "DEPLOYHQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "DEPLOYHQ_PUBLIC_KEY": _KEY.public_pem,
+            "REDIS_URL": self.redis.url,
+            "DEPLOYHQ_TIMEOUT": "1",
+            "DEPLOYHQ_DOUBT_SECONDS": "1",
+            "RECONCILE_INTERVAL": "0.5",
+            "BOT_FAILPOINT_DIR": self.folder,
+            **extra,
+        }
+
+    def start(self, **extra: str) -> Gunicorn:
+        server = Gunicorn(self.env(**extra), workers=1)
+        self.servers.append(server)
+        return server
+
+    def stop(self) -> None:
+        self.output = "\n".join(server.stop() for server in self.servers)
+        self.redis.stop()
+        self.slack.stop()
+        self.deployhq.stop()
+
+    def click(self, server: Gunicorn, value: str, user_id: str) -> None:
+        action_id = "deployhq_retry" if self.action == "retry" else "deployhq_rollback"
+        body = click_body(
+            value,
+            response_url=self.slack.response_url(f"{user_id}-{time.monotonic_ns()}"),
+            user_id=user_id,
+            action_id=action_id,
+        )
+        with suppress(requests.RequestException):  # the worker died under it: that is the point
+            requests.post(
+                server.url + "/slack/events", data=body, headers=slack_headers(body), timeout=5
+            )
+
+    def card(self) -> dict[str, Any]:
+        """The card as it first offered the action (Roll back comes once the last good
+        deployment is found)."""
+        action_id = "deployhq_retry" if self.action == "retry" else "deployhq_rollback"
+        return self.slack.wait_for(
+            lambda: next(
+                (
+                    m
+                    for m in self.slack.api_calls("chat.postMessage")
+                    + self.slack.api_calls("chat.update")
+                    if "thread_ts" not in m and action_id in buttons(m)
+                ),
+                None,
+            )
+        )
+
+    def settled(self) -> str:
+        """The card's last state line once it shows DeployHQ acted (or "" until then)."""
+        updates = [u for u in self.slack.api_calls("chat.update") if "blocks" in u]
+        if not updates:
+            return ""
+        last = updates[-1]
+        line = state_line(last)
+        header = last["blocks"][0]["text"]["text"]
+        if any(word in line for word in ("Retried by", "Rolled back by")) or "queued" in header:
+            return line
+        return ""
+
+
+def run(action: str, step: str | None = None, fault: str | None = None) -> Outcome:
+    """One case: ``step`` is where the first clicker's process is killed; ``fault`` what else
+    goes wrong. Returns what DeployHQ did, and how the card ended."""
+    scenario = Scenario(action)
+    started = time.monotonic()
+    try:
+        failpoint = {"BOT_FAILPOINT": step} if step and step != "in-call" else {}
+        first = scenario.start(**failpoint)
+        second = scenario.start()
+        first.wait_ready()
+        second.wait_ready()
+        if fault in ("clock+10m", "clock-10m"):
+            scenario.deployhq.clock = timedelta(minutes=10 if fault == "clock+10m" else -10)
+        kind = "retry" if action == "retry" else "rollback"
+        if fault == "timeout":
+            scenario.deployhq.script(kind, Reply(200, None, delay=2.5))  # past the 1 s deadline
+        elif fault == "504":
+            page = b"<html>504 Gateway Time-out</html>"
+            scenario.deployhq.script(kind, Reply(504, raw=page, after_work=True))
+        elif fault == "dropped":
+            scenario.deployhq.script(kind, Reply(200, None, drop=True))
+        elif step == "in-call":
+            scenario.deployhq.script(kind, Reply(200, None, delay=3))
+
+        requests.post(
+            f"{first.url}/deployhq/webhook?token={WEBHOOK_SECRET}", json=delivery(), timeout=10
+        )
+        value = str(buttons(scenario.card())[f"deployhq_{kind}"]["value"])
+
+        scenario.click(first, value, "U0FIRST")
+        if step == "in-call":
+            scenario.deployhq.wait_for(scenario.deployhq.actions)
+            for worker in first.workers():
+                os.kill(worker, signal.SIGKILL)
+        if fault == "redis-flushed":
+            scenario.deployhq.wait_for(scenario.deployhq.actions)
+            time.sleep(0.3)
+            scenario.redis.flush()
+
+        # Everyone clicks the card as it first looked, on both instances, until it settles.
+        deadline = time.monotonic() + 40
+        n = 0
+        while not scenario.settled() and time.monotonic() < deadline:
+            scenario.click((first, second)[n % 2], value, f"U0LATER{n}")
+            n += 1
+            time.sleep(0.4)
+        for extra in range(4):  # and once more on each after it has settled
+            scenario.click((first, second)[extra % 2], value, f"U0AFTER{extra}")
+        time.sleep(0.5)
+        line = scenario.settled() or "(never settled)"
+        asked = len(
+            scenario.deployhq.retries() if action == "retry" else scenario.deployhq.rollbacks()
+        )
+        done = len(scenario.deployhq.actions())
+        outcome = Outcome(done, asked, line, time.monotonic() - started)
+    finally:
+        scenario.stop()
+    outcome.output = scenario.output
+    return outcome
