@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 def _notify(project: str, deployment_id: str, channel: str | None) -> int:
     from bot.cards import Cards
     from bot.deployhq import DeployHQError
-    from bot.services import deployhq_client, open_store, slack_client
+    from bot.services import deployhq_client, open_store, slack_client, slack_poster
 
     try:
         settings = Settings.from_env()
@@ -79,8 +79,22 @@ def _notify(project: str, deployment_id: str, channel: str | None) -> int:
     if target not in settings.channels:
         print(f"{target} is not SLACK_CHANNEL or a channel in DEPLOYHQ_CHANNELS", file=sys.stderr)
         return 1
+    if settings.redis_url is None:
+        # The server keeps its cards in its own process then: this card would be unknown to it.
+        print(
+            "REDIS_URL is not set, so the running bot cannot know of a card posted from here: "
+            "its buttons would say it names no card, and later notifications would post another. "
+            "Set REDIS_URL to the server's, or send the deployment's notification to the bot "
+            "instead (python -m bot doctor prints the webhook URL).",
+            file=sys.stderr,
+        )
+        return 1
     cards = Cards(
-        slack_client(settings), open_store(settings), settings.deployhq_web_url, deployhq=deployhq
+        slack_client(settings),
+        open_store(settings),
+        settings.deployhq_web_url,
+        deployhq=deployhq,
+        poster=slack_poster(settings),
     )
     card = cards.post_record(record, target)
     if card is None or not card.drawn:

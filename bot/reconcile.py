@@ -100,8 +100,8 @@ class Reconciler:
         target = RetryTarget.of(card.deployment)
         if isinstance(card.state, messages.Retrying | messages.InDoubt):
             claim = self.store.retry_claim(target.run_key)
-            if claim is not None and claim.in_doubt:
-                self.retries.resolve(target, claim)
+            if claim is not None and (claim.in_doubt or claim.done):
+                self.retries.resolve(target, claim)  # settled from DeployHQ's record
                 return
             if claim is not None and not claim.done:
                 return  # its holder is still asking DeployHQ

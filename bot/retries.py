@@ -255,7 +255,7 @@ class Retries:
 
     def resolve(self, target: RetryTarget, claim: RetryClaim) -> RetryClaim | None:
         """Settle an in-doubt action from DeployHQ's record; the claim as it now stands (None
-        when the failure is free again).
+        when the failure is free again). A claim already done is shown on the card again.
 
         Proven (the retried run, or the rollback's deployment, is in DeployHQ's record): the
         claim becomes done and the card says who acted. Nothing in the record once the doubt
@@ -277,6 +277,10 @@ class Retries:
             log.warning("in-doubt %s of %s still unknown: %s", claim.action, target.run_key, error)
             return claim
         try:
+            if claim.done:  # settled, but its holder died before the card said so
+                if proof is not None:
+                    self._show_done(target, claim, proof, claim.at)
+                return claim
             if proof is not None:
                 log.info("in-doubt %s of %s went through", claim.action, target.run_key)
                 done = self.store.settle(target.run_key, claim, done=True)

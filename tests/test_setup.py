@@ -115,7 +115,7 @@ def broken(
     if fault == "token":
         fake_slack.always("auth.test", Reply(200, {"ok": False, "error": "invalid_auth"}))
     elif fault == "scope":
-        fake_slack.scopes = {"chat:write", "commands"}
+        fake_slack.scopes = {"chat:write", "commands", "channels:history", "groups:history"}
     elif fault == "deployhq-key":
         fake_deployhq.always("projects", Reply(401, {"status": 401, "error": "Access denied"}))
     elif fault == "redis-down":
@@ -173,6 +173,18 @@ def test_notify_posts_a_real_deployments_card_with_a_working_retry(
         lambda: any("Retried by" in state_line(u) for u in fake_slack.api_calls("chat.update"))
     )
     assert len(fake_deployhq.retries()) == 1
+
+
+def test_notify_without_the_servers_store_refuses_and_says_why(env: dict[str, str], fake_slack):
+    result = bot_command(
+        "notify",
+        "my-project",
+        DEPLOYMENT_ID,
+        env={k: v for k, v in env.items() if k != "REDIS_URL"},
+    )
+    assert result.returncode == 1
+    assert "REDIS_URL is not set" in result.stderr
+    assert fake_slack.api_calls("chat.postMessage") == []
 
 
 def test_notify_of_an_unknown_deployment_says_so(env: dict[str, str], fake_deployhq):
