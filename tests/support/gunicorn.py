@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -69,10 +70,20 @@ class Gunicorn:
             time.sleep(0.05)
 
     def workers(self) -> list[int]:
-        found = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
-        )
-        return [int(pid) for pid in found.stdout.split()]
+        """The worker processes' ids: the master's children, as the kernel lists them."""
+        pids: list[int] = []
+        for children in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):  # the master is gone
+                pids += [int(pid) for pid in children.read_text().split()]
+        return sorted(pids)
+
+    def wait_workers(self, count: int, timeout: float = 20) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while len(found := self.workers()) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} of {count} workers are running")
+            time.sleep(0.05)
+        return found
 
     def stop(self) -> str:
         if self.process.poll() is None:
@@ -82,3 +93,10 @@ class Gunicorn:
         self.output = self.log.read().decode(errors="replace")
         self.log.close()
         return self.output
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (``/proc/<pid>/stat``)."""
+    # The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
