@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 from tests.support.redis_server import free_port
@@ -93,7 +94,8 @@ class FakeSocketMode:
         self._links: dict[int, Link] = {}  # by the relay's port towards the server
         self._lock = threading.Lock()
         self._server_port = free_port()
-        self._server = serve(self._handle, "127.0.0.1", self._server_port)
+        # No keepalive of its own: a silenced connection must not be noticed from this side.
+        self._server = serve(self._handle, "127.0.0.1", self._server_port, ping_interval=None)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self._accept, daemon=True).start()
@@ -169,10 +171,29 @@ class FakeSocketMode:
             "retry_attempt": retry_attempt,
             "retry_reason": "timeout" if retry_attempt else "",
         }
+        text = json.dumps(envelope)
         with self._lock:
             opened = self.opened[connection]
-        opened.connection.send(json.dumps(envelope))
+        try:
+            opened.connection.send(text)
+        except ConnectionClosed:
+            self._send_elsewhere(text)
         return envelope_id
+
+    def _send_elsewhere(self, text: str, timeout: float = 10) -> None:
+        """As Slack does with an envelope for a connection the app has closed: send it on the
+        newest open one, waiting for one to open if need be."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                newest_first = [opened.connection for opened in reversed(self.opened)]
+            for connection in newest_first:
+                try:
+                    connection.send(text)
+                except ConnectionClosed:
+                    continue
+                return
+            time.sleep(0.05)
 
     def ack(self, envelope_id: str, timeout: float = 5) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
