@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from bot.config import ConfigError, Settings
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.socket_faults import REFUSALS, Scene
 from tests.support.socket_mode import FakeSocketMode
@@ -145,3 +146,19 @@ def test_healthz_answers_503_once_the_socket_is_down_longer_than_the_grace(
     assert "no Socket Mode connection to Slack" in body["error"]
     assert "Traceback" not in output
     assert body["socket_mode"]["last_heard_from_slack"]  # when it last heard, for the operator
+
+
+def test_the_keepalive_settings_are_checked(env: dict[str, str]):
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(
+            {
+                **env,
+                "SOCKET_MODE_PING_INTERVAL": "0",
+                "SOCKET_MODE_PING_TIMEOUT": "soon",
+                "SOCKET_MODE_HEALTH_GRACE": "2d",
+            }
+        )
+    for name in ("PING_INTERVAL", "PING_TIMEOUT", "HEALTH_GRACE"):
+        assert f"SOCKET_MODE_{name} must be seconds" in str(refused.value)
+    settings = Settings.from_env({**env, "SOCKET_MODE_PING_TIMEOUT": "20s"})
+    assert (settings.socket_mode_ping_interval, settings.socket_mode_ping_timeout) == (5.0, 20.0)
