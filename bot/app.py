@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from slack_bolt import App
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
 from bot.background import Pools
-from bot.cards import Cards, slack_error
+from bot.cards import Cards
 from bot.config import Settings
 from bot.deployhq import DeployHQ
 from bot.identity import Identity
@@ -51,30 +49,3 @@ def build_app(
     actions.register(app, retries, pools.retries)
     commands.register(app, deployhq=deployhq, retries=retries, cards=cards, pools=pools)
     return app
-
-
-def start_socket_mode(app: App, app_token: str, stop: threading.Event) -> SocketModeHandler:
-    """Take Slack's requests over Socket Mode too: the same listeners and acks, no public URL.
-
-    Connects in the background, retried until Slack answers, so a Slack hiccup never stops a
-    worker from booting; the built-in client reconnects by itself after that.
-    """
-    handler = SocketModeHandler(app, app_token)
-
-    def connect() -> None:
-        wait = 1.0
-        while not stop.is_set():
-            try:
-                handler.connect()  # type: ignore[no-untyped-call]
-            except Exception as exc:  # anything the connection raises: log it and try again
-                log.warning(
-                    "Socket Mode did not connect (%s); again in %.0f s", slack_error(exc), wait
-                )
-            else:
-                log.info("connected to Slack over Socket Mode")
-                return
-            stop.wait(wait)
-            wait = min(wait * 2, 60.0)
-
-    threading.Thread(target=connect, name="socket-mode", daemon=True).start()
-    return handler

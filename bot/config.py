@@ -85,6 +85,9 @@ class Settings:
     deployhq_doubt: float | None = None  # DEPLOYHQ_DOUBT_SECONDS; None: derived from the timeout
     reconcile_interval: float = 60.0
     max_delivery_age: float = 24 * 3600.0
+    socket_mode_ping_interval: float = 5.0
+    socket_mode_ping_timeout: float = 10.0
+    socket_mode_health_grace: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.deployhq_base_url:
@@ -276,6 +279,16 @@ class Settings:
                 "90m or 3600 (seconds)"
             )
 
+        ping_interval = _seconds(get("SOCKET_MODE_PING_INTERVAL") or "5")
+        if ping_interval is None or not 0.1 <= ping_interval <= 60:
+            problems.append("SOCKET_MODE_PING_INTERVAL must be seconds from 0.1 to 60")
+        ping_timeout = _seconds(get("SOCKET_MODE_PING_TIMEOUT") or "10")
+        if ping_timeout is None or not 0.1 <= ping_timeout <= 60:
+            problems.append("SOCKET_MODE_PING_TIMEOUT must be seconds from 0.1 to 60")
+        health_grace = _seconds(get("SOCKET_MODE_HEALTH_GRACE") or "60")
+        if health_grace is None or not 1 <= health_grace <= 3600:
+            problems.append("SOCKET_MODE_HEALTH_GRACE must be seconds from 1 to 3600")
+
         log_format = (get("LOG_FORMAT") or "text").lower()
         if log_format not in ("text", "json"):
             problems.append("LOG_FORMAT must be text (the default) or json")
@@ -316,6 +329,9 @@ class Settings:
             deployhq_doubt=doubt or None,
             reconcile_interval=reconcile_interval or 60.0,
             max_delivery_age=max_age or 86400.0,
+            socket_mode_ping_interval=ping_interval or 5.0,
+            socket_mode_ping_timeout=ping_timeout or 10.0,
+            socket_mode_health_grace=health_grace or 60.0,
         )
 
 

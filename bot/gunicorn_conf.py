@@ -88,8 +88,15 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Finish the work queued after acks before the worker goes (within graceful_timeout)."""
+    """Close the Socket Mode connection (Slack then sends to the other workers), and finish the
+    work queued after acks before the worker goes (within graceful_timeout)."""
+    from bot.web import SOCKET_MODE  # loaded by now; importing it earlier would load metrics
+
     app = getattr(worker, "wsgi", None)
-    pools = getattr(app, "extensions", {}).get(EXTENSION)
+    extensions = getattr(app, "extensions", {})
+    socket_mode = extensions.get(SOCKET_MODE)
+    if socket_mode is not None:
+        socket_mode.close()
+    pools = extensions.get(EXTENSION)
     if isinstance(pools, Pools):
         pools.close()

@@ -12,6 +12,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -49,6 +50,16 @@ SLACK_ERRORS = Counter(
     "deployhq_bot_slack_errors_total",
     "Slack Web API calls that failed after the client's own retries",
     ["method", "error"],
+)
+SOCKET_MODE_CONNECTIONS = Gauge(
+    "deployhq_bot_socket_mode_connections",
+    "Open Socket Mode connections to Slack (each worker holds one; two while one is refreshed)",
+    multiprocess_mode="livesum",  # summed over the workers that are alive
+)
+SOCKET_MODE_RECONNECTS = Counter(
+    "deployhq_bot_socket_mode_reconnects_total",
+    "Socket Mode connections replaced or retried, by cause",
+    ["cause"],  # refresh, closed, dropped, reset, no-pong, refused, unreachable
 )
 
 

@@ -7,7 +7,6 @@ Redis pool, HTTP session and listener threads.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from flask import Flask, Request, Response, jsonify, request
@@ -16,7 +15,7 @@ from slack_sdk.signature import SignatureVerifier
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bot import logs, metrics, slack_adapter
-from bot.app import build_app, start_socket_mode
+from bot.app import build_app
 from bot.background import EXTENSION, Pools
 from bot.cards import Cards
 from bot.config import ConfigError, Settings
@@ -30,6 +29,7 @@ from bot.reconcile import Reconciler
 from bot.retries import Retries
 from bot.routing import SLACK_EVENTS_PATH, WEBHOOK_PATH
 from bot.services import deployhq_client, open_store, slack_client, slack_poster
+from bot.socket_mode import SocketMode
 from bot.store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -99,16 +99,15 @@ def create_app(
     webhook_auth = WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key)
     identity.start()
     reconciler.start()
-    stopping = threading.Event()
     socket_mode = None
     if settings.slack_app_token:
-        socket_mode = start_socket_mode(bolt, settings.slack_app_token, stopping)
+        socket_mode = SocketMode(bolt, settings, client).start()
 
     flask = Flask(__name__)
     flask.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     flask.extensions[EXTENSION] = pools  # drained by gunicorn's worker_exit
     flask.extensions[RECONCILER] = reconciler
-    flask.extensions[SOCKET_MODE] = (socket_mode, stopping)
+    flask.extensions[SOCKET_MODE] = socket_mode  # closed by gunicorn's worker_exit
 
     @flask.before_request
     def name_the_request() -> None:
@@ -182,11 +181,22 @@ def create_app(
 
     @flask.get("/healthz")
     def healthz() -> tuple[Response, int]:
+        """200 while the bot can work: the store answers and, with Socket Mode, this worker
+        has held a connection to Slack within the last SOCKET_MODE_HEALTH_GRACE seconds."""
+        answer: dict[str, object] = {"ok": True, "store": store.backend}
         try:
             store.ping()
         except StoreUnavailable as exc:
-            return jsonify(ok=False, store=store.backend, error=str(exc)), 503
-        return jsonify(ok=True, store=store.backend), 200
+            answer.update(ok=False, error=str(exc))
+        if socket_mode is not None:
+            state = socket_mode.status()
+            answer["socket_mode"] = state.as_json()
+            if not state.healthy:
+                answer["ok"] = False
+                answer.setdefault(
+                    "error", f"no Socket Mode connection to Slack for {state.down_for:.0f} s"
+                )
+        return jsonify(answer), 200 if answer["ok"] else 503
 
     @flask.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -51,8 +51,7 @@ class BotServer:
         self._server.shutdown()
         self.app.extensions[RECONCILER].stop()
         self.app.extensions[EXTENSION].close(wait=False)  # nothing of it may reach a later test
-        socket_mode, stopping = self.app.extensions[SOCKET_MODE]
-        stopping.set()
+        socket_mode = self.app.extensions[SOCKET_MODE]
         if socket_mode is not None:
             socket_mode.close()
 

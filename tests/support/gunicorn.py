@@ -89,6 +89,14 @@ class Gunicorn:
         """The master's live children, read from /proc (a bare machine may lack procps)."""
         return children(self.process.pid)
 
+    def wait_workers(self, count: int, timeout: float = 20) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while len(found := self.workers()) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} of {count} workers are running")
+            time.sleep(0.05)
+        return found
+
     def stop(self) -> str:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -97,3 +105,10 @@ class Gunicorn:
         self.output = self.log.read().decode(errors="replace")
         self.log.close()
         return self.output
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (``/proc/<pid>/stat``)."""
+    # The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
