@@ -95,6 +95,7 @@ def _notify(project: str, deployment_id: str, channel: str | None) -> int:
         settings.deployhq_web_url,
         deployhq=deployhq,
         poster=slack_poster(settings),
+        slack_timeout=settings.slack_timeout,
     )
     card = cards.post_record(record, target)
     if card is None or not card.drawn:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -37,9 +38,11 @@ _MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_win
 DEFAULT_MAX_DELIVERY_AGE = timedelta(hours=24)
 # How long a channel's refusal is remembered, to answer later deliveries with the fix.
 CHANNEL_REFUSAL_SECONDS = 600.0
-# One push of a card at a time: long enough for its Slack calls (each with its own timeout and
-# Retry-After waits); a push whose process died frees the card this long after.
-PUSH_SECONDS = 60.0
+# One push of a card at a time. Its lease is renewed before each call to Slack, and a post is
+# never retried inside the client (a 429 ends the push; the outbox comes back), so a lease of
+# one call's timeout and this margin outlives any one call; a push whose process died frees
+# the card that long after.
+PUSH_MARGIN_SECONDS = 5.0
 PUSH_ROUNDS = 5
 # The card's identity in Slack's message metadata, so a post whose answer was lost is found.
 CARD_EVENT = "deployhq_card"
@@ -86,6 +89,7 @@ class Cards:
         max_delivery_age: timedelta = DEFAULT_MAX_DELIVERY_AGE,
         lookups: Background | None = None,
         poster: WebClient | None = None,
+        slack_timeout: float = 10.0,
     ) -> None:
         self.client = client
         # chat.postMessage has no idempotency key: its client never re-sends a post by itself
@@ -99,6 +103,8 @@ class Cards:
         # How a changed record reaches Slack: now, in this thread, unless an outbox takes it.
         self.show: Callable[[str], object] = self.sync
         self._refused_channels: dict[str, tuple[str, float]] = {}
+        self._push_token = threading.local()  # the push this thread holds
+        self.push_seconds = slack_timeout + PUSH_MARGIN_SECONDS
 
     def page_url(self, deployment: Deployment) -> str:
         return deployment_page_url(
@@ -342,9 +348,10 @@ class Cards:
         another push is under way): the outbox and the reconciler come back.
         """
         try:
-            push = self.store.take_push(deployment_id, PUSH_SECONDS)
+            push = self.store.take_push(deployment_id, self.push_seconds)
             if push is None:
                 return False
+            self._push_token.value = push
             try:
                 # Changes made while this push talked to Slack are pushed by it too, in turn.
                 for _ in range(PUSH_ROUNDS):
@@ -417,6 +424,13 @@ class Cards:
             return MISSING
         return record
 
+    def _keep_push(self, deployment_id: str) -> None:
+        """Renew this push's lease before a call to Slack; ``NotTaken`` if it lapsed (another
+        push may be under way now, so this one must not touch Slack)."""
+        if not self.store.keep_push(deployment_id, self._push_token.value, self.push_seconds):
+            log.warning("the push of card %s outlived its lease; it stops", deployment_id)
+            raise NotTaken(deployment_id)
+
     def _draw(self, card: Card) -> Card:
         """Show the card's record in Slack (update, or post once): the card as saved after."""
         deployment = card.deployment
@@ -430,6 +444,7 @@ class Cards:
         identifier = deployment.identifier
         if card.ts is None and card.posting:
             # An earlier post's answer was lost (or its process died): Slack may have it.
+            self._keep_push(identifier)
             try:
                 found = self._find_post(card)
             except LookupFailed:
@@ -439,6 +454,7 @@ class Cards:
                 card = replace(current, ts=found, posting=False)
                 self.store.save_card(card)
         if card.ts is not None:
+            self._keep_push(identifier)
             try:
                 self.client.chat_update(channel=card.channel, ts=card.ts, **message)
             except SLACK_ERRORS as exc:
@@ -470,6 +486,7 @@ class Cards:
                 return current or card
             card = replace(current, posting=True)  # from here a lost answer is looked for
             self.store.save_card(card)
+        self._keep_push(identifier)
         try:
             response = self.poster.chat_postMessage(
                 channel=card.channel,
@@ -557,6 +574,7 @@ class Cards:
                 note = current.notes[0]
                 card = replace(current, notes=current.notes[1:])
                 self.store.save_card(card)
+            self._keep_push(identifier)
             try:
                 self.poster.chat_postMessage(
                     channel=card.channel,

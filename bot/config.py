@@ -82,6 +82,7 @@ class Settings:
     log_format: str = "text"
     metrics_token: str | None = field(default=None, repr=False)
     deployhq_timeout: float = 20.0
+    slack_timeout: float = 10.0  # seconds one call to Slack's Web API may take
     deployhq_doubt: float | None = None  # DEPLOYHQ_DOUBT_SECONDS; None: derived from the timeout
     reconcile_interval: float = 60.0
     max_delivery_age: float = 24 * 3600.0
@@ -265,6 +266,10 @@ class Settings:
         if not 1 <= deployhq_timeout <= 120:
             problems.append(f"DEPLOYHQ_TIMEOUT must be seconds from 1 to 120, not {timeout!r}")
 
+        slack_timeout = _seconds(get("SLACK_TIMEOUT") or "10")
+        if slack_timeout is None or not 1 <= slack_timeout <= 60:
+            problems.append("SLACK_TIMEOUT must be seconds from 1 to 60")
+
         doubt = _seconds(get("DEPLOYHQ_DOUBT_SECONDS") or "0")
         if doubt is None or not (doubt == 0 or 1 <= doubt <= 3600):
             problems.append("DEPLOYHQ_DOUBT_SECONDS must be seconds from 1 to 3600")
@@ -327,6 +332,7 @@ class Settings:
             metrics_token=metrics_token,
             deployhq_timeout=deployhq_timeout,
             deployhq_doubt=doubt or None,
+            slack_timeout=slack_timeout or 10.0,
             reconcile_interval=reconcile_interval or 60.0,
             max_delivery_age=max_age or 86400.0,
             socket_mode_ping_interval=ping_interval or 5.0,

@@ -17,15 +17,12 @@ from bot.store import MemoryKeyValue, RedisKeyValue, Store, open_redis
 
 log = logging.getLogger(__name__)
 
-SLACK_TIMEOUT_SECONDS = 10
-
-
 def slack_client(settings: Settings) -> WebClient:
     """Retries connection errors, 429s (after Retry-After) and 5xx, a couple of times each."""
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=SLACK_TIMEOUT_SECONDS,
+        timeout=int(settings.slack_timeout),
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=1),
             RateLimitErrorRetryHandler(max_retry_count=2),
@@ -36,13 +33,14 @@ def slack_client(settings: Settings) -> WebClient:
 
 def slack_poster(settings: Settings) -> WebClient:
     """For chat.postMessage, which has no idempotency key: a post whose answer was lost may
-    have been taken, so it is never re-sent blindly (the card's metadata finds it instead).
-    Only a 429 is waited out and retried: Slack took nothing then."""
+    have been taken, so the client never re-sends it by itself (the card's metadata finds it
+    instead), nor waits out a 429 while the card's push holds its lease: the outbox comes back
+    after a back-off."""
     return WebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=SLACK_TIMEOUT_SECONDS,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+        timeout=int(settings.slack_timeout),
+        retry_handlers=[],
     )
 
 

@@ -35,7 +35,7 @@ RETRY_LOCK_SECONDS = 30.0
 REMEMBER_SECONDS = 14 * DAY
 # A card's lock covers a read and a write of its record (no Slack or DeployHQ call is made
 # while it is held); holding it longer means the holder died.
-CARD_LOCK_SECONDS = 10.0
+CARD_LOCK_SECONDS = 5.0
 CARD_LOCK_WAIT_SECONDS = 10.0
 BUSY_CARD_SECONDS = 0.05  # a request thread queues its change rather than wait longer
 
@@ -723,6 +723,10 @@ class Store:
         another push holds it (it lapses if its process dies)."""
         token = uuid.uuid4().hex
         return token if self.kv.add(self._key("card-push", deployment_id), token, seconds) else None
+
+    def keep_push(self, deployment_id: str, token: str, seconds: float) -> bool:
+        """Renew a push's lease; False when it lapsed (another push may hold it now)."""
+        return self.kv.swap(self._key("card-push", deployment_id), token, token, seconds)
 
     def end_push(self, deployment_id: str, token: str) -> None:
         with suppress(StoreUnavailable):

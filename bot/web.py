@@ -62,6 +62,7 @@ def create_app(
         max_delivery_age=timedelta(seconds=settings.max_delivery_age),
         lookups=pools.lookups,
         poster=slack_poster(settings) if given_client is None else given_client,
+        slack_timeout=settings.slack_timeout,
     )
     outbox = Outbox(cards.sync, pools.slack)
     cards.show = outbox.show

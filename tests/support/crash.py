@@ -95,6 +95,7 @@ class Scenario:
             "DEPLOYHQ_PUBLIC_KEY": _KEY.public_pem,
             "REDIS_URL": self.redis.url,
             "DEPLOYHQ_TIMEOUT": "1",
+            "SLACK_TIMEOUT": "2",
             "DEPLOYHQ_DOUBT_SECONDS": "1",
             "RECONCILE_INTERVAL": "0.5",
             "BOT_FAILPOINT_DIR": self.folder,

@@ -1,0 +1,37 @@
+"""One action per failure, whatever breaks (tests/support/crash.py runs each case).
+
+For Retry and for Roll back: the first clicker's process SIGKILLed at each step of the action
+pipeline (claim taken; preflight read; "sending" marked; call sent but not answered; answer
+received; claim finished; card saved), and the answer lost after DeployHQ did the work (a
+timeout, a proxy's 504 page, a dropped connection), Redis flushed after the action, DeployHQ's
+clock ten minutes ahead and behind. Each case runs two instances of the Procfile's gunicorn on
+one Redis; the card as it first looked is clicked on both until it settles. DeployHQ must have
+done exactly one action, and the card must end on what DeployHQ did. The cases mostly wait
+(for leases to lapse), so they run four at a time.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.support.crash import ACTIONS, FAULTS, STEPS, Outcome, run
+
+CASES = [
+    (action, step, fault)
+    for action in ACTIONS
+    for step, fault in [(step, None) for step in STEPS] + [(None, fault) for fault in FAULTS]
+]
+
+
+def test_every_crash_and_lost_answer_ends_in_exactly_one_action_and_a_true_card():
+    with ThreadPoolExecutor(4) as pool:
+        outcomes: list[Outcome] = list(pool.map(lambda case: run(*case), CASES))
+
+    table = "\n".join(
+        f"{action:9} {step or fault:12} did {o.actions} asked {o.asked}: {o.card[:60]}"
+        for (action, step, fault), o in zip(CASES, outcomes, strict=True)
+    )
+    assert [o.actions for o in outcomes] == [1] * len(CASES), table
+    for (action, _, _), outcome in zip(CASES, outcomes, strict=True):
+        expected = "Retried by" if action == "retry" else "Rolled back by"
+        assert expected in outcome.card, table
