@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import messages, metrics
+from bot import failpoints, messages, metrics
 from bot.background import Background
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployments import FAILED, Deployment, last_good
@@ -515,6 +515,7 @@ class Cards:
                     card = replace(current, posting=False)
                     self.store.save_card(card)
             raise NotTaken(identifier) from None
+        failpoints.reach("posted")  # Slack has it; its ts is not saved yet
         self._refused_channels.pop(card.channel, None)
         log.info("posted the card of deployment %s as %s", identifier, response["ts"])
         with self.store.card_lock(identifier):

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -127,11 +127,9 @@ class FakeServer:
             default()  # the work is done; the scripted error is what the client hears
         elif reply.body is None and reply.raw is None:  # scripted status/delay, default body
             if decide_first and reply.status < 300:
-                reply = Reply(
-                    reply.status, default().body, reply.headers, reply.delay, None, reply.trickle
-                )
+                reply = replace(reply, body=default().body, raw=None)
             else:
-                reply = Reply(reply.status, None, reply.headers, reply.delay, None, reply.trickle)
+                reply = replace(reply, body=None, raw=None)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.drop:
@@ -139,7 +137,7 @@ class FakeServer:
             connection.shutdown(socket.SHUT_RDWR)
             return Response(b"", 200)  # written into a closed socket: nobody hears it
         if reply.body is None and reply.raw is None:
-            reply = Reply(reply.status, default().body, reply.headers, 0.0, None, reply.trickle)
+            reply = replace(reply, body=default().body, raw=None, delay=0.0)
         body = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
         content_type = "application/json" if reply.raw is None else "text/html"
         if reply.trickle:
