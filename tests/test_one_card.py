@@ -92,7 +92,7 @@ def test_a_slack_rate_limit_longer_than_the_card_lock_holds_up_no_delivery(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
     bot.webhook(delivery())
-    fake_slack.rate_limit("chat.update", seconds=12, retry_after=9)
+    fake_slack.rate_limit("chat.update", seconds=5, retry_after=6)  # longer than the lock (5 s)
     bot.click(retry_value(first_card(fake_slack)))  # its redraw waits out Retry-After
     fake_deployhq.wait_for(fake_deployhq.retries)
     time.sleep(0.5)
