@@ -17,6 +17,7 @@ from bot.store import MemoryKeyValue, RedisKeyValue, Store, open_redis
 
 log = logging.getLogger(__name__)
 
+
 def slack_client(settings: Settings) -> WebClient:
     """Retries connection errors, 429s (after Retry-After) and 5xx, a couple of times each."""
     return WebClient(
