@@ -576,20 +576,21 @@ def archived(action: str) -> str:
     )
 
 
-def not_retried(record: Deployment) -> str:
+def not_retried(record: Deployment, action: str = "retry") -> str:
     """Why nothing was sent: DeployHQ's own record shows the failure is no longer current."""
     status = _outside(record.status, 50)
+    nothing = f"Nothing was {'retried' if action == 'retry' else 'rolled back'}"
     if record.status == "failed":
         when = f" {_when(record.completed_at)}" if record.completed_at else ""
         return (
-            f":information_source: Nothing was retried: this deployment has failed again "
+            f":information_source: {nothing}: this deployment has failed again "
             f"since{when}. The card now shows that failure, with its own Retry."
         )
     since = record.completed_at or record.started_at or record.queued_at
     return (
-        f":information_source: Nothing was retried: DeployHQ shows this deployment as "
+        f":information_source: {nothing}: DeployHQ shows this deployment as "
         f"*{status}*{f' (since {_when(since)})' if since else ''}, so that failure is no "
-        "longer there to retry."
+        f"longer there to {'retry' if action == 'retry' else 'roll back'}."
     )
 
 
@@ -601,13 +602,15 @@ def nothing_to_roll_back_to(deployment: Deployment) -> str:
     )
 
 
-def overtaken(newer: Deployment) -> str:
+def overtaken(newer: Deployment, action: str = "retry") -> str:
     moment = newer.completed_at or newer.started_at or newer.queued_at
     when = f" {_when(moment)}" if moment else ""
+    done = "retried" if action == "retry" else "rolled back"
     return (
-        f":no_entry: Nothing was retried: deployment `{_outside(newer.short_id, 8)}` "
+        f":no_entry: Nothing was {done}: deployment `{_outside(newer.short_id, 8)}` "
         f"({_outside(newer.status, 50)}{when}) has run on these servers since this failure, and "
-        "a retry would put older code back over it. Deploy afresh from DeployHQ instead."
+        f"a {action} would act on what is no longer the latest word there. Deploy afresh from "
+        "DeployHQ instead."
     )
 
 

@@ -179,7 +179,7 @@ class Retries:
                 record.run_key,
             )
             self._put_back(target, record)
-            tell(messages.not_retried(record))
+            tell(messages.not_retried(record, action))
             return RetryResult("superseded", deployment=record)
         if not self._still_ours(target, claim):  # the next read may take a whole deadline too
             return self._lapsed(target, user_id, action)
@@ -199,8 +199,8 @@ class Retries:
             self._release(target, claim)
             log.info("%s of %s not sent: overtaken by %s", action, target.run_key, newer.identifier)
             state = messages.Overtaken(newer.identifier, newer.status, newer.finished_at)
-            self.cards.on_retry(target, state, messages.overtaken(newer))
-            tell(messages.overtaken(newer))
+            self.cards.on_retry(target, state, messages.overtaken(newer, action))
+            tell(messages.overtaken(newer, action))
             return RetryResult("overtaken", state, newer)
         if action != ROLLBACK:
             return _Preflight(record)

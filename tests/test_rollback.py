@@ -218,3 +218,83 @@ def test_a_retry_of_a_failure_overtaken_on_its_servers_makes_no_call_and_says_wh
     assert "deployhq_retry" not in buttons(unsafe) and "deployhq_rollback" not in buttons(unsafe)
     fake_slack.wait_for(lambda: fake_slack.responses("c1"))
     assert fake_deployhq.retries() == []
+
+
+# --- Roll back held to Retry's standard -------------------------------------------------------
+
+
+def test_a_rollback_over_newer_code_sends_nothing_by_button_or_command(
+    card: dict, bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    fake_deployhq.history.insert(0, earlier(NEWER_ID, 600))  # a fix deployed since, same servers
+
+    roll_back(bot, card, user_id="U0LATE", key="late")
+    bot.command(f"rollback my-project {DEPLOYMENT_ID}", user_id="U0TYPIST")
+
+    note = fake_slack.wait_for(lambda: fake_slack.responses("late"))[0]
+    assert "Nothing was rolled back: deployment `77777777`" in note["text"]
+    fake_slack.wait_for(lambda: fake_slack.responses("c1"))
+    assert fake_deployhq.rollbacks() == [] and fake_deployhq.actions() == []
+
+
+def test_a_roll_back_button_naming_another_target_than_deployhq_gives_now_sends_nothing(
+    card: dict, bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    archived = {**earlier(GOOD_ID, -3600), "archived": True}  # archived since the card was drawn
+    history(fake_deployhq, earlier(ELSEWHERE_ID, -60, servers=STAGING), delivery(), archived)
+
+    roll_back(bot, card, key="stale")
+
+    note = fake_slack.wait_for(lambda: fake_slack.responses("stale"))[0]
+    assert "the card was out of date" in note["text"]
+    redrawn = fake_slack.wait_for(
+        lambda: [
+            u
+            for u in fake_slack.api_calls("chat.update")
+            if "deployhq_retry" in buttons(u) and "deployhq_rollback" not in buttons(u)
+        ]
+    )[-1]
+    assert "not retried yet" in state_line(redrawn)
+    assert fake_deployhq.rollbacks() == []
+
+
+def test_a_config_files_only_deployment_is_never_a_target(
+    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    config_only = {
+        **earlier("22222222-2222-3333-4444-555555555555", -600),
+        "config_files_deployment": True,
+        "branch": None,
+        "end_revision": None,
+    }
+    history(fake_deployhq, delivery(), config_only, earlier(GOOD_ID, -3600))
+    bot.webhook(delivery())
+    with_button = fake_slack.wait_for(
+        lambda: [
+            u for u in fake_slack.api_calls("chat.update") if "deployhq_rollback" in buttons(u)
+        ]
+    )[-1]
+    assert RollbackTarget.decode(buttons(with_button)["deployhq_rollback"]["value"]).to == GOOD_ID
+
+
+def test_after_a_rollback_whose_deployment_failed_and_redis_lost_everything_retry_sends_nothing(
+    card: dict,
+    bot: BotServer,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    redis_url: str,
+):
+    import redis as redis_client
+
+    roll_back(bot, card)
+    fake_slack.wait_for(lambda: updates(fake_slack, "Rolled back by"))
+    (_, new_id) = fake_deployhq.actions()[0]
+    fake_deployhq.set_status(new_id, "failed", completed_at=fake_deployhq.now())
+    fake_deployhq.history[0]["status"] = "failed"
+    redis_client.Redis.from_url(redis_url).flushdb()
+
+    bot.click(retry_value(card), user_id="U0AFTER", key="after")
+
+    note = fake_slack.wait_for(lambda: fake_slack.responses("after"))[0]
+    assert "Nothing was retried" in note["text"] and new_id[:8] in note["text"]
+    assert fake_deployhq.actions() == [("rollback", new_id)]
