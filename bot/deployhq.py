@@ -175,6 +175,8 @@ class DeployHQ:
         step = failing_step(data)
         if step is None:
             return None
+        if not step.has_logs:
+            return step, []
         logs = self._call(
             "GET",
             f"/projects/{_seg(project)}/deployments/{_seg(deployment)}"
@@ -304,7 +306,10 @@ def _deployment(data: Any, project: str) -> Deployment:
 
 
 def _error_message(response: requests.Response) -> str:
-    """DeployHQ's own words: ``{"error": ...}``, ``{"field": [...]}``, or a short text body."""
+    """DeployHQ's own words, in each shape it answers with: ``{"error"}`` (also with
+    ``status``, ``error_code``), ``{"message", "upgrade_url"}`` (a plan limit),
+    ``{"errors": [...]}``, ``{"field": ["msg", ...]}`` or ``{"field": "msg"}`` (whole-object
+    errors under ``base``), or a short text body; a proxy's HTML page says only its status."""
     try:
         body = response.json()
     except ValueError:
@@ -313,12 +318,20 @@ def _error_message(response: requests.Response) -> str:
     if isinstance(body, dict):
         if isinstance(body.get("error"), str):
             message = body["error"]
+        elif isinstance(body.get("message"), str):
+            message = body["message"]
+            if isinstance(body.get("upgrade_url"), str):
+                message += f" (upgrade: {body['upgrade_url']})"
+        elif isinstance(body.get("errors"), list):
+            message = "; ".join(str(m) for m in body["errors"] if isinstance(m, str | int))
         else:
-            message = "; ".join(
-                f"{field} {', '.join(str(m) for m in msgs)}"
-                for field, msgs in body.items()
-                if isinstance(msgs, list) and msgs
-            )
+            parts = []
+            for field, said in body.items():
+                said_list = said if isinstance(said, list) else [said]
+                words = ", ".join(str(m) for m in said_list if isinstance(m, str))
+                if words:
+                    parts.append(words if field == "base" else f"{field} {words}")
+            message = "; ".join(parts)
     elif body is None:
         text = response.text.strip()
         if text and "<" not in text[:200]:  # a short plain-text reason, not an HTML error page

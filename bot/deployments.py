@@ -256,41 +256,69 @@ class Step:
     description: str
     status: str
     server: str = ""
+    has_logs: bool = True  # DeployHQ says "logs": false for a step that kept none
 
     @classmethod
-    def from_api(cls, data: Any) -> Step | None:
+    def from_api(cls, data: Any, servers: Mapping[str, str] | None = None) -> Step | None:
+        """``servers`` names the deployment's servers by id: DeployHQ gives a step's server as
+        the integer ``id`` of one of them."""
         if not isinstance(data, Mapping):
             return None
         identifier = _text(data.get("identifier"))
         if not is_identifier(identifier):
             return None
         server = data.get("server")
-        server_name = _text(_mapping(server).get("name")) if isinstance(server, Mapping) else ""
+        if isinstance(server, Mapping):
+            server_name = _text(server.get("name"))
+        else:
+            server_name = (servers or {}).get(_text(server), "") or _text(server)
         return cls(
             identifier=identifier,
             description=_text(data.get("description")) or _text(data.get("step")) or "a step",
             status=_text(data.get("status")).lower(),
-            server=server_name or _text(server),
+            server=server_name,
+            has_logs=data.get("logs") is not False,
         )
 
 
 def failing_step(data: Any) -> Step | None:
     """The step that failed, from a deployment object with ``steps``."""
-    steps = _mapping(data).get("steps")
-    parsed = [s for s in map(Step.from_api, steps if isinstance(steps, list) else []) if s]
+    record = _mapping(data)
+    steps = record.get("steps")
+    listed = record.get("servers")
+    servers = {
+        _text(s.get("id")): _text(s.get("name"))
+        for s in (listed if isinstance(listed, list) else [])
+        if isinstance(s, Mapping) and _text(s.get("id"))
+    }
+    parsed = [s for s in (Step.from_api(d, servers) for d in _list(steps)) if s]
     return next((s for s in parsed if s.status == FAILED), None)
 
 
 def log_lines(data: Any) -> list[str]:
-    """A step's log as lines of text: each entry's message, then its detail's lines."""
+    """A step's log as lines of text, oldest to newest (DeployHQ lists the newest first, ids
+    descending): each entry's message, then its detail's lines; an error entry is marked."""
+    entries = [_mapping(e) for e in _list(data)]
+    ids = [e.get("id") for e in entries]
+    if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        entries.sort(key=lambda e: int(e["id"]))
+    else:
+        entries.reverse()
     lines: list[str] = []
-    for entry in data if isinstance(data, list) else []:
-        entry = _mapping(entry)
+    for entry in entries:
+        mark = "✖ " if _text(entry.get("type")).lower() == "error" else ""
         for field in ("message", "detail"):
             value = entry.get(field)
             if isinstance(value, str):
-                lines.extend(line.rstrip() for line in value.splitlines() if line.strip())
+                found = [line.rstrip() for line in value.splitlines() if line.strip()]
+                if found and field == "message":
+                    found[0] = mark + found[0]
+                lines.extend(found)
     return lines
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 UNDER_WAY = frozenset({"pending", "running", "preview_pending"})

@@ -58,14 +58,15 @@ def read_notification(
                 "and the URL carries it as ?token=",
             )
         data = _json(body)
-        if isinstance(data, dict) and "payload" in data:
-            data = data["payload"]
-            if isinstance(data, str):
-                data = _json(data.encode())
     else:
         raise WebhookRejected(
             415, f"expected {FORM} or application/json, not {content_type or 'no content type'}"
         )
+    # Both kinds may wrap the deployment as {"payload": {...}} (DeployHQ's own example does).
+    if isinstance(data, dict) and "payload" in data and "identifier" not in data:
+        data = data["payload"]
+        if isinstance(data, str):
+            data = _json(data.encode())
     try:
         return Deployment.from_api(data)
     except ValueError as exc:

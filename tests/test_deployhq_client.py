@@ -55,10 +55,32 @@ def test_path_segments_are_encoded(client: DeployHQ, fake_deployhq: FakeDeployHQ
             "status is not failed; archived is true",
         ),
         (Reply(401, {"status": 401, "error": "Access denied"}), 401, "Access denied"),
+        (
+            Reply(
+                403,
+                {
+                    "message": "Your plan allows 1 server",
+                    "upgrade_url": "https://acme.deployhq.com/billing",
+                },
+            ),
+            403,
+            "Your plan allows 1 server (upgrade: https://acme.deployhq.com/billing)",
+        ),
+        (
+            Reply(422, {"errors": ["Branch is missing", "Server is busy"]}),
+            422,
+            "Branch is missing; Server is busy",
+        ),
+        (
+            Reply(422, {"base": ["Cannot rollback to this deployment"]}),
+            422,
+            "Cannot rollback to this deployment",
+        ),
+        (Reply(422, {"end_revision": "is invalid"}), 422, "end_revision is invalid"),
         (Reply(502, raw=b"<html><body>Bad gateway</body></html>"), 502, "HTTP 502 BAD GATEWAY"),
         (Reply(500, raw=b""), 500, "HTTP 500 INTERNAL SERVER ERROR"),
     ],
-    ids=["error", "fields", "auth", "html", "empty"],
+    ids=["error", "fields", "auth", "plan-limit", "errors", "base", "field-text", "html", "empty"],
 )
 def test_errors_carry_status_and_deployhqs_message(client, fake_deployhq, reply, status, message):
     fake_deployhq.script("retry", reply)

@@ -145,18 +145,22 @@ def test_a_deleted_card_is_posted_afresh_and_followed_there(
 def test_the_failing_steps_log_appears_in_the_thread_trimmed_and_escaped(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
+    """In DeployHQ's shapes: the step's server is the integer id of one of the deployment's
+    servers, and the log comes newest first (ids descending)."""
     fake_deployhq.deployments[DEPLOYMENT_ID] = delivery(
+        servers=[{"id": 1001, "identifier": "7563d091", "name": "Production Server"}],
         steps=[
             {"identifier": "step-1", "description": "Checking access", "status": "completed"},
             {
                 "identifier": "step-2",
                 "description": "Transferring files",
                 "status": "failed",
-                "server": {"name": "Production Server"},
+                "server": 1001,
+                "logs": True,
             },
-        ]
+        ],
     )
-    fake_deployhq.logs["step-2"] = [
+    oldest_first = [
         {
             "id": n,
             "step": "transfer",
@@ -166,17 +170,30 @@ def test_the_failing_steps_log_appears_in_the_thread_trimmed_and_escaped(
         }
         for n in range(40)
     ] + [{"id": 99, "message": "Upload failed", "detail": "x" * 5000, "type": "error"}]
+    fake_deployhq.logs["step-2"] = list(reversed(oldest_first))
 
-    response = bot.webhook(delivery())
+    response = bot.webhook(delivery(), record=False)  # DeployHQ's record, not the delivery's
 
     assert response.json()["result"] == "accepted"
     note = fake_slack.wait_for(lambda: thread(fake_slack))[0]
     assert "*Why it failed:* the step _Transferring files_ on Production Server failed." in note
-    assert "line 39" in note and "line 30" in note and "line 29" not in note  # the last 12 lines
-    assert "Upload failed" in note
+    assert "line 39" in note and "line 30" in note and "line 29" not in note  # the last lines
+    assert note.index("line 30") < note.index("line 39") < note.index("✖ Upload failed")
     assert "<!channel>" not in note and "&lt;!channel&gt;" in note
     assert "`rm -rf`" not in note  # backticks cannot close the code block early
     assert len(note) < 3000
+
+
+def test_a_step_that_kept_no_log_is_named_and_its_log_not_fetched(
+    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    fake_deployhq.deployments[DEPLOYMENT_ID] = delivery(
+        steps=[{"identifier": "step-9", "description": "Build", "status": "failed", "logs": False}]
+    )
+    bot.webhook(delivery())
+    note = fake_slack.wait_for(lambda: thread(fake_slack))[0]
+    assert "the step _Build_" in note and "Its log is empty." in note
+    assert not [c for c in fake_deployhq.calls if c.path.endswith("/logs")]
 
 
 def test_a_deployhq_failure_while_fetching_the_log_leaves_the_card_alone(

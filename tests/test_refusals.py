@@ -164,6 +164,15 @@ def test_a_correctly_signed_form_delivery_is_accepted(
     assert len(fake_slack.api_calls("chat.postMessage")) == 1
 
 
+def test_a_signed_form_delivery_wrapped_as_deployhqs_example_shows_it_is_accepted(
+    bot: BotServer, fake_slack: FakeSlack, signing_key: SigningKey
+):
+    """DeployHQ's HTTP POST page prints its example payload as {"payload": {...}}."""
+    response = bot.webhook(signing_key.form({"payload": delivery()}))
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "accepted"
+
+
 def test_a_signed_form_delivery_needs_no_secret_when_none_is_set(
     start_bot: Callable[..., BotServer], env: dict, fake_slack: FakeSlack, signing_key: SigningKey
 ):
