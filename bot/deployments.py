@@ -174,6 +174,12 @@ class Deployment:
         return frozenset(self.server_ids or self.servers)
 
     @property
+    def is_preview(self) -> bool:
+        """A preview (``preview_pending``, ``preview_ready``, ``preview_failed``) shows what a
+        deployment would do without doing it: never one to act on, never one that acted."""
+        return self.status.startswith("preview_")
+
+    @property
     def short_id(self) -> str:
         return self.identifier[:8]
 
@@ -348,8 +354,8 @@ def newer_on_servers(history: Iterable[Deployment], failed: Deployment) -> Deplo
     whatever became of it (completed, under way or failed too): ``failed`` is then no longer
     the latest word on those servers, and acting on it could put older code over newer."""
     for deployment in history:
-        if deployment.identifier == failed.identifier:
-            continue
+        if deployment.identifier == failed.identifier or deployment.is_preview:
+            continue  # a preview changes nothing on the servers
         if deployment.server_keys & failed.server_keys and _before(failed, deployment):
             return deployment
     return None
@@ -365,7 +371,8 @@ def rolled_back_by(
             continue
         revision = deployment.end_revision.ref if deployment.end_revision else ""
         if (
-            deployment.server_keys & failed.server_keys
+            not deployment.is_preview
+            and deployment.server_keys & failed.server_keys
             and revision == ref
             and _before(failed, deployment)
         ):

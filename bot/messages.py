@@ -149,7 +149,7 @@ _HEADLINES = {
     "running": (":arrow_forward:", "Deploying"),
     "pending": (":hourglass_flowing_sand:", "Deployment queued"),
     "completed": (":white_check_mark:", "Deployment completed"),
-    "cancelled": (":no_entry_sign:", "Deployment cancelled"),
+    "cancelled": (":no_entry_sign:", "Deployment aborted"),  # DeployHQ's word for an abort
 }
 
 
@@ -207,7 +207,8 @@ def deployment_card(
     )
     buttons: list[Block] = []
     retryable = isinstance(state, Failed | Retrying | RetryFailed)
-    if confirmed and retryable and deployment.status == "failed":
+    # An archived deployment can be neither retried nor rolled back (DeployHQ refuses both).
+    if confirmed and retryable and deployment.status == "failed" and not deployment.archived:
         buttons.append(_retry_button(deployment))
         if rollback_to is not None:
             buttons.append(_rollback_button(deployment, rollback_to))

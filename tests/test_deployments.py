@@ -74,3 +74,28 @@ def test_what_is_not_a_deployment_is_refused(data):
 def test_a_stored_copy_reads_back_the_same():
     d = Deployment.from_api(delivery())
     assert Deployment.from_api(d.to_api()) == d
+
+
+def test_previews_archived_and_aborted_deployments_are_shown_for_what_they_are():
+    from bot import messages
+    from bot.deployments import newer_on_servers
+    from tests.support.signed import at
+
+    failed = Deployment.from_api(delivery())
+    preview = Deployment.from_api(
+        delivery(
+            identifier="33333333-2222-3333-4444-555555555555",
+            status="preview_ready",
+            timestamps={"queued_at": at(600)},
+        )
+    )
+    assert preview.is_preview and newer_on_servers([preview, failed], failed) is None
+
+    archived = Deployment.from_api(delivery(archived=True))
+    card = messages.deployment_card(archived, messages.Failed(), page_url="https://x")
+    elements = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [e["action_id"] for e in elements] == ["deployhq_open"]  # no Retry, no Roll back
+
+    aborted = Deployment.from_api(delivery(status="cancelled"))
+    card = messages.deployment_card(aborted, messages.Progress(), page_url="https://x")
+    assert card["blocks"][0]["text"]["text"].endswith("Deployment aborted: My Project")
