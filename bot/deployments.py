@@ -238,7 +238,8 @@ def _time(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # DeployHQ gives the account's offset ("…T12:00:30.000+01:00"); kept in UTC from here on.
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _revision(value: Any) -> Revision | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from bot.commands import USAGE
@@ -365,7 +365,7 @@ def _rollback_button(deployment: Deployment, good: Deployment) -> Block:
     servers = ", ".join(good.servers[:_MAX_SERVERS_SHOWN]) or "its servers"
     ref = good.end_revision.short_ref if good.end_revision else good.short_id
     when = good.completed_at or good.started_at
-    deployed = f", deployed {when.strftime('%Y-%m-%d %H:%M UTC')}" if when else ""
+    deployed = f", deployed {when.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}" if when else ""
     target = RollbackTarget(
         deployment.project_permalink, deployment.identifier, deployment.run_key, good.identifier
     )
@@ -743,7 +743,7 @@ def duration_text(seconds: float) -> str:
 
 def _when(moment: datetime) -> str:
     """A time each reader sees in their own time zone, with a UTC fallback."""
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 

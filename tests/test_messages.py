@@ -129,3 +129,17 @@ def test_errors_are_described_plainly(error, expected):
 
 def test_durations_read_naturally():
     assert [messages.duration_text(s) for s in (5, 68, 3725)] == ["5s", "1m 8s", "1h 2m"]
+
+
+def test_deployhqs_offset_times_are_kept_in_utc_and_their_fallback_says_utc():
+    from bot.deployments import Deployment
+    from tests.support.signed import delivery
+
+    d = Deployment.from_api(
+        delivery(timestamps={"queued_at": "2026-01-01T12:00:30.000+01:00"}, status="failed")
+    )
+    assert d.queued_at is not None and d.queued_at.utcoffset().total_seconds() == 0
+    assert d.queued_at.hour == 11
+    line = messages._when(d.queued_at)
+    assert line.endswith("|2026-01-01 11:00 UTC>")
+    assert f"<!date^{int(d.queued_at.timestamp())}^" in line
