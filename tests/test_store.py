@@ -97,3 +97,43 @@ def test_one_caller_per_period_takes_the_turn(store: Store):
     assert [bool(store.take_turn("reconcile", 0.3)) for _ in range(3)] == [True, False, False]
     time.sleep(0.4)
     assert store.take_turn("reconcile", 0.3) is not None
+
+
+def test_a_settlement_happens_once_and_never_overwrites_a_newer_claim(store: Store):
+    _, claim = store.claim_retry("d:9", "U1")
+    sending = store.mark_sending("d:9", claim, lease_seconds=0.0, doubt_seconds=0.0)
+    assert sending is not None
+    assert sending.in_doubt  # its holder's lease ran out at once: it counts as lost
+    assert store.settle("d:9", sending, done=False) is not None  # the first settler frees it
+    assert store.settle("d:9", sending, done=False) is None  # a second one has nothing to do
+    won, newer = store.claim_retry("d:9", "U2")
+    assert won
+    assert store.settle("d:9", sending, done=True) is None  # a stale settler cannot touch it
+    assert store.retry_claim("d:9") == newer
+
+
+def test_a_sending_claim_outlives_the_claim_lock_until_settled(store: Store):
+    store.retry_lock_seconds = 0.2
+    _, claim = store.claim_retry("d:8", "U1")
+    sending = store.mark_sending("d:8", claim, lease_seconds=30.0, doubt_seconds=60.0)
+    time.sleep(0.4)  # past the claim lock: a sending claim is kept all the same
+    won, holder = store.claim_retry("d:8", "U2")
+    assert (won, holder.user_id, holder.state) == (False, "U1", "sending")
+    assert sending is not None and not holder.in_doubt  # its holder still has its lease
+
+
+def test_a_lapsed_claim_cannot_be_marked_sending(store: Store):
+    store.retry_lock_seconds = 0.1
+    _, claim = store.claim_retry("d:7", "U1")
+    time.sleep(0.25)
+    store.claim_retry("d:7", "U2")
+    assert store.mark_sending("d:7", claim, lease_seconds=5.0, doubt_seconds=5.0) is None
+
+
+def test_a_turn_is_kept_only_by_its_holder(store: Store):
+    token = store.take_turn("reconcile", 0.3)
+    assert token is not None
+    assert store.keep_turn("reconcile", token, 0.3)
+    assert not store.keep_turn("reconcile", "someone-else", 0.3)
+    time.sleep(0.4)
+    assert not store.keep_turn("reconcile", token, 0.3)  # it lapsed
