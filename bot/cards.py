@@ -433,15 +433,7 @@ class Cards:
 
     def _draw(self, card: Card) -> Card:
         """Show the card's record in Slack (update, or post once): the card as saved after."""
-        deployment = card.deployment
-        message = messages.deployment_card(
-            deployment,
-            card.state,
-            page_url=self.page_url(deployment),
-            confirmed=card.confirmed,
-            rollback_to=card.rollback_to,
-        )
-        identifier = deployment.identifier
+        identifier = card.deployment.identifier
         if card.ts is None and card.posting:
             # An earlier post's answer was lost (or its process died): Slack may have it.
             self._keep_push(identifier)
@@ -453,10 +445,11 @@ class Cards:
                 current = self.store.card(identifier) or card
                 card = replace(current, ts=found, posting=False)
                 self.store.save_card(card)
+            return self._draw(card)  # the record as it is now, where Slack has it (or anew)
         if card.ts is not None:
             self._keep_push(identifier)
             try:
-                self.client.chat_update(channel=card.channel, ts=card.ts, **message)
+                self.client.chat_update(channel=card.channel, ts=card.ts, **self._message(card))
             except SLACK_ERRORS as exc:
                 reason = slack_error(exc)
                 metrics.SLACK_ERRORS.labels("chat.update", reason).inc()
@@ -476,9 +469,19 @@ class Cards:
                     self.store.save_card(card)
             else:
                 return self._drawn(card)
-        return self._post(card, message)
+        return self._post(card)
 
-    def _post(self, card: Card, message: messages.Message) -> Card:
+    def _message(self, card: Card) -> messages.Message:
+        return messages.deployment_card(
+            card.deployment,
+            card.state,
+            page_url=self.page_url(card.deployment),
+            confirmed=card.confirmed,
+            rollback_to=card.rollback_to,
+        )
+
+    def _post(self, card: Card) -> Card:
+        """Post the card once, as its record is now."""
         identifier = card.deployment.identifier
         with self.store.card_lock(identifier):
             current = self.store.card(identifier)
@@ -486,6 +489,8 @@ class Cards:
                 return current or card
             card = replace(current, posting=True)  # from here a lost answer is looked for
             self.store.save_card(card)
+        posted = card.version
+        message = self._message(card)
         self._keep_push(identifier)
         try:
             response = self.poster.chat_postMessage(
@@ -524,7 +529,7 @@ class Cards:
                 current, channel=str(response["channel"]), ts=str(response["ts"]), posting=False
             )
             self.store.save_card(card)
-        return self._drawn(card, version=card.version if card.version == current.version else -1)
+        return self._drawn(card, version=posted)
 
     def _drawn(self, card: Card, version: int | None = None) -> Card:
         """Mark the card drawn if what Slack now shows is still its latest version."""
