@@ -632,6 +632,8 @@ class Cards:
             good = last_good(self.deployhq.history(project), deployment)
         except DeployHQError as error:
             log.warning("could not look up deployment %s: %s", deployment.identifier, error)
+            if error.kind == "too-large":
+                return  # it will not shrink: not looked up again
             try:  # let a later push try again
                 with self.store.card_lock(deployment.identifier):
                     current = self.store.card(deployment.identifier)

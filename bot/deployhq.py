@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 # DeployHQ is healthy; the read timeout only bounds how long the card says "retrying".
 DEFAULT_TIMEOUT = (3.05, 20.0)
 _MAX_MESSAGE = 500
+MAX_ANSWER_BYTES = 2 * 2**20  # DeployHQ's largest answers (lists, step logs) are far smaller
 POOL_SIZE = 32
 
 
@@ -56,7 +58,7 @@ class DeployHQError(Exception):
         """True when the request may have been carried out although no proper answer came
         back: no answer at all, one cut off or unreadable, or a server error (a proxy's 504
         page may stand for work done behind it). A refusal (4xx) or no connection: it was not."""
-        if self.kind in ("timeout", "dropped", "invalid"):
+        if self.kind in ("timeout", "dropped", "invalid", "too-large"):
             return True
         return self.status is not None and self.status >= 500
 
@@ -244,7 +246,11 @@ class DeployHQ:
         _current.taken = taken
         watchdog.start()
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            # Read as it streams in, within the deadline, and never more than MAX_ANSWER_BYTES.
+            response = self.session.request(
+                method, url, timeout=self.timeout, stream=True, **kwargs
+            )
+            body = _read_bounded(response)
         except requests.ConnectTimeout as exc:
             raise DeployHQError("could not connect to DeployHQ in time", kind="connect") from exc
         except requests.Timeout as exc:
@@ -268,12 +274,12 @@ class DeployHQ:
         if response.status_code >= 400:
             log.warning("DeployHQ answered %s %s with HTTP %s", method, path, response.status_code)
             raise DeployHQError(
-                _error_message(response),
+                _error_message(response, body),
                 status=response.status_code,
                 retry_after=_retry_after(response),
             )
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError as exc:
             raise DeployHQError(
                 f"DeployHQ sent an answer that is not JSON (HTTP {response.status_code})",
@@ -305,14 +311,35 @@ def _deployment(data: Any, project: str) -> Deployment:
         raise DeployHQError(f"DeployHQ sent an unexpected answer: {exc}", kind="invalid") from exc
 
 
-def _error_message(response: requests.Response) -> str:
+def _read_bounded(response: requests.Response) -> bytes:
+    """The answer's body, read a piece at a time; ``DeployHQError`` past MAX_ANSWER_BYTES, so
+    a huge answer (a step log of many megabytes) is never held whole."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise DeployHQError(
+                    f"DeployHQ's answer was larger than {MAX_ANSWER_BYTES // 2**20} MB; "
+                    "it was not read",
+                    status=response.status_code,
+                    kind="too-large",
+                )
+            chunks.append(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)
+
+
+def _error_message(response: requests.Response, raw: bytes) -> str:
     """DeployHQ's own words, in each shape it answers with: ``{"error"}`` (also with
     ``status``, ``error_code``), ``{"message", "upgrade_url"}`` (a plan limit),
     ``{"errors": [...]}``, ``{"field": ["msg", ...]}`` or ``{"field": "msg"}`` (whole-object
     errors under ``base``), or a short text body; a proxy's HTML page says only its status."""
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
         body = None
     message = ""
     if isinstance(body, dict):
@@ -333,7 +360,7 @@ def _error_message(response: requests.Response) -> str:
                     parts.append(words if field == "base" else f"{field} {words}")
             message = "; ".join(parts)
     elif body is None:
-        text = response.text.strip()
+        text = raw.decode("utf-8", errors="replace").strip()
         if text and "<" not in text[:200]:  # a short plain-text reason, not an HTML error page
             message = text
     message = " ".join(message.split())

@@ -137,3 +137,23 @@ def test_a_connection_dropped_after_the_request_left_may_have_retried():
     error = failure(client)
     listener.close()
     assert (error.kind, error.may_have_happened) == ("dropped", True)
+
+
+def test_an_answer_over_two_megabytes_is_refused_without_being_held_whole(
+    client: DeployHQ, fake_deployhq: FakeDeployHQ
+):
+    huge = [{"id": n, "message": "x" * 1000, "type": "info"} for n in range(3000)]  # ~3 MB
+    fake_deployhq.deployments[DEPLOYMENT] = {
+        "identifier": DEPLOYMENT,
+        "status": "failed",
+        "project": {"permalink": "my-project"},
+        "steps": [{"identifier": "step-1", "description": "Build", "status": "failed"}],
+    }
+    fake_deployhq.logs["step-1"] = huge
+    with pytest.raises(DeployHQError) as raised:
+        client.failure_log("my-project", DEPLOYMENT)
+    assert raised.value.kind == "too-large" and "larger than 2 MB" in raised.value.message
+    # An answer under the bound is read as before.
+    fake_deployhq.logs["step-1"] = huge[:100]
+    found = client.failure_log("my-project", DEPLOYMENT)
+    assert found is not None and len(found[1]) == 100
