@@ -227,7 +227,8 @@ def test_a_5xx_on_update_does_not_lose_the_outcome(
 def test_a_worker_killed_mid_retry_leaves_no_card_stuck_retrying(
     env: dict, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
-    server = Gunicorn({**env, "DEPLOYHQ_TIMEOUT": "1"}, workers=1)  # lease: 1 + 2 s
+    # Leases: the retry's 1 + 2 s; a card push the kill may interrupt, 2 + 5 s.
+    server = Gunicorn({**env, "DEPLOYHQ_TIMEOUT": "1", "SLACK_TIMEOUT": "2"}, workers=1)
     try:
         server.wait_ready()
         requests.post(
@@ -268,7 +269,9 @@ def test_a_worker_killed_mid_retry_leaves_no_card_stuck_retrying(
 
         later = fake_slack.wait_for(later_click, timeout=30)
         assert "<@U0DOOMED> already retried this deployment" in later
-        fake_slack.wait_for(lambda: updates_saying(fake_slack, "Retried by <@U0DOOMED>"))
+        fake_slack.wait_for(
+            lambda: updates_saying(fake_slack, "Retried by <@U0DOOMED>"), timeout=30
+        )
         assert len(fake_deployhq.retries()) == 1
     finally:
         server.stop()

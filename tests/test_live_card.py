@@ -234,8 +234,9 @@ def test_when_slack_refuses_an_update_the_event_lands_once_slack_takes_it(
     down = Reply(200, {"ok": False, "error": "fatal_error"})
     fake_slack.script("chat.update", down, down)
 
-    running = bot.webhook(event("running", started_at=later(1)))
-    redelivered = bot.webhook(event("running", started_at=later(1)))
+    running_event = event("running", started_at=later(1))  # one delivery, sent twice
+    running = bot.webhook(running_event)
+    redelivered = bot.webhook(running_event)
 
     assert running.json()["result"] == "updated"
     assert redelivered.json()["result"] == "duplicate"
