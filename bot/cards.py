@@ -392,7 +392,7 @@ class Cards:
                 card = current
         if not card.drawn:
             card = self._draw(card)
-        if card.ts is not None and card.notes:
+        if card.drawn and card.ts is not None and card.notes:  # the card first, then its notes
             card = self._post_notes(card)
         if card.drawn and not card.notes and card.confirmed and card.deployment.status == FAILED:
             self._explain(card)

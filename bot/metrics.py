@@ -56,6 +56,11 @@ SOCKET_MODE_CONNECTIONS = Gauge(
     "Open Socket Mode connections to Slack (each worker holds one; two while one is refreshed)",
     multiprocess_mode="livesum",  # summed over the workers that are alive
 )
+SOCKET_MODE_DOWN_SINCE = Gauge(
+    "deployhq_bot_socket_mode_down_since_seconds",
+    "Since when (Unix time) this worker has had no Socket Mode connection; 0 while it has one",
+    multiprocess_mode="liveall",  # one value per live worker: /healthz checks every one
+)
 SOCKET_MODE_RECONNECTS = Counter(
     "deployhq_bot_socket_mode_reconnects_total",
     "Socket Mode connections replaced or retried, by cause",
@@ -69,6 +74,21 @@ def authorized(header: str | None, token: str) -> bool:
     return bool(header and header.startswith("Bearer ")) and hmac.compare_digest(
         given, token.encode()
     )
+
+
+def socket_mode_workers() -> list[float] | None:
+    """Each live worker's ``down since`` (0: connected), when gunicorn's workers share their
+    metrics; None in a single process (its own state is all there is)."""
+    if not os.environ.get(MULTIPROCESS_DIR):
+        return None
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return [
+        sample.value
+        for metric in registry.collect()
+        if metric.name == "deployhq_bot_socket_mode_down_since_seconds"
+        for sample in metric.samples
+    ]
 
 
 def exposition() -> tuple[bytes, str]:

@@ -150,6 +150,7 @@ class SocketMode:
         self._links: set[_Link] = set()
         self._current: _Link | None = None
         self._down_since = time.monotonic()
+        metrics.SOCKET_MODE_DOWN_SINCE.set(time.time())
         self._heard: tuple[float, float] | None = None  # (monotonic, epoch)
         self._reconnects = 0
         self._envelopes = ThreadPoolExecutor(ENVELOPE_THREADS, "socket-mode-envelope")
@@ -255,6 +256,7 @@ class SocketMode:
             self._links.add(link)
             self._current = link
         metrics.SOCKET_MODE_CONNECTIONS.inc()
+        metrics.SOCKET_MODE_DOWN_SINCE.set(0)
         self._note_heard()
         if self._stop.is_set():  # closed while connecting
             connection.close()
@@ -293,6 +295,7 @@ class SocketMode:
                 if self._current is link:
                     self._current = None
                     self._down_since = time.monotonic()
+                    metrics.SOCKET_MODE_DOWN_SINCE.set(time.time())
             metrics.SOCKET_MODE_CONNECTIONS.dec()
             link.ended.set()
             link.replace.set()

@@ -7,6 +7,7 @@ Redis pool, HTTP session and listener threads.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from flask import Flask, Request, Response, jsonify, request
@@ -197,6 +198,21 @@ def create_app(
                 answer.setdefault(
                     "error", f"no Socket Mode connection to Slack for {state.down_for:.0f} s"
                 )
+            workers = metrics.socket_mode_workers()
+            if workers:  # every worker of this server, not just the one answering
+                now = time.time()
+                deaf = [since for since in workers if since and now - since > state.grace]
+                answer["socket_mode_workers"] = {
+                    "workers": len(workers),
+                    "connected": sum(1 for since in workers if not since),
+                }
+                if deaf:
+                    answer["ok"] = False
+                    answer.setdefault(
+                        "error",
+                        f"{len(deaf)} of {len(workers)} workers have had no Socket Mode "
+                        f"connection for over {state.grace:.0f} s",
+                    )
         return jsonify(answer), 200 if answer["ok"] else 503
 
     @flask.errorhandler(HTTPException)

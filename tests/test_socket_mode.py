@@ -111,6 +111,8 @@ def test_healthz_and_metrics_show_the_connection_and_its_reconnects(scene: Scene
     assert health.status_code == 200
     state = health.json()["socket_mode"]
     assert state["connected"] is True and state["last_heard_seconds_ago"] < 5
+    # Every worker of the server, read from the workers' shared metrics.
+    assert health.json()["socket_mode_workers"] == {"workers": 1, "connected": 1}
 
     scene.play("drop", deadline=20)
     metrics = requests.get(
@@ -143,6 +145,7 @@ def test_healthz_answers_503_once_the_socket_is_down_longer_than_the_grace(
         output = scene.stop()
     body = answer.json()
     assert body["ok"] is False and body["socket_mode"]["connected"] is False
+    assert body["socket_mode_workers"] == {"workers": 1, "connected": 0}
     assert "no Socket Mode connection to Slack" in body["error"]
     assert "Traceback" not in output
     assert body["socket_mode"]["last_heard_from_slack"]  # when it last heard, for the operator
