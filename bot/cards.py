@@ -575,7 +575,9 @@ class Cards:
         while True:
             with self.store.card_lock(identifier):
                 current = self.store.card(identifier)
-                if current is None or not current.notes or current.ts is None:
+                # A note follows the card: none is posted while Slack shows an older version
+                # (the push draws the newer one first, then comes back for its notes).
+                if current is None or not current.notes or current.ts is None or not current.drawn:
                     return current or card
                 note = current.notes[0]
                 card = replace(current, notes=current.notes[1:])
