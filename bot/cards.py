@@ -630,8 +630,14 @@ class Cards:
         deployment = card.deployment
         project = deployment.project_permalink
         try:
-            found = self.deployhq.failure_log(project, deployment.identifier)
-            good = last_good(self.deployhq.history(project), deployment)
+            # DeployHQ's record, read to confirm the card, names the failing step: only its
+            # log is read here (else the record is read again), and the last good deployment
+            # from the deployments to the same servers.
+            if card.confirmed and deployment.steps_read:
+                found = self.deployhq.step_log(project, deployment)
+            else:
+                found = self.deployhq.failure_log(project, deployment.identifier)
+            good = last_good(self.deployhq.history(project, to=deployment.parent), deployment)
         except DeployHQError as error:
             log.warning("could not look up deployment %s: %s", deployment.identifier, error)
             if error.kind == "too-large":

@@ -20,7 +20,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.response import BaseHTTPResponse
 
 from bot import metrics
-from bot.deployments import FAILED, Deployment, Step, failing_step, log_lines
+from bot.deployments import FAILED, Deployment, Step, log_lines
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,10 @@ DEFAULT_TIMEOUT = (3.05, 20.0)
 _MAX_MESSAGE = 500
 MAX_ANSWER_BYTES = 2 * 2**20  # DeployHQ's largest answers (lists, step logs) are far smaller
 POOL_SIZE = 32
+# The deployments list is read 50 at a time, and never more than 5 pages (250 deployments,
+# filtered to the servers in question where DeployHQ can filter) for one question.
+PER_PAGE = 50
+HISTORY_PAGES = 5
 
 
 class DeployHQError(Exception):
@@ -173,15 +177,19 @@ class DeployHQ:
 
     def failure_log(self, project: str, deployment: str) -> tuple[Step, list[str]] | None:
         """The step that failed and its log lines; ``None`` when no step failed."""
-        data = self._call("GET", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}")
-        step = failing_step(data)
+        return self.step_log(project, self.deployment(project, deployment))
+
+    def step_log(self, project: str, record: Deployment) -> tuple[Step, list[str]] | None:
+        """The failing step of ``record`` (DeployHQ's own, with its steps) and its last log
+        lines: one page, newest first, is enough to end on the error."""
+        step = record.failed_step
         if step is None:
             return None
         if not step.has_logs:
             return step, []
         logs = self._call(
             "GET",
-            f"/projects/{_seg(project)}/deployments/{_seg(deployment)}"
+            f"/projects/{_seg(project)}/deployments/{_seg(record.identifier)}"
             f"/steps/{_seg(step.identifier)}/logs",
         )
         return step, log_lines(logs)
@@ -203,17 +211,20 @@ class DeployHQ:
         failed = (d for d in self.history(project, max_pages=max_pages) if d.status == FAILED)
         return list(islice(failed, count))
 
-    def history(self, project: str, *, max_pages: int = 3) -> Iterator[Deployment]:
-        """The project's recent deployments, newest first: up to ``max_pages`` pages of 50,
-        each read only when the one before has been used up. DeployHQ has no filters, so
-        callers pick what they need from these."""
+    def history(
+        self, project: str, *, to: str = "", max_pages: int = HISTORY_PAGES
+    ) -> Iterator[Deployment]:
+        """The project's deployments, newest first (DeployHQ lists no previews), filtered to
+        those deployed to ``to`` (a server's or server group's identifier) when given: up to
+        ``max_pages`` pages of 50, each read only when the one before has been used up."""
+        params: dict[str, Any] = {"per_page": PER_PAGE}
+        if to:
+            params["to"] = to
         for page in range(1, max_pages + 1):
             data = self._call(
-                "GET",
-                f"/projects/{_seg(project)}/deployments",
-                params={"page": page, "per_page": 50},
+                "GET", f"/projects/{_seg(project)}/deployments", params={**params, "page": page}
             )
-            records = data.get("records") if isinstance(data, dict) else None
+            records = data.get("records") if isinstance(data, dict) else data
             if not isinstance(records, list):
                 raise DeployHQError(
                     "DeployHQ sent an unexpected list of deployments", kind="invalid"
@@ -223,9 +234,7 @@ class DeployHQ:
                     yield Deployment.from_api(record, project=project)
                 except ValueError:
                     continue  # one odd record must not hide the others
-            pagination = data.get("pagination")
-            total_pages = pagination.get("total_pages") if isinstance(pagination, dict) else None
-            if not isinstance(total_pages, int) or page >= total_pages:
+            if not records or not _more_pages(data, page, len(records)):
                 return
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -304,9 +313,23 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def _more_pages(data: Any, page: int, count: int) -> bool:
+    """Whether the list goes on past ``page``: by DeployHQ's ``pagination`` (or the keys other
+    clients of it meet: ``total_pages``, ``total``); a bare array ends when a page is short."""
+    pagination = data.get("pagination") if isinstance(data, dict) else None
+    if isinstance(pagination, dict):
+        total_pages = pagination.get("total_pages")
+        if isinstance(total_pages, int) and not isinstance(total_pages, bool):
+            return page < total_pages
+        total = pagination.get("total") or pagination.get("total_records")
+        if isinstance(total, int) and not isinstance(total, bool):
+            return page * PER_PAGE < total
+    return count >= PER_PAGE
+
+
 def _deployment(data: Any, project: str) -> Deployment:
     try:
-        return Deployment.from_api(data, project=project)
+        return Deployment.from_api(data, project=project, steps=True)
     except ValueError as exc:
         raise DeployHQError(f"DeployHQ sent an unexpected answer: {exc}", kind="invalid") from exc
 

@@ -73,18 +73,25 @@ class Deployment:
     end_revision: Revision | None = None
     servers: tuple[str, ...] = ()
     server_ids: tuple[str, ...] = ()
+    # Each server's group (``servers[].server_group_identifier``), where DeployHQ gives one.
+    server_groups: tuple[str, ...] = ()
     queued_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
     duration: float | None = None
     archived: bool = False  # DeployHQ retries and rolls back to no archived deployment
     config_files_only: bool = False  # nor rolls back to one that only copied config files
+    # Read from DeployHQ's own record of the deployment (which lists its steps): whether it
+    # did, and the step that failed. A delivery's steps are never trusted for this.
+    steps_read: bool = False
+    failed_step: Step | None = None
 
     @classmethod
-    def from_api(cls, data: Any, *, project: str = "") -> Deployment:
+    def from_api(cls, data: Any, *, project: str = "", steps: bool = False) -> Deployment:
         """Parse a deployment object; ``ValueError`` when it is not one.
 
         ``project`` is the permalink used to fetch it, for API answers that omit the project.
+        ``steps``: the object is DeployHQ's own record, whose ``steps`` say which one failed.
         """
         if not isinstance(data, Mapping):
             raise ValueError("a deployment must be a JSON object")
@@ -123,12 +130,19 @@ class Deployment:
                 for server in (servers if isinstance(servers, list) else [])
                 if isinstance(server, Mapping) and (ident := _text(server.get("identifier")))
             ),
+            server_groups=tuple(
+                _text(server.get("server_group_identifier"))
+                for server in (servers if isinstance(servers, list) else [])
+                if isinstance(server, Mapping)
+            ),
             queued_at=_time(timestamps.get("queued_at")),
             started_at=started_at,
             completed_at=completed_at,
             duration=duration,
             archived=data.get("archived") is True,
             config_files_only=data.get("config_files_deployment") is True,
+            steps_read=steps and isinstance(data.get("steps"), list),
+            failed_step=failing_step(data) if steps else None,
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -151,10 +165,15 @@ class Deployment:
             "start_revision": revision(self.start_revision),
             "end_revision": revision(self.end_revision),
             "servers": [
-                {"name": name, **({"identifier": ident} if ident else {})}
-                for name, ident in zip(
+                {
+                    "name": name,
+                    **({"identifier": ident} if ident else {}),
+                    **({"server_group_identifier": group} if group else {}),
+                }
+                for name, ident, group in zip(
                     self.servers,
                     self.server_ids + ("",) * (len(self.servers) - len(self.server_ids)),
+                    self.server_groups + ("",) * (len(self.servers) - len(self.server_groups)),
                     strict=False,
                 )
             ],
@@ -166,12 +185,28 @@ class Deployment:
             },
             "archived": self.archived,
             "config_files_deployment": self.config_files_only,
+            **(
+                {"steps": [self.failed_step.to_api()] if self.failed_step else []}
+                if self.steps_read
+                else {}
+            ),
         }
 
     @property
     def server_keys(self) -> frozenset[str]:
         """The servers it ran on, by identifier where DeployHQ gave one, else by name."""
         return frozenset(self.server_ids or self.servers)
+
+    @property
+    def parent(self) -> str:
+        """What it was deployed to, as DeployHQ's ``to=`` filter names it: its one server's
+        identifier, or the group that all its servers share; "" when neither fits."""
+        if len(self.server_ids) == 1 and len(self.servers) <= 1:
+            return self.server_ids[0]
+        groups = set(self.server_groups)
+        if len(self.servers) > 1 and len(groups) == 1 and "" not in groups:
+            return self.server_groups[0]
+        return ""
 
     @property
     def is_preview(self) -> bool:
@@ -287,6 +322,15 @@ class Step:
             has_logs=data.get("logs") is not False,
         )
 
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "identifier": self.identifier,
+            "description": self.description,
+            "status": self.status,
+            "server": {"name": self.server},
+            "logs": self.has_logs,
+        }
+
 
 def failing_step(data: Any) -> Step | None:
     """The step that failed, from a deployment object with ``steps``."""
@@ -353,9 +397,14 @@ def last_good(history: Iterable[Deployment], failed: Deployment) -> Deployment |
 def newer_on_servers(history: Iterable[Deployment], failed: Deployment) -> Deployment | None:
     """A deployment queued after ``failed`` on any of its servers, by DeployHQ's own clock,
     whatever became of it (completed, under way or failed too): ``failed`` is then no longer
-    the latest word on those servers, and acting on it could put older code over newer."""
+    the latest word on those servers, and acting on it could put older code over newer.
+
+    ``history`` is newest first and is read no further than ``failed`` itself, so that what
+    follows it (older deployments) is left to the caller."""
     for deployment in history:
-        if deployment.identifier == failed.identifier or deployment.is_preview:
+        if deployment.identifier == failed.identifier:
+            return None
+        if deployment.is_preview:
             continue  # a preview changes nothing on the servers
         if deployment.server_keys & failed.server_keys and _before(failed, deployment):
             return deployment
@@ -366,10 +415,11 @@ def rolled_back_by(
     history: Iterable[Deployment], failed: Deployment, ref: str
 ) -> Deployment | None:
     """The deployment that proves a rollback of ``failed`` went through: on its servers, to
-    ``ref`` (the target's end revision), queued after it, all by DeployHQ's own record."""
+    ``ref`` (the target's end revision), queued after it, all by DeployHQ's own record. Read
+    no further than ``failed`` (the list is newest first)."""
     for deployment in history:
         if deployment.identifier == failed.identifier:
-            continue
+            return None
         revision = deployment.end_revision.ref if deployment.end_revision else ""
         if (
             not deployment.is_preview

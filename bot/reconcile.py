@@ -126,7 +126,7 @@ class Reconciler:
             action = card.state.action
             if action == "rollback":
                 try:
-                    history = self.deployhq.history(deployment.project_permalink, max_pages=1)
+                    history = self.deployhq.history(deployment.project_permalink, to=record.parent)
                     if newer_on_servers(history, record) is not None:
                         return
                 except DeployHQError:

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import takewhile
 
 from bot import failpoints, messages, metrics
 from bot.cards import Cards
@@ -188,11 +189,14 @@ class Retries:
             tell(messages.archived(action))
             self._put_back(target, record)
             return RetryResult("refused", deployment=record)
+        # One read of the deployments to its servers, newest first, usually one page: what was
+        # queued since the failure, then (for a rollback) the last good one before it.
+        listed = iter(self.deployhq.history(target.project, to=record.parent))
         try:
-            history = list(self.deployhq.history(target.project, max_pages=1))
+            newer = newer_on_servers(listed, record)
+            good = last_good(listed, record) if action == ROLLBACK and newer is None else None
         except DeployHQError as error:
             return self._not_sent(target, claim, user_id, error, action)
-        newer = newer_on_servers(history, record)
         if newer is not None:
             # Never older code over newer, and never a second action after a first one whose
             # own deployment (a rollback's, say) failed too.
@@ -205,7 +209,6 @@ class Retries:
         if action != ROLLBACK:
             return _Preflight(record)
         assert isinstance(target, RollbackTarget)
-        good = last_good(history, record)
         if good is None or good.identifier != target.to:
             self._release(target, claim)
             log.info(
@@ -268,7 +271,8 @@ class Retries:
             proof: Deployment | None = None
             other: Deployment | None = None
             if claim.action == ROLLBACK:
-                history = list(self.deployhq.history(target.project, max_pages=1))
+                listed = self.deployhq.history(target.project, to=record.parent)
+                history = list(takewhile(lambda d: d.identifier != record.identifier, listed))
                 proof = rolled_back_by(history, record, claim.ref) if claim.ref else None
                 other = newer_on_servers(history, record)
             elif record.status != FAILED or record.run_key != target.run_key:

@@ -521,7 +521,7 @@ class Card:
         retried_at = data.get("retried_at")
         return cls(
             channel=str(data["channel"]),
-            deployment=Deployment.from_api(data["deployment"]),
+            deployment=Deployment.from_api(data["deployment"], steps=True),
             state=_state_from_json(data.get("state") or {"kind": "Failed"}),
             ts=data.get("ts"),
             confirmed=bool(data.get("confirmed", True)),

@@ -85,7 +85,7 @@ def register(app: App, *, deployhq: DeployHQ, retries: Retries, cards: Cards, po
 
     def _rollback(project: str, deployment_id: str, user_id: str, respond: Respond) -> None:
         deployment = deployhq.deployment(project, deployment_id)
-        good = last_good(deployhq.history(project), deployment)
+        good = last_good(deployhq.history(project, to=deployment.parent), deployment)
         if good is None:
             tell(respond, messages.nothing_to_roll_back_to(deployment))
             return
