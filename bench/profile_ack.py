@@ -16,7 +16,7 @@ import time
 import uuid
 
 from bot.config import Settings
-from bot.routing import RetryTarget
+from bot.routing import ActionTarget
 from bot.web import create_app
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.redis_server import RedisServer
@@ -49,7 +49,7 @@ def main() -> None:
         clicks = []
         for _ in range(CLICKS):
             deployment = str(uuid.uuid4())
-            value = RetryTarget("profile", deployment, f"{deployment}:1").encode()
+            value = ActionTarget("profile", deployment, f"{deployment}:1").encode()
             body = click_body(value, response_url=slack.response_url())
             clicks.append((body, slack_headers(body)))
         for body, headers in clicks[:20]:  # warm up

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.deployments import Deployment
-from bot.routing import RetryTarget
+from bot.routing import ActionTarget
 from tests.support.fakes import deployment_json
 from tests.support.gunicorn import Gunicorn
 from tests.support.redis_server import RedisServer
@@ -84,7 +84,7 @@ class Fakes:
 def click(fakes: Fakes, deployment: str, user: str) -> tuple[str, dict[str, str]]:
     # The failure as the fake DeployHQ records it, so the bot's check of DeployHQ's record
     # finds the failure the button names.
-    value = RetryTarget.of(Deployment.from_api(deployment_json(deployment, "bench"))).encode()
+    value = ActionTarget.of(Deployment.from_api(deployment_json(deployment, "bench"))).encode()
     body = click_body(value, response_url=f"{fakes.slack}/respond/{user}", user_id=user)
     return body, slack_headers(body)
 

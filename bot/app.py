@@ -7,13 +7,14 @@ import logging
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.actions import Actions
 from bot.background import Pools
-from bot.cards import Cards
 from bot.config import Settings
 from bot.deployhq import DeployHQ
 from bot.identity import Identity
-from bot.listeners import actions, commands
-from bot.retries import Retries
+from bot.listeners import actions as action_listeners
+from bot.listeners import commands as command_listeners
+from bot.permissions import AccessPolicy
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,9 @@ def build_app(
     *,
     client: WebClient,
     identity: Identity,
-    retries: Retries,
+    actions: Actions,
+    policy: AccessPolicy,
     deployhq: DeployHQ,
-    cards: Cards,
     pools: Pools,
 ) -> App:
     app = App(
@@ -46,6 +47,13 @@ def build_app(
         # acks, then hands its slow work to a pool.
         process_before_response=True,
     )
-    actions.register(app, retries, pools.retries)
-    commands.register(app, deployhq=deployhq, retries=retries, cards=cards, pools=pools)
+    action_listeners.register(app, actions, pools.retries)
+    command_listeners.register(
+        app,
+        deployhq=deployhq,
+        actions=actions,
+        policy=policy,
+        web_url=settings.deployhq_web_url,
+        pools=pools,
+    )
     return app

@@ -12,12 +12,30 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 EXTENSION = "deployhq-bot.background"
 """Where ``create_app`` leaves the worker's pools, for gunicorn's ``worker_exit`` to drain."""
+
+
+class Runner(Protocol):
+    """Where work runs: a pool of this process (``Background``), or this thread (``Inline``)."""
+
+    def run(self, what: str, work: Callable[..., object], *args: Any) -> None: ...
+    def later(self, delay: float, what: str, work: Callable[..., object], *args: Any) -> None: ...
+
+
+class Inline:
+    """Work run at once, in the calling thread: for a one-shot command, which has no pools and
+    is gone before anything scheduled ``later`` could run, so that is dropped."""
+
+    def run(self, what: str, work: Callable[..., object], *args: Any) -> None:
+        work(*args)
+
+    def later(self, delay: float, what: str, work: Callable[..., object], *args: Any) -> None:
+        log.info("%s not scheduled: this command ends now", what)
 
 
 class Background:

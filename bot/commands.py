@@ -84,7 +84,7 @@ def parse(text: str) -> Command:
         if not _COUNT.fullmatch(args[1]) or not 1 <= int(args[1]) <= MAX_FAILED_COUNT:
             return Help(f"the count must be a number from 1 to {MAX_FAILED_COUNT}.")
         return ListFailed(args[0], int(args[1]))
-    return Help(f"there is no `{_clip(verb)}` command.")
+    return Help(f"there is no `{verb[:30]}` command.")  # quoted back, cut short
 
 
 def _deployment_args(args: list[str]) -> tuple[str, str] | str:
@@ -124,7 +124,3 @@ def _from_url(word: str) -> tuple[str, str] | None:
 
 def _is_project(word: str) -> bool:
     return is_permalink(word)
-
-
-def _clip(word: str) -> str:
-    return word[:30]

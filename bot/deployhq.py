@@ -24,8 +24,8 @@ from bot.deployments import FAILED, Deployment, Step, log_lines
 
 log = logging.getLogger(__name__)
 
-# (connect, read) seconds. A retry is queued by DeployHQ, not run, so its answer is quick when
-# DeployHQ is healthy; the read timeout only bounds how long the card says "retrying".
+# (connect, read) seconds when none are given (the settings give DEPLOYHQ_TIMEOUT's). The read
+# timeout bounds each read only; the whole call is bounded by ``deadline`` (see below).
 DEFAULT_TIMEOUT = (3.05, 20.0)
 _MAX_MESSAGE = 500
 MAX_ANSWER_BYTES = 2 * 2**20  # DeployHQ's largest answers (lists, step logs) are far smaller
@@ -143,7 +143,7 @@ class DeployHQ:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        # However DeployHQ answers, a call ends by then: the retry lock outlives it.
+        # However DeployHQ answers, a call ends by then: an action's claim outlives it.
         self.deadline = deadline if deadline is not None else timeout[1]
         self.session = session or requests.Session()
         # As many kept-alive connections as threads that call DeployHQ at once.

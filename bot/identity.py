@@ -16,7 +16,7 @@ from typing import Any
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.cards import SLACK_ERRORS, slack_error
+from bot.slack_client import SLACK_ERRORS, slack_error
 
 log = logging.getLogger(__name__)
 

@@ -4,29 +4,35 @@ projects and allowed users or user groups are configured."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 
-from bot.cards import SLACK_ERRORS, slack_error
-from bot.store import Store, StoreUnavailable
+from bot.kv import StoreUnavailable
+from bot.messages import replies
+from bot.slack_client import SLACK_ERRORS, slack_error
+from bot.store import UserGroups
 
 log = logging.getLogger(__name__)
 
 GROUP_CACHE_SECONDS = 300.0
+
+Tell = Callable[[str], None]
+"""Sends a private mrkdwn note to the person who asked."""
 
 
 class PermissionUnknown(Exception):
     """No allowed user group could be read, so nobody outside the user list may act for now."""
 
 
-class RetryPolicy:
+class AccessPolicy:
     def __init__(
         self,
         users: frozenset[str],
         groups: frozenset[str],
         *,
         client: WebClient,
-        store: Store,
+        cache: UserGroups,
         projects: frozenset[str] = frozenset(),
         cache_seconds: float = GROUP_CACHE_SECONDS,
     ) -> None:
@@ -34,7 +40,7 @@ class RetryPolicy:
         self.users = users
         self.groups = groups
         self.client = client
-        self.store = store
+        self.cache = cache
         self.cache_seconds = cache_seconds
 
     @property
@@ -44,6 +50,23 @@ class RetryPolicy:
     def serves(self, project: str) -> bool:
         """Whether the bot acts on ``project`` (a permalink) at all."""
         return not self.projects or project in self.projects
+
+    def check(self, user_id: str, tell: Tell, project: str = "") -> bool:
+        """Whether ``user_id`` may act on ``project``; if not, they are told why, and it is
+        logged. Checked before any call to DeployHQ."""
+        if project and not self.serves(project):
+            log.warning("refused %s: project %r is not in DEPLOYHQ_PROJECTS", user_id, project)
+            tell(replies.project_not_served(project))
+            return False
+        try:
+            allowed = self.allows(user_id)
+        except PermissionUnknown:
+            tell(replies.permission_unknown())
+            return False
+        if not allowed:
+            log.warning("retry refused: user %s is not allowed to retry", user_id)
+            tell(replies.not_allowed())
+        return allowed
 
     def allows(self, user_id: str) -> bool:
         """Whether ``user_id`` may act. A group Slack cannot list (deleted, say) is logged and
@@ -65,7 +88,7 @@ class RetryPolicy:
     def _members(self, group: str) -> frozenset[str] | None:
         """The group's members, each group cached on its own; None when Slack will not say."""
         try:
-            cached = self.store.usergroup_members(group)
+            cached = self.cache.members(group)
         except StoreUnavailable:
             cached = None
         if cached is not None:
@@ -81,7 +104,7 @@ class RetryPolicy:
             return None
         members = frozenset(str(u) for u in response.get("users") or [])
         try:
-            self.store.save_usergroup_members(group, members, self.cache_seconds)
+            self.cache.save(group, members, self.cache_seconds)
         except StoreUnavailable:
             log.warning("store unavailable; members of %s not cached", group)
         return members

@@ -2,7 +2,7 @@
 
 Every ``interval`` seconds one process (whichever takes the turn in the store) goes through the
 cards that are not settled: one whose record Slack has not shown yet is pushed again; one whose
-retry is in doubt is settled from DeployHQ's record; one whose deployment or retry is under way
+action is in doubt is settled from DeployHQ's record; one whose deployment or action is under way
 is compared with DeployHQ's record and redrawn when DeployHQ has moved on. So a notification
 that never came, a Slack outage, or a process that died mid-retry still ends on the truth.
 """
@@ -13,13 +13,18 @@ import logging
 import random
 import threading
 
-from bot import messages
+from bot import card_rules
+from bot import card_states as s
+from bot.card_rules import Card
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
-from bot.deployments import FAILED, newer_on_servers
-from bot.retries import Retries
-from bot.routing import RetryTarget
-from bot.store import Card, Store, StoreUnavailable
+from bot.history import newer_on_servers
+from bot.kv import StoreUnavailable
+from bot.messages import notes
+from bot.outbox import Outbox
+from bot.routing import ActionTarget
+from bot.settle import Settler
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +36,16 @@ class Reconciler:
         self,
         store: Store,
         cards: Cards,
-        retries: Retries,
+        outbox: Outbox,
+        settler: Settler,
         deployhq: DeployHQ,
         *,
         interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.store = store
         self.cards = cards
-        self.retries = retries
+        self.outbox = outbox  # pushes a card Slack has not shown yet, in this thread
+        self.settler = settler  # settles an action in doubt from DeployHQ's record
         self.deployhq = deployhq
         self.interval = interval
         self._stop = threading.Event()
@@ -64,17 +71,17 @@ class Reconciler:
         """Check every open card, if this process has the turn; how many were checked."""
         turn = self.interval * 0.8
         try:
-            token = self.store.take_turn("reconcile", turn)
+            token = self.store.turns.take("reconcile", turn)
             if token is None:
                 return 0
-            open_cards = sorted(self.store.open_cards())
+            open_cards = sorted(self.store.cards.open_cards())
         except StoreUnavailable:
             return 0
         for deployment_id in open_cards:
             if self._stop.is_set():
                 break
             try:  # a slow pass keeps its turn, so the next one does not start beside it
-                if not self.store.keep_turn("reconcile", token, turn):
+                if not self.store.turns.keep("reconcile", token, turn):
                     log.warning("reconciling took longer than its turn; the rest waits")
                     break
             except StoreUnavailable:
@@ -88,26 +95,26 @@ class Reconciler:
         return len(open_cards)
 
     def check(self, deployment_id: str) -> None:
-        card = self.store.card(deployment_id)
+        card = self.store.cards.card(deployment_id)
         if card is None:
-            self.store.drop_card(deployment_id)  # expired: take it off the list
+            self.store.cards.drop_card(deployment_id)  # expired: take it off the list
             return
         if not (card.confirmed and card.drawn and not card.notes):
-            self.cards.sync(deployment_id)
-            card = self.store.card(deployment_id) or card
+            self.outbox.push_now(deployment_id)
+            card = self.store.cards.card(deployment_id) or card
         if not card.live:
             return
-        target = RetryTarget.of(card.deployment)
-        if isinstance(card.state, messages.Retrying | messages.InDoubt):
-            claim = self.store.retry_claim(target.run_key)
+        target = ActionTarget.of(card.deployment)
+        if isinstance(card.state, s.Requested | s.InDoubt):
+            claim = self.store.claims.held(target.run_key)
             if claim is not None and (claim.in_doubt or claim.done):
-                self.retries.resolve(target, claim)  # settled from DeployHQ's record
+                self.settler.resolve(target, claim)  # settled from DeployHQ's record
                 return
             if claim is not None and not claim.done:
                 return  # its holder is still asking DeployHQ
         self._follow(card, target)
 
-    def _follow(self, card: Card, target: RetryTarget) -> None:
+    def _follow(self, card: Card, target: ActionTarget) -> None:
         """Redraw the card when DeployHQ's record has moved on from what it shows."""
         # After a rollback the card follows the deployment the rollback queued.
         deployment = card.rolled_back or card.deployment
@@ -119,23 +126,17 @@ class Reconciler:
         if self.cards.on_record(record):
             log.info("card of %s caught up with DeployHQ: %s", deployment.identifier, record.status)
             return
-        if isinstance(card.state, messages.Retrying) and record.run_key == target.run_key:
+        if isinstance(card.state, s.Requested) and record.run_key == target.run_key:
             # Its claim is gone: its holder died before marking it sending (so nothing was
             # sent), or the store lost it. A rollback leaves the failure's record as it was, so
             # only the servers' history can tell; anything newer there and nothing is said.
             action = card.state.action
-            if action == "rollback":
+            if action == s.ROLLBACK:
                 try:
                     history = self.deployhq.history(deployment.project_permalink, to=record.parent)
                     if newer_on_servers(history, record) is not None:
                         return
                 except DeployHQError:
                     return
-            done = "retried" if action == "retry" else "rolled back"
-            state = messages.Failed() if record.status == FAILED else messages.Progress()
-            self.cards.on_retry(
-                target,
-                state,
-                f":warning: The {action} was interrupted before DeployHQ was asked; nothing "
-                f"was {done}.",
-            )
+            state = card_rules.resting_state(record)
+            self.cards.on_action(target, state, notes.interrupted(action))

@@ -1,4 +1,4 @@
-"""Action ids, and the data a Retry button carries back to us."""
+"""Routes, action ids, and the data a Retry or Roll back button carries back to us."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ OPEN_ACTION = "deployhq_open"
 
 
 @dataclass(frozen=True)
-class RetryTarget:
-    """Which failure of which deployment a Retry is for.
+class ActionTarget:
+    """Which failure of which deployment an action (a retry or a rollback) is for: what a
+    Retry button carries.
 
-    ``run_key`` names the failure (see ``Deployment.run_key``), so the lock taken for it is
+    ``run_key`` names the failure (see ``Deployment.run_key``), so the claim taken for it is
     shared by every click and command about that failure, and a later failure gets a new one.
     """
 
@@ -29,7 +30,7 @@ class RetryTarget:
     run_key: str
 
     @classmethod
-    def of(cls, deployment: Deployment) -> RetryTarget:
+    def of(cls, deployment: Deployment) -> ActionTarget:
         return cls(deployment.project_permalink, deployment.identifier, deployment.run_key)
 
     def encode(self) -> str:
@@ -38,7 +39,7 @@ class RetryTarget:
         )
 
     @classmethod
-    def decode(cls, value: str) -> RetryTarget:
+    def decode(cls, value: str) -> ActionTarget:
         """The target a button value names; ``ValueError`` when it names none."""
         try:
             data = json.loads(value)
@@ -57,8 +58,8 @@ class RetryTarget:
 
 
 @dataclass(frozen=True)
-class RollbackTarget(RetryTarget):
-    """A Roll back button: the failure it is for (so it shares the Retry's lock) and the
+class RollbackTarget(ActionTarget):
+    """A Roll back button: the failure it is for (so it shares the Retry's claim) and the
     completed deployment whose revision goes back onto the servers."""
 
     to: str = ""
@@ -71,7 +72,7 @@ class RollbackTarget(RetryTarget):
 
     @classmethod
     def decode(cls, value: str) -> RollbackTarget:
-        failure = RetryTarget.decode(value)
+        failure = ActionTarget.decode(value)
         to = json.loads(value).get("to")
         if not (isinstance(to, str) and is_identifier(to)):
             raise ValueError("the button names no deployment to roll back to")

@@ -77,8 +77,9 @@ def test_a_stored_copy_reads_back_the_same():
 
 
 def test_previews_archived_and_aborted_deployments_are_shown_for_what_they_are():
-    from bot import messages
-    from bot.deployments import newer_on_servers
+    from bot import card_states as states
+    from bot.history import newer_on_servers
+    from bot.messages.card import deployment_card
     from tests.support.signed import at
 
     failed = Deployment.from_api(delivery())
@@ -92,10 +93,10 @@ def test_previews_archived_and_aborted_deployments_are_shown_for_what_they_are()
     assert preview.is_preview and newer_on_servers([preview, failed], failed) is None
 
     archived = Deployment.from_api(delivery(archived=True))
-    card = messages.deployment_card(archived, messages.Failed(), page_url="https://x")
+    card = deployment_card(archived, states.Failed(), page_url="https://x")
     elements = [e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert [e["action_id"] for e in elements] == ["deployhq_open"]  # no Retry, no Roll back
 
     aborted = Deployment.from_api(delivery(status="cancelled"))
-    card = messages.deployment_card(aborted, messages.Progress(), page_url="https://x")
+    card = deployment_card(aborted, states.Progress(), page_url="https://x")
     assert card["blocks"][0]["text"]["text"].endswith("Deployment aborted: My Project")

@@ -12,11 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot import commands, messages
+from bot import card_states as states
+from bot import commands
 from bot.config import DEPLOYHQ_PUBLIC_KEY
 from bot.deployments import Deployment
+from bot.messages import replies
+from bot.messages.card import deployment_card
 from bot.notifications import FORM, WebhookAuth, WebhookRejected, read_notification
-from bot.routing import RetryTarget
+from bot.routing import ActionTarget
 from tests.conftest import BotServer
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.signed import DEPLOYMENT_ID, WEBHOOK_SECRET, click_body, command_body
@@ -76,10 +79,10 @@ DEPLOYMENTISH = st.fixed_dictionaries(
     },
 )
 STATES = [
-    messages.Failed(),
-    messages.Failed(again=True, retried_by="U1"),
-    messages.RetryRefused("U1", "x"),
-    messages.Progress("U1", None),
+    states.Failed(),
+    states.Failed(again=True, retried_by="U1"),
+    states.Refused("U1", "x"),
+    states.Progress("U1", None),
 ]
 
 
@@ -112,7 +115,7 @@ def test_any_deployment_like_json_parses_into_a_valid_card_or_is_refused(data, w
         return
     assert Deployment.from_api(deployment.to_api()) == deployment
     for state in STATES:
-        message = messages.deployment_card(deployment, state, page_url="https://x.test/d")
+        message = deployment_card(deployment, state, page_url="https://x.test/d")
         for block in message["blocks"]:
             Block.parse(block).to_dict()  # within every Block Kit limit
 
@@ -135,9 +138,9 @@ def test_any_command_text_parses_into_a_command_or_a_usage_text(text):
     command = commands.parse(text)
     if isinstance(command, commands.Retry | commands.Status):
         assert text.split()[0].lower() in ("retry", "status")
-        assert RetryTarget(command.project, command.deployment, command.deployment + ":0")
+        assert ActionTarget(command.project, command.deployment, command.deployment + ":0")
     if isinstance(command, commands.Help):
-        usage = messages.usage(command.problem)
+        usage = replies.usage(commands.USAGE, command.problem)
         for block in usage["blocks"]:
             Block.parse(block).to_dict()
         assert "<!" not in usage["text"].replace("<project>", "").replace("<deployment>", "")
@@ -147,7 +150,7 @@ def test_any_command_text_parses_into_a_command_or_a_usage_text(text):
 @given(value=st.one_of(st.text(max_size=300), JSON.map(json.dumps)))
 def test_any_button_value_decodes_to_a_valid_target_or_is_refused(value):
     try:
-        target = RetryTarget.decode(value)
+        target = ActionTarget.decode(value)
     except ValueError:
         return
     assert target.run_key.startswith(target.deployment + ":")

@@ -13,8 +13,8 @@ import requests
 from bot.commands import Help, parse
 from bot.config import Settings, is_channel_id
 from bot.deployments import is_identifier
-from bot.routing import RetryTarget
-from bot.store import MemoryKeyValue
+from bot.kv import MemoryKeyValue
+from bot.routing import ActionTarget
 from tests.conftest import BotServer
 from tests.support.cards import first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
@@ -64,7 +64,7 @@ def test_with_deployhq_hung_on_twenty_clicks_help_and_more_clicks_answer_at_once
     bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_TIMEOUT": "4"}))
     fake_deployhq.always("show", Reply(200, None, delay=30))  # hangs past every deadline
     failures = [str(uuid.uuid4()) for _ in range(20)]
-    values = [RetryTarget("my-project", d, f"{d}:1").encode() for d in failures]
+    values = [ActionTarget("my-project", d, f"{d}:1").encode() for d in failures]
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         acks = list(pool.map(lambda i: timed(lambda: bot.click(values[i], key=f"k{i}")), range(20)))
@@ -204,7 +204,7 @@ def test_deployhq_projects_limits_deliveries_commands_and_buttons(
     assert fake_slack.api_calls("chat.postMessage") == []
 
     scoped.command(f"retry secret-project {DEPLOYMENT_ID}", user_id="U0LEAD")
-    target = RetryTarget("secret-project", DEPLOYMENT_ID, f"{DEPLOYMENT_ID}:1")
+    target = ActionTarget("secret-project", DEPLOYMENT_ID, f"{DEPLOYMENT_ID}:1")
     scoped.click(target.encode(), user_id="U0LEAD", key="button")
 
     for key in ("c1", "button"):
@@ -271,7 +271,7 @@ def test_a_click_body_signed_for_another_secret_reaches_nothing(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
     body = click_body(
-        RetryTarget("my-project", DEPLOYMENT_ID, f"{DEPLOYMENT_ID}:1").encode(),
+        ActionTarget("my-project", DEPLOYMENT_ID, f"{DEPLOYMENT_ID}:1").encode(),
         response_url=fake_slack.response_url(),
     )
     response = bot.http.post(

@@ -8,20 +8,23 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot import messages
+from bot import card_states as states
 from bot.deployhq import DeployHQError
 from bot.deployments import Deployment
+from bot.messages import replies
+from bot.messages.card import deployment_card
+from bot.messages.text import duration_text, when
 from tests.support.signed import delivery
 
 HOSTILE = "<!channel> <@U0VICTIM> <https://evil.example|click> @here & <#C0SECRET>"
 NOW = datetime(2025, 10, 27, 10, 5, tzinfo=UTC)
 
-STATES: list[messages.CardState] = [
-    messages.Failed(),
-    messages.Retrying("U0CLICKER", NOW),
-    messages.Retried("U0CLICKER", NOW),
-    messages.RetryRefused("U0CLICKER", HOSTILE),
-    messages.RetryFailed("U0CLICKER", HOSTILE),
+STATES: list[states.CardState] = [
+    states.Failed(),
+    states.Requested("U0CLICKER", NOW),
+    states.Retried("U0CLICKER", NOW),
+    states.Refused("U0CLICKER", HOSTILE),
+    states.NotDone("U0CLICKER", HOSTILE),
 ]
 
 
@@ -49,9 +52,9 @@ def texts(node: Any) -> list[dict]:
     return []
 
 
-@pytest.mark.parametrize("state", STATES, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("state", STATES, ids=lambda s: s.TAG)
 def test_outside_text_can_never_mention_link_or_name_a_channel(state):
-    message = messages.deployment_card(hostile_deployment(), state, page_url="https://x.test/d")
+    message = deployment_card(hostile_deployment(), state, page_url="https://x.test/d")
 
     for text in texts(message["blocks"]):
         if text["type"] == "mrkdwn":
@@ -65,9 +68,9 @@ def test_outside_text_can_never_mention_link_or_name_a_channel(state):
         assert markup not in message["text"]
 
 
-@pytest.mark.parametrize("state", STATES, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("state", STATES, ids=lambda s: s.TAG)
 def test_huge_input_stays_within_block_kit_limits(state):
-    message = messages.deployment_card(
+    message = deployment_card(
         hostile_deployment(length=500), state, page_url="https://x.test/" + "d" * 4000
     )
     assert len(message["blocks"]) <= 50
@@ -77,14 +80,14 @@ def test_huge_input_stays_within_block_kit_limits(state):
 
 
 def test_the_servers_list_is_shortened():
-    message = messages.deployment_card(hostile_deployment(), messages.Failed(), page_url="u")
+    message = deployment_card(hostile_deployment(), states.Failed(), page_url="u")
     assert "and 35 more" in str(message["blocks"])
 
 
 def test_block_ids_change_when_the_card_changes():
     deployment = Deployment.from_api(delivery())
     ids = [
-        {b["block_id"] for b in messages.deployment_card(deployment, s, page_url="u")["blocks"]}
+        {b["block_id"] for b in deployment_card(deployment, s, page_url="u")["blocks"]}
         for s in STATES
     ]
     for i, first in enumerate(ids):
@@ -95,9 +98,9 @@ def test_block_ids_change_when_the_card_changes():
 def test_only_live_states_offer_retry():
     deployment = Deployment.from_api(delivery())
     offers = {
-        type(state).__name__: any(
+        state.TAG: any(
             e.get("action_id") == "deployhq_retry"
-            for b in messages.deployment_card(deployment, state, page_url="u")["blocks"]
+            for b in deployment_card(deployment, state, page_url="u")["blocks"]
             for e in b.get("elements", [])
         )
         for state in STATES
@@ -124,11 +127,11 @@ def test_only_live_states_offer_retry():
     ],
 )
 def test_errors_are_described_plainly(error, expected):
-    assert expected in messages.describe_error(error)
+    assert expected in replies.describe_error(error)
 
 
 def test_durations_read_naturally():
-    assert [messages.duration_text(s) for s in (5, 68, 3725)] == ["5s", "1m 8s", "1h 2m"]
+    assert [duration_text(s) for s in (5, 68, 3725)] == ["5s", "1m 8s", "1h 2m"]
 
 
 def test_deployhqs_offset_times_are_kept_in_utc_and_their_fallback_says_utc():
@@ -140,6 +143,6 @@ def test_deployhqs_offset_times_are_kept_in_utc_and_their_fallback_says_utc():
     )
     assert d.queued_at is not None and d.queued_at.utcoffset().total_seconds() == 0
     assert d.queued_at.hour == 11
-    line = messages._when(d.queued_at)
+    line = when(d.queued_at)
     assert line.endswith("|2026-01-01 11:00 UTC>")
     assert f"<!date^{int(d.queued_at.timestamp())}^" in line

@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bot.card_rules import Card
 from bot.deployments import Deployment
-from bot.store import Card, MemoryKeyValue, RedisKeyValue, Store, StoreUnavailable, open_redis
+from bot.kv import MemoryKeyValue, RedisKeyValue, StoreUnavailable, open_redis
+from bot.store import Store
 from tests.support.signed import delivery
 
 
@@ -17,123 +19,123 @@ from tests.support.signed import delivery
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
-        yield Store(RedisKeyValue(open_redis(url)), retry_lock_seconds=0.3)
+        yield Store.on(RedisKeyValue(open_redis(url)), claim_seconds=0.3)
     else:
-        yield Store(MemoryKeyValue(), retry_lock_seconds=0.3)
+        yield Store.on(MemoryKeyValue(), claim_seconds=0.3)
 
 
 def test_a_notification_is_claimed_once(store: Store):
-    assert store.claim_notification("d:1", "failed") is True
-    assert store.claim_notification("d:1", "failed") is False
-    assert store.claim_notification("d:2", "failed") is True
+    assert store.cards.first_delivery("d:1", "failed") is True
+    assert store.cards.first_delivery("d:1", "failed") is False
+    assert store.cards.first_delivery("d:2", "failed") is True
 
 
 def test_one_of_many_concurrent_claims_wins(store: Store):
     with ThreadPoolExecutor(max_workers=20) as pool:
-        results = list(pool.map(lambda i: store.claim_retry("d:1", f"U{i}"), range(40)))
+        results = list(pool.map(lambda i: store.claims.take("d:1", f"U{i}"), range(40)))
     winners = [claim for won, claim in results if won]
     assert len(winners) == 1
     assert {claim.user_id for won, claim in results if not won} == {winners[0].user_id}
 
 
 def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Store):
-    won, claim = store.claim_retry("d:1", "U1")
-    store.finish_retry("d:1", claim)
+    won, claim = store.claims.take("d:1", "U1")
+    store.claims.finish("d:1", claim)
     time.sleep(0.4)  # past the lock's own expiry: a finished retry outlives it
-    won_again, holder = store.claim_retry("d:1", "U2")
+    won_again, holder = store.claims.take("d:1", "U2")
     assert (won, won_again, holder.user_id, holder.done) == (True, False, "U1", True)
 
-    _, claim = store.claim_retry("d:2", "U1")
-    store.release_retry("d:2", claim)
-    assert store.claim_retry("d:2", "U2")[0] is True
+    _, claim = store.claims.take("d:2", "U1")
+    store.claims.release("d:2", claim)
+    assert store.claims.take("d:2", "U2")[0] is True
 
 
 def test_a_lock_whose_holder_died_expires(store: Store):
-    assert store.claim_retry("d:1", "U1")[0] is True
+    assert store.claims.take("d:1", "U1")[0] is True
     time.sleep(0.4)
-    assert store.claim_retry("d:1", "U2")[0] is True
+    assert store.claims.take("d:1", "U2")[0] is True
 
 
 def test_only_the_holder_can_release_or_finish(store: Store):
-    _, stale = store.claim_retry("d:1", "U1")
+    _, stale = store.claims.take("d:1", "U1")
     time.sleep(0.4)
-    store.claim_retry("d:1", "U2")
-    store.release_retry("d:1", stale)
-    store.finish_retry("d:1", stale)
-    won, holder = store.claim_retry("d:1", "U3")
+    store.claims.take("d:1", "U2")
+    store.claims.release("d:1", stale)
+    store.claims.finish("d:1", stale)
+    won, holder = store.claims.take("d:1", "U3")
     assert (won, holder.user_id, holder.done) == (False, "U2", False)
 
 
 def test_a_card_is_remembered_by_deployment(store: Store):
     deployment = Deployment.from_api(delivery())
     card = Card("C1", deployment, ts="1.2", drawn=True, retried_by="U1", notes=("a note",))
-    store.save_card(card)
-    assert store.card(deployment.identifier) == card
-    assert store.open_cards() == {deployment.identifier}  # a note still to post
-    store.save_card(Card("C1", deployment, ts="1.2", drawn=True))
-    assert store.open_cards() == set()  # a drawn failure, nothing pending: settled
-    assert store.card("other") is None
+    store.cards.save_card(card)
+    assert store.cards.card(deployment.identifier) == card
+    assert store.cards.open_cards() == {deployment.identifier}  # a note still to post
+    store.cards.save_card(Card("C1", deployment, ts="1.2", drawn=True))
+    assert store.cards.open_cards() == set()  # a drawn failure, nothing pending: settled
+    assert store.cards.card("other") is None
 
 
 def test_an_unreachable_redis_is_reported_quickly():
-    store = Store(RedisKeyValue(open_redis("redis://127.0.0.1:1/0")))
+    store = Store.on(RedisKeyValue(open_redis("redis://127.0.0.1:1/0")))
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
-        store.claim_retry("d:1", "U1")
+        store.claims.take("d:1", "U1")
     assert time.monotonic() - started < 3
 
 
 def test_an_in_doubt_claim_outlives_its_lock_until_settled(store: Store):
-    _, claim = store.claim_retry("d:1", "U1")
-    doubt = store.doubt_retry("d:1", claim)
+    _, claim = store.claims.take("d:1", "U1")
+    doubt = store.claims.doubt("d:1", claim)
     time.sleep(0.4)  # past the lock's expiry: the doubt still blocks a second retry
-    won, holder = store.claim_retry("d:1", "U2")
+    won, holder = store.claims.take("d:1", "U2")
     assert (won, holder.user_id, holder.in_doubt) == (False, "U1", True)
-    store.release_retry("d:1", doubt)  # DeployHQ's record says it was never queued
-    assert store.claim_retry("d:1", "U2")[0] is True
+    store.claims.release("d:1", doubt)  # DeployHQ's record says it was never queued
+    assert store.claims.take("d:1", "U2")[0] is True
 
 
 def test_one_caller_per_period_takes_the_turn(store: Store):
-    assert [bool(store.take_turn("reconcile", 0.3)) for _ in range(3)] == [True, False, False]
+    assert [bool(store.turns.take("reconcile", 0.3)) for _ in range(3)] == [True, False, False]
     time.sleep(0.4)
-    assert store.take_turn("reconcile", 0.3) is not None
+    assert store.turns.take("reconcile", 0.3) is not None
 
 
 def test_a_settlement_happens_once_and_never_overwrites_a_newer_claim(store: Store):
-    _, claim = store.claim_retry("d:9", "U1")
-    sending = store.mark_sending("d:9", claim, lease_seconds=0.0, doubt_seconds=0.0)
+    _, claim = store.claims.take("d:9", "U1")
+    sending = store.claims.mark_sending("d:9", claim, lease_seconds=0.0, doubt_seconds=0.0)
     assert sending is not None
     assert sending.in_doubt  # its holder's lease ran out at once: it counts as lost
-    assert store.settle("d:9", sending, done=False) is not None  # the first settler frees it
-    assert store.settle("d:9", sending, done=False) is None  # a second one has nothing to do
-    won, newer = store.claim_retry("d:9", "U2")
+    assert store.claims.settle("d:9", sending, done=False) is not None  # the first settler frees it
+    assert store.claims.settle("d:9", sending, done=False) is None  # a second one has nothing to do
+    won, newer = store.claims.take("d:9", "U2")
     assert won
-    assert store.settle("d:9", sending, done=True) is None  # a stale settler cannot touch it
-    assert store.retry_claim("d:9") == newer
+    assert store.claims.settle("d:9", sending, done=True) is None  # a stale settler cannot touch it
+    assert store.claims.held("d:9") == newer
 
 
 def test_a_sending_claim_outlives_the_claim_lock_until_settled(store: Store):
-    store.retry_lock_seconds = 0.2
-    _, claim = store.claim_retry("d:8", "U1")
-    sending = store.mark_sending("d:8", claim, lease_seconds=30.0, doubt_seconds=60.0)
+    store.claims.lock_seconds = 0.2
+    _, claim = store.claims.take("d:8", "U1")
+    sending = store.claims.mark_sending("d:8", claim, lease_seconds=30.0, doubt_seconds=60.0)
     time.sleep(0.4)  # past the claim lock: a sending claim is kept all the same
-    won, holder = store.claim_retry("d:8", "U2")
+    won, holder = store.claims.take("d:8", "U2")
     assert (won, holder.user_id, holder.state) == (False, "U1", "sending")
     assert sending is not None and not holder.in_doubt  # its holder still has its lease
 
 
 def test_a_lapsed_claim_cannot_be_marked_sending(store: Store):
-    store.retry_lock_seconds = 0.1
-    _, claim = store.claim_retry("d:7", "U1")
+    store.claims.lock_seconds = 0.1
+    _, claim = store.claims.take("d:7", "U1")
     time.sleep(0.25)
-    store.claim_retry("d:7", "U2")
-    assert store.mark_sending("d:7", claim, lease_seconds=5.0, doubt_seconds=5.0) is None
+    store.claims.take("d:7", "U2")
+    assert store.claims.mark_sending("d:7", claim, lease_seconds=5.0, doubt_seconds=5.0) is None
 
 
 def test_a_turn_is_kept_only_by_its_holder(store: Store):
-    token = store.take_turn("reconcile", 0.3)
+    token = store.turns.take("reconcile", 0.3)
     assert token is not None
-    assert store.keep_turn("reconcile", token, 0.3)
-    assert not store.keep_turn("reconcile", "someone-else", 0.3)
+    assert store.turns.keep("reconcile", token, 0.3)
+    assert not store.turns.keep("reconcile", "someone-else", 0.3)
     time.sleep(0.4)
-    assert not store.keep_turn("reconcile", token, 0.3)  # it lapsed
+    assert not store.turns.keep("reconcile", token, 0.3)  # it lapsed

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import messages as m
-from bot.store import Card, RetryClaim
+from bot import card_states as m
+from bot.card_store import card_from_json, card_to_json
+from bot.claims import ActionClaim
 
 STORED = json.loads((Path(__file__).parent / "data" / "stored_v1.json").read_text())
 AT = datetime(2026, 3, 4, 10, 5, 6, tzinfo=UTC)
@@ -26,12 +27,12 @@ GOOD = "11111111-2222-3333-4444-555555555555"
 STATES = {
     "failed-unconfirmed": m.Failed(),
     "failed-again": m.Failed(again=True, retried_by="U0FIRST"),
-    "retrying": m.Retrying("U0FIRST", AT),
-    "rolling-back": m.Retrying("U0FIRST", AT, "rollback"),
+    "retrying": m.Requested("U0FIRST", AT),
+    "rolling-back": m.Requested("U0FIRST", AT, "rollback"),
     "in-doubt": m.InDoubt("U0FIRST", AT, "rollback"),
     "retried": m.Retried("U0FIRST", AT),
-    "refused": m.RetryRefused("U0FIRST", "Archived deployments cannot be retried"),
-    "not-done": m.RetryFailed("U0FIRST", "DeployHQ did not answer in time.", "rollback"),
+    "refused": m.Refused("U0FIRST", "Archived deployments cannot be retried"),
+    "not-done": m.NotDone("U0FIRST", "DeployHQ did not answer in time.", "rollback"),
     "progress": m.Progress("U0FIRST", AT),
     "progress-bare": m.Progress(),
     "rolled-back": m.RolledBack("U0FIRST", AT, "a1b2c3d4e5f6", "pending", ROLLED),
@@ -48,13 +49,13 @@ def test_every_stored_state_is_covered():
 @pytest.mark.parametrize("name", sorted(STATES))
 def test_a_stored_card_loads_as_it_was_saved_and_is_written_back_the_same(name: str):
     raw = STORED["cards"][name]
-    card = Card.from_json(raw)
+    card = card_from_json(raw)
     assert card.state == STATES[name]
-    assert json.loads(card.to_json()) == json.loads(raw)
+    assert json.loads(card_to_json(card)) == json.loads(raw)
 
 
 def test_a_stored_cards_fields_load_with_their_types():
-    card = Card.from_json(STORED["cards"]["failed-again"])
+    card = card_from_json(STORED["cards"]["failed-again"])
     assert (card.channel, card.ts, card.version, card.drawn) == (
         "C0DEPLOYS",
         "1700000000.000100",
@@ -67,25 +68,25 @@ def test_a_stored_cards_fields_load_with_their_types():
     assert card.deployment.failed_step.description == "Transferring files"
     assert card.explained == card.deployment.run_key
 
-    rolled = Card.from_json(STORED["cards"]["rolled-back"])
+    rolled = card_from_json(STORED["cards"]["rolled-back"])
     assert rolled.rolled_back is not None and rolled.rolled_back.identifier == ROLLED
     assert rolled.notes == ("rolled",)
-    assert Card.from_json(STORED["cards"]["not-done"]).posting is True
-    unconfirmed = Card.from_json(STORED["cards"]["failed-unconfirmed"])
+    assert card_from_json(STORED["cards"]["not-done"]).posting is True
+    unconfirmed = card_from_json(STORED["cards"]["failed-unconfirmed"])
     assert (unconfirmed.confirmed, unconfirmed.ts, unconfirmed.drawn) == (False, None, False)
 
 
 def test_a_card_stored_without_a_state_is_a_failure():
     data = json.loads(STORED["cards"]["failed-unconfirmed"])
     del data["state"]
-    state = Card.from_json(json.dumps(data)).state
+    state = card_from_json(json.dumps(data)).state
     assert isinstance(state, m.Failed) and not state.again and state.retried_by is None
 
 
 def test_stored_claims_load_as_they_were_saved_and_are_written_back_the_same():
-    claims = {name: RetryClaim.from_json(raw) for name, raw in STORED["claims"].items()}
-    assert claims["running"] == RetryClaim("U0FIRST", AT, "0123456789abcdef0123456789abcdef")
-    assert claims["sending-rollback"] == RetryClaim(
+    claims = {name: ActionClaim.from_json(raw) for name, raw in STORED["claims"].items()}
+    assert claims["running"] == ActionClaim("U0FIRST", AT, "0123456789abcdef0123456789abcdef")
+    assert claims["sending-rollback"] == ActionClaim(
         "U0FIRST",
         AT,
         "0123456789abcdef0123456789abcdef",

@@ -1,31 +1,32 @@
-"""Button clicks. Each is acknowledged at once; the work runs after the answer has left."""
+"""Button clicks. Each is acknowledged at once; the action runs after the answer has left."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot import messages
+from bot.actions import Actions
 from bot.background import Background
-from bot.retries import Retries, RetryResult
-from bot.routing import OPEN_ACTION, RETRY_ACTION, ROLLBACK_ACTION, RetryTarget, RollbackTarget
+from bot.card_states import RETRY, ROLLBACK
+from bot.messages import notes, replies
+from bot.messages.text import notice
+from bot.routing import OPEN_ACTION, RETRY_ACTION, ROLLBACK_ACTION, ActionTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, retries: Retries, background: Background) -> None:
+def register(app: App, actions: Actions, background: Background) -> None:
     def retry_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()  # the answer leaves when this returns; the retry itself runs after it
         log.info("Retry clicked by %s", (body.get("user") or {}).get("id"))
-        background.run("retry click", retry, retries, body, respond)
+        background.run("retry click", clicked, actions, RETRY, body, respond)
 
     def rollback_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         log.info("Roll back clicked by %s", (body.get("user") or {}).get("id"))
-        background.run("rollback click", rollback, retries, body, respond)
+        background.run("rollback click", clicked, actions, ROLLBACK, body, respond)
 
     app.action(RETRY_ACTION)(retry_clicked)
     app.action(ROLLBACK_ACTION)(rollback_clicked)
@@ -33,36 +34,27 @@ def register(app: App, retries: Retries, background: Background) -> None:
     app.action(OPEN_ACTION)(acknowledge)
 
 
-def retry(retries: Retries, body: dict[str, Any], respond: Respond) -> None:
-    """Retry what the clicked button names, answering the clicker privately when needed."""
-    _act(body, respond, "retry", RetryTarget.decode, retries.retry, messages.retry_note)
-
-
-def rollback(retries: Retries, body: dict[str, Any], respond: Respond) -> None:
-    """Roll back what the clicked button names, answering the clicker privately when needed."""
-    _act(body, respond, "rollback", RollbackTarget.decode, retries.rollback, messages.rollback_note)
-
-
-def _act(
-    body: dict[str, Any],
-    respond: Respond,
-    action: str,
-    decode: Callable[[str], Any],
-    act: Callable[[Any, str, Callable[[str], None]], RetryResult],
-    outcome_note: Callable[[Any, Any], str],
-) -> None:
+def clicked(actions: Actions, action: str, body: dict[str, Any], respond: Respond) -> None:
+    """Act on what the clicked button names, answering the clicker privately when the card
+    cannot show the outcome."""
     user_id = str((body.get("user") or {}).get("id", ""))
-    actions = body.get("actions") or [{}]
+    value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+
+    def note(text: str) -> None:
+        tell(respond, text)
+
     try:
-        target = decode(str(actions[0].get("value", "")))
+        target = RollbackTarget.decode(value) if action == ROLLBACK else ActionTarget.decode(value)
     except ValueError as exc:
         log.warning("%s click by %s with an unreadable button: %s", action, user_id, exc)
-        done = "retried" if action == "retry" else "rolled back"
-        tell(respond, f"This button no longer names a deployment; nothing was {done}.")
+        tell(respond, replies.unreadable_button(action))
         return
-    result = act(target, user_id, lambda text: tell(respond, text))
+    if isinstance(target, RollbackTarget):
+        result = actions.rollback(target, user_id, note)
+    else:
+        result = actions.retry(target, user_id, note)
     if result.state is not None and not result.card_updated:
-        tell(respond, outcome_note(result.state, result.deployment))
+        tell(respond, notes.outcome_note(result.state, result.deployment))
 
 
 def acknowledge(ack: Ack) -> None:
@@ -72,6 +64,6 @@ def acknowledge(ack: Ack) -> None:
 def tell(respond: Respond, mrkdwn: str) -> None:
     """A private note to whoever clicked; a failure to send it is logged, never raised."""
     try:
-        respond(response_type="ephemeral", replace_original=False, **messages.notice(mrkdwn))
+        respond(response_type="ephemeral", replace_original=False, **notice(mrkdwn))
     except Exception:
         log.exception("could not send a private note through the response URL")

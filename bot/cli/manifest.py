@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 PLACEHOLDER = "https://your-app.example.com"
 
 

@@ -13,13 +13,13 @@ from urllib.parse import quote, urlsplit
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import manifest
-from bot.cards import SLACK_ERRORS, slack_error
+from bot.cli import manifest
 from bot.config import ConfigError, Settings
 from bot.deployhq import DeployHQError
+from bot.kv import StoreUnavailable
 from bot.routing import WEBHOOK_PATH
 from bot.services import deployhq_client, open_store
-from bot.store import StoreUnavailable
+from bot.slack_client import SLACK_ERRORS, slack_error
 
 PASS, FAIL, NOTE = "✓", "✗", "·"
 

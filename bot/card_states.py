@@ -1,0 +1,202 @@
+"""What has happened on a card: its states, pure values, and how they are stored.
+
+Each state is stored with an explicit tag. The tags are the names the states were first stored
+under (then their class names) and never change, whatever a class is called: renaming a class
+must not make a stored card unreadable, nor what a newer process writes unreadable to an older
+one beside it during a deploy. ``action`` is ``"retry"`` or ``"rollback"``: one failure gets one
+action, so the states of an action say which it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+RETRY, ROLLBACK = "retry", "rollback"
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Failed, and nobody is acting on it; ``again`` when it failed after a retry."""
+
+    TAG: ClassVar[str] = "Failed"
+    DATES: ClassVar[tuple[str, ...]] = ()
+
+    again: bool = False
+    retried_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """DeployHQ reported a later status (running, completed, …) for the card's deployment."""
+
+    TAG: ClassVar[str] = "Progress"
+    DATES: ClassVar[tuple[str, ...]] = ("retried_at",)
+
+    retried_by: str | None = None
+    retried_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Requested:
+    """Someone asked for the action (a retry or a rollback); it is under way."""
+
+    TAG: ClassVar[str] = "Retrying"
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+
+    user_id: str
+    at: datetime
+    action: str = RETRY
+
+
+@dataclass(frozen=True)
+class InDoubt:
+    """DeployHQ's answer to the action never came: it may have been queued; the bot checks."""
+
+    TAG: ClassVar[str] = "InDoubt"
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+
+    user_id: str
+    at: datetime
+    action: str = RETRY
+
+
+@dataclass(frozen=True)
+class Retried:
+    """DeployHQ accepted the retry; the card's deployment carries DeployHQ's new status."""
+
+    TAG: ClassVar[str] = "Retried"
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+
+    user_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Refused:
+    """DeployHQ answered 422: this deployment cannot be retried (or rolled back), for
+    ``reason``."""
+
+    TAG: ClassVar[str] = "RetryRefused"
+    DATES: ClassVar[tuple[str, ...]] = ()
+
+    user_id: str
+    reason: str
+    action: str = RETRY
+
+
+@dataclass(frozen=True)
+class NotDone:
+    """The action did not go through (not sent, credentials refused, never queued): both
+    buttons are offered again."""
+
+    TAG: ClassVar[str] = "RetryFailed"
+    DATES: ClassVar[tuple[str, ...]] = ()
+
+    user_id: str
+    problem: str
+    action: str = RETRY
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """DeployHQ queued a rollback to ``ref`` as a new deployment, whose status the card follows."""
+
+    TAG: ClassVar[str] = "RolledBack"
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+
+    user_id: str
+    at: datetime
+    ref: str
+    status: str
+    deployment_id: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """The action's answer was lost and DeployHQ's record cannot say whether it happened
+    (another deployment has run on those servers since): nothing more is sent."""
+
+    TAG: ClassVar[str] = "Unknown"
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+
+    user_id: str
+    at: datetime
+    action: str = RETRY
+
+
+@dataclass(frozen=True)
+class Overtaken:
+    """A newer deployment has run on the same servers: acting would put older code back."""
+
+    TAG: ClassVar[str] = "Overtaken"
+    DATES: ClassVar[tuple[str, ...]] = ("newer_at",)
+
+    newer_id: str
+    newer_status: str
+    newer_at: datetime | None = None
+
+
+CardState = (
+    Failed
+    | Requested
+    | InDoubt
+    | Retried
+    | Refused
+    | NotDone
+    | Progress
+    | RolledBack
+    | Overtaken
+    | Unknown
+)
+# The states that still offer the card's buttons.
+OPEN_STATES = (Failed, Requested, NotDone)
+
+BY_TAG: dict[str, type[CardState]] = {
+    cls.TAG: cls
+    for cls in (
+        Failed,
+        Progress,
+        Requested,
+        InDoubt,
+        Retried,
+        Refused,
+        NotDone,
+        RolledBack,
+        Overtaken,
+        Unknown,
+    )
+}
+
+
+def to_json(state: CardState) -> dict[str, Any]:
+    """The state as stored: its tag under ``kind``, then its fields; times as Unix seconds."""
+    data: dict[str, Any] = {"kind": state.TAG}
+    for f in fields(state):
+        value = getattr(state, f.name)
+        if f.name in state.DATES and value is not None:
+            value = value.timestamp()
+        data[f.name] = value
+    return data
+
+
+def from_json(data: dict[str, Any]) -> CardState:
+    """A stored state; a field the record lacks takes its default."""
+    cls = BY_TAG[str(data.get("kind"))]
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data and (f.default is not MISSING or f.default_factory is not MISSING):
+            continue
+        value = data.get(f.name)
+        if f.name in cls.DATES and isinstance(value, int | float):
+            value = datetime.fromtimestamp(value, UTC)
+        values[f.name] = value
+    return cls(**values)
+
+
+def fingerprint_seed(state: CardState) -> str:
+    """The state as text for a card's block ids: its tag and its fields, so that renaming a
+    class changes no block id."""
+    shown = ", ".join(f"{f.name}={getattr(state, f.name)!r}" for f in fields(state))
+    return f"{state.TAG}({shown})"

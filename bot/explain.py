@@ -1,0 +1,81 @@
+"""Why a deployment failed: once a failure's card is out, its failing step and the end of that
+step's log go to the card's thread, and the last good deployment on the same servers gives the
+card its Roll back button."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bot import card_rules
+from bot.card_rules import Card
+from bot.card_store import CardStore
+from bot.deployhq import DeployHQ, DeployHQError
+from bot.history import last_good
+from bot.kv import StoreUnavailable
+from bot.messages.notes import failure_log
+
+log = logging.getLogger(__name__)
+
+
+class Explainer:
+    def __init__(self, deployhq: DeployHQ | None, store: CardStore) -> None:
+        self.deployhq = deployhq
+        self.store = store
+
+    def claim(self, deployment_id: str) -> Card | None:
+        """The card to explain, claimed on its record so that two pushes never look it up
+        twice; None when it wants no explaining (or another push has claimed it)."""
+        if self.deployhq is None:
+            return None
+        try:
+            with self.store.card_lock(deployment_id):
+                current = self.store.card(deployment_id)
+                if current is None or not current.wants_explaining:
+                    return None
+                card = replace(current, explained=current.deployment.run_key)
+                self.store.save_card(card)
+        except StoreUnavailable:
+            return None
+        return card
+
+    def look_up(self, card: Card) -> bool:
+        """Look up why the card's deployment failed, and note it on the card; True when the
+        card changed (so it is to be shown again)."""
+        assert self.deployhq is not None
+        deployment = card.deployment
+        project = deployment.project_permalink
+        try:
+            # DeployHQ's record, read to confirm the card, names the failing step: only its
+            # log is read here (else the record is read again), and the last good deployment
+            # from the deployments to the same servers.
+            if card.confirmed and deployment.steps_read:
+                found = self.deployhq.step_log(project, deployment)
+            else:
+                found = self.deployhq.failure_log(project, deployment.identifier)
+            good = last_good(self.deployhq.history(project, to=deployment.parent), deployment)
+        except DeployHQError as error:
+            log.warning("could not look up deployment %s: %s", deployment.identifier, error)
+            if error.kind == "too-large":
+                return False  # it will not shrink: not looked up again
+            try:  # let a later push try again
+                with self.store.card_lock(deployment.identifier):
+                    current = self.store.card(deployment.identifier)
+                    if current is not None and current.explained == deployment.run_key:
+                        self.store.save_card(replace(current, explained=""))
+            except StoreUnavailable:
+                pass
+            return False
+        try:
+            with self.store.card_lock(deployment.identifier):
+                current = self.store.card(deployment.identifier)
+                if current is None or current.deployment.run_key != deployment.run_key:
+                    return False
+                if found is not None:
+                    current = current.noting(failure_log(*found))
+                if good is not None:
+                    current = card_rules.changed(current, rollback_to=good)
+                self.store.save_card(current)
+        except StoreUnavailable:
+            return False
+        return True

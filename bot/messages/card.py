@@ -1,0 +1,285 @@
+"""The card: the one message that tracks a deployment, drawn from what its record holds.
+
+What failed, what was done about it, and the buttons: Retry and, once something to go back to
+is known, Roll back (each with a confirm dialog naming what DeployHQ will do), and a link to
+the deployment in DeployHQ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from bot import card_states as s
+from bot.card_states import CardState
+from bot.deployments import Deployment
+from bot.messages.notes import event_note
+from bot.messages.text import (
+    Block,
+    Message,
+    clip,
+    duration_text,
+    mention,
+    mrkdwn_text,
+    outside,
+    plain_text,
+    when,
+)
+from bot.routing import OPEN_ACTION, RETRY_ACTION, ROLLBACK_ACTION, ActionTarget, RollbackTarget
+
+MAX_SERVERS_SHOWN = 5
+
+_HEADLINES = {
+    "failed": (":x:", "Deployment failed"),
+    "running": (":arrow_forward:", "Deploying"),
+    "pending": (":hourglass_flowing_sand:", "Deployment queued"),
+    "completed": (":white_check_mark:", "Deployment completed"),
+    "cancelled": (":no_entry_sign:", "Deployment aborted"),  # DeployHQ's word for an abort
+}
+
+
+def deployment_card(
+    deployment: Deployment,
+    state: CardState,
+    *,
+    page_url: str,
+    confirmed: bool = True,
+    rollback_to: Deployment | None = None,
+) -> Message:
+    """The message that tracks one deployment: what failed, what was done, and Retry.
+
+    ``confirmed`` is False while the deployment is known only from a notification: the card
+    then says so and offers no Retry until DeployHQ's API has confirmed it.
+    """
+    project = deployment.project_name
+    headline = _headline(deployment, state)
+    tag = _fingerprint(deployment, state)
+
+    blocks: list[Block] = [
+        {
+            "type": "header",
+            "block_id": f"head.{tag}",
+            "text": plain_text(f"{headline[0]} {headline[1]}: {project}", 150),
+        },
+        {
+            "type": "section",
+            "block_id": f"facts.{tag}",
+            "fields": [
+                mrkdwn_text(f"*{name}*\n{value}", 2000) for name, value in facts(deployment)
+            ],
+        },
+    ]
+    if deployment.end_revision and deployment.end_revision.headline:
+        blocks.append(
+            {
+                "type": "section",
+                "block_id": f"commit.{tag}",
+                "text": mrkdwn_text(
+                    f"*Commit*\n>{outside(deployment.end_revision.headline, 500)}", 3000
+                ),
+            }
+        )
+    line = _state_line(deployment, state)
+    if not confirmed:
+        line += " · :hourglass: Not yet confirmed with DeployHQ; Retry appears once it is."
+    blocks.append(
+        {
+            "type": "context",
+            "block_id": f"state.{tag}{'' if confirmed else '.u'}",
+            "elements": [mrkdwn_text(line, 3000)],
+        }
+    )
+    buttons: list[Block] = []
+    # An archived deployment can be neither retried nor rolled back (DeployHQ refuses both).
+    open_to_act = isinstance(state, s.OPEN_STATES)
+    if confirmed and open_to_act and deployment.status == "failed" and not deployment.archived:
+        buttons.append(retry_button(deployment))
+        if rollback_to is not None:
+            buttons.append(_rollback_button(deployment, rollback_to))
+    buttons.append(open_button(page_url))
+    blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
+    return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
+
+
+def facts(deployment: Deployment) -> list[tuple[str, str]]:
+    """The deployment's facts, as labelled fields (the card's and a status reply's)."""
+    found = [("Project", outside(deployment.project_name, 200))]
+    if deployment.branch:
+        found.append(("Branch", f"`{outside(deployment.branch, 200)}`"))
+    start, end = deployment.start_revision, deployment.end_revision
+    if end:
+        revisions = f"`{outside(end.short_ref, 7)}`"
+        if start and start.ref != end.ref:
+            revisions = f"`{outside(start.short_ref, 7)}` → {revisions}"
+        found.append(("Revisions", revisions))
+    if deployment.servers:
+        shown = ", ".join(outside(name, 100) for name in deployment.servers[:MAX_SERVERS_SHOWN])
+        hidden = len(deployment.servers) - MAX_SERVERS_SHOWN
+        found.append(("Servers", shown + (f" and {hidden} more" if hidden > 0 else "")))
+    found.append(("Deployed by", outside(deployment.deployer, 200) if deployment.deployer else "—"))
+    finished = deployment.completed_at or deployment.started_at
+    if deployment.status in ("failed", "completed") and finished:
+        moment = when(finished)
+        if deployment.duration is not None:
+            moment += f" after {duration_text(deployment.duration)}"
+        found.append((deployment.status.capitalize(), moment))
+    elif deployment.queued_at:
+        found.append(("Queued", when(deployment.queued_at)))
+    return found
+
+
+def open_button(page_url: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": OPEN_ACTION,
+        "text": plain_text("Open in DeployHQ", 75),
+        "url": page_url[:3000],
+    }
+
+
+def retry_button(deployment: Deployment) -> Block:
+    servers = ", ".join(deployment.servers[:MAX_SERVERS_SHOWN]) or "its servers"
+    branch = f" ({deployment.branch})" if deployment.branch else ""
+    return {
+        "type": "button",
+        "action_id": RETRY_ACTION,
+        "text": plain_text("Retry", 75),
+        "style": "primary",
+        "value": ActionTarget.of(deployment).encode(),
+        "confirm": {
+            "title": plain_text("Retry this deployment?", 100),
+            "text": plain_text(
+                f"DeployHQ will run {deployment.project_name}{branch} again on {servers}.", 300
+            ),
+            "confirm": plain_text("Retry", 30),
+            "deny": plain_text("Cancel", 30),
+        },
+    }
+
+
+def _rollback_button(deployment: Deployment, good: Deployment) -> Block:
+    servers = ", ".join(good.servers[:MAX_SERVERS_SHOWN]) or "its servers"
+    ref = good.end_revision.short_ref if good.end_revision else good.short_id
+    done = good.completed_at or good.started_at
+    deployed = f", deployed {done.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')}" if done else ""
+    target = RollbackTarget(
+        deployment.project_permalink, deployment.identifier, deployment.run_key, good.identifier
+    )
+    return {
+        "type": "button",
+        "action_id": ROLLBACK_ACTION,
+        "text": plain_text("Roll back", 75),
+        "style": "danger",
+        "value": target.encode(),
+        "confirm": {
+            "title": plain_text("Roll back?", 100),
+            "text": plain_text(
+                f"DeployHQ will put {servers} back on {ref}{deployed}, as a new deployment.", 300
+            ),
+            "confirm": plain_text("Roll back", 30),
+            "deny": plain_text("Cancel", 30),
+            "style": "danger",
+        },
+    }
+
+
+def _headline(deployment: Deployment, state: CardState) -> tuple[str, str]:
+    match state:
+        case s.Requested(action=s.ROLLBACK):
+            return ":hourglass_flowing_sand:", "Rolling back"
+        case s.Requested() | s.InDoubt():
+            return ":hourglass_flowing_sand:", "Retrying deployment"
+        case s.RolledBack():
+            return ":rewind:", "Rolled back"
+        case s.Retried():
+            return ":arrows_counterclockwise:", "Deployment retried"
+        case s.Failed(again=True):
+            return ":x:", "Deployment failed again"
+    status = clip(deployment.status, 50)
+    return _HEADLINES.get(deployment.status, (":grey_question:", f"Deployment {status}"))
+
+
+def _state_line(deployment: Deployment, state: CardState) -> str:
+    ref = f"Deployment `{outside(deployment.short_id, 8)}`"
+    match state:
+        case s.Failed(again=True, retried_by=user_id):
+            after = f" after the retry by {mention(user_id)}" if user_id else ""
+            return f":x: Failed again{after}. Retry is available."
+        case s.Failed():
+            return f"{ref} · not retried yet"
+        case s.Progress(user_id, at):
+            return _progress_line(deployment, user_id, at)
+        case s.Requested(user_id, at, action):
+            return (
+                f":hourglass_flowing_sand: {action.capitalize()} requested by {mention(user_id)} "
+                f"{when(at)}"
+            )
+        case s.RolledBack(user_id, at, ref, status, deployment_id):
+            return (
+                f":rewind: Rolled back by {mention(user_id)} {when(at)} to "
+                f"`{outside(ref[:7], 7)}` · new deployment `{outside(deployment_id[:8], 8)}`: "
+                f"*{outside(status, 50)}*"
+            )
+        case s.Overtaken(newer_id, newer_status, newer_at):
+            since = f", {when(newer_at)}" if newer_at else ""
+            return (
+                f":no_entry: Retry is no longer safe: deployment `{outside(newer_id[:8], 8)}` "
+                f"({outside(newer_status, 50)}{since}) has run on these servers since, so a "
+                "retry would put older code back. Deploy afresh from DeployHQ."
+            )
+        case s.InDoubt(user_id, at, action):
+            return (
+                f":hourglass_flowing_sand: DeployHQ did not answer the {action} requested by "
+                f"{mention(user_id)} {when(at)}. It may have queued it: the bot is checking "
+                "DeployHQ and will show what it finds here."
+            )
+        case s.Unknown(user_id, at, action):
+            return (
+                f":grey_question: DeployHQ never answered the {action} requested by "
+                f"{mention(user_id)} {when(at)}, and its record cannot tell whether it "
+                "happened: another deployment has run on these servers since. Nothing more "
+                "will be sent; check the deployments in DeployHQ."
+            )
+        case s.Retried(user_id, at):
+            return (
+                f":white_check_mark: Retried by {mention(user_id)} {when(at)} · "
+                f"DeployHQ status: *{outside(deployment.status, 50)}*"
+            )
+        case s.Refused(user_id, reason, action):
+            return (
+                f":no_entry: DeployHQ refused the {action} requested by {mention(user_id)}: "
+                f"“{outside(reason, 500)}”"
+            )
+        case s.NotDone(user_id, problem, action):
+            return (
+                f":warning: The {action} requested by {mention(user_id)} did not go through: "
+                f"{outside(problem, 600)} You can press {action.capitalize()} again."
+            )
+    raise AssertionError(state)  # pragma: no cover - every state is matched above
+
+
+def _progress_line(deployment: Deployment, user_id: str | None, at: datetime | None) -> str:
+    line = event_note(deployment)
+    if user_id and at:
+        line += f" Retried by {mention(user_id)} {when(at)}"
+        if deployment.status == "completed" and deployment.completed_at:
+            taken = (deployment.completed_at - at).total_seconds()
+            if taken >= 0:
+                line += f"; done {duration_text(taken)} later"
+        line += "."
+    return line
+
+
+def _fallback(deployment: Deployment, headline: str, state: CardState) -> str:
+    text = f"{headline}: {outside(deployment.project_name, 200)}"
+    if deployment.branch:
+        text += f" ({outside(deployment.branch, 200)})"
+    if isinstance(state, s.Retried):
+        text += f", retried by {mention(state.user_id)}: {outside(deployment.status, 50)}"
+    return text
+
+
+def _fingerprint(deployment: Deployment, state: CardState) -> str:
+    """Changes whenever what a block shows changes, so Slack redraws updated blocks."""
+    seed = f"{deployment.run_key}|{deployment.status}|{s.fingerprint_seed(state)}"
+    return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()[:10]

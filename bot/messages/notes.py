@@ -1,0 +1,110 @@
+"""The card's thread: one short reply per thing that happened, so the thread is the audit trail.
+
+An action's outcome is written here too, for the thread and for a person who cannot see it on
+a card (``outcome_note``).
+"""
+
+from __future__ import annotations
+
+from bot import card_states as s
+from bot.card_states import CardState
+from bot.deployments import Deployment, Step
+from bot.messages.text import clip, duration_text, escape, mention, outside, when
+
+
+def requested(user_id: str, action: str) -> str:
+    what = "roll this deployment back" if action == s.ROLLBACK else "retry this deployment"
+    return f":hourglass_flowing_sand: {mention(user_id)} asked DeployHQ to {what}."
+
+
+def event_note(deployment: Deployment) -> str:
+    """What a later notification says happened to the deployment."""
+    status = deployment.status
+    if status == "failed":
+        at = f" {when(deployment.completed_at)}" if deployment.completed_at else ""
+        return f":x: Failed again{at}."
+    if status == "running":
+        since = f" since {when(deployment.started_at)}" if deployment.started_at else ""
+        return f":arrow_forward: Running{since}."
+    if status == "pending":
+        return ":hourglass_flowing_sand: Queued in DeployHQ."
+    if status == "completed":
+        at = f" {when(deployment.completed_at)}" if deployment.completed_at else ""
+        took = (
+            f" in {duration_text(deployment.duration)}" if deployment.duration is not None else ""
+        )
+        return f":white_check_mark: Completed{at}{took}."
+    if status == "cancelled":
+        return ":no_entry_sign: Cancelled."
+    return f":grey_question: DeployHQ status: *{outside(status, 50)}*."
+
+
+def rollback_moved(deployment: Deployment) -> str:
+    """A later state of the deployment a rollback queued, which the failure's card follows."""
+    return ":rewind: The rollback: " + event_note(deployment)
+
+
+def failure_log(step: Step, lines: list[str], *, max_lines: int = 12) -> str:
+    """Why it failed: the failing step and the end of its log, inside Block Kit's limits."""
+    where = f" on {outside(step.server, 100)}" if step.server else ""
+    lead = f":mag: *Why it failed:* the step _{outside(step.description, 200)}_{where} failed."
+    tail = [clip(line, 200) for line in lines[-max_lines:]]
+    text = "\n".join(tail)
+    if len(text) > 2400:
+        text = "…" + text[-2399:]
+    # Backticks would end the code block early; a look-alike keeps the log readable.
+    body = escape(text).replace("`", "ˋ")
+    return f"{lead}\n```{body}```" if body else f"{lead}\nIts log is empty."
+
+
+def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
+    """The outcome of an action, for the thread or a person who cannot see it on a card."""
+    match state:
+        case s.RolledBack(user_id, _, ref, status, deployment_id):
+            return (
+                f":rewind: {mention(user_id)} rolled back to `{outside(ref[:7], 7)}`: DeployHQ "
+                f"queued deployment `{outside(deployment_id[:8], 8)}`, *{outside(status, 50)}*."
+            )
+        case s.Retried():
+            status = outside(deployment.status, 50) if deployment else "pending"
+            return f":white_check_mark: Retried. DeployHQ status: *{status}*"
+        case s.Refused(_, reason, action):
+            return f":no_entry: DeployHQ refused the {action}: “{outside(reason, 500)}”"
+        case s.NotDone(_, problem, action):
+            return f":warning: The {action} did not go through: {outside(problem, 600)}"
+        case s.InDoubt(_, _, action):
+            return in_doubt(action)
+        case s.Unknown(_, _, action):
+            return (
+                f":grey_question: DeployHQ never answered the {action}, and its record cannot "
+                "tell whether it happened. Nothing more will be sent; check DeployHQ."
+            )
+    return ""
+
+
+def in_doubt(action: str = s.RETRY) -> str:
+    return (
+        f":hourglass_flowing_sand: DeployHQ did not answer in time, so the {action} may have "
+        "been queued. The bot is checking DeployHQ and will show the outcome on the card; "
+        "nothing more will be sent for this failure until it knows."
+    )
+
+
+def never_queued(action: str = s.RETRY) -> str:
+    done = "retried" if action == s.RETRY else "rolled back"
+    return f"DeployHQ's record shows the {action} was never queued, so nothing was {done}."
+
+
+def claim_lapsed(action: str = s.RETRY) -> str:
+    """Why nothing was sent when the claim could not be kept until the call: it outlived its
+    hold (the calls before took longer), or the store stopped answering."""
+    return (
+        f"The bot's hold on this {action} lapsed before it could ask DeployHQ (the calls "
+        "before it took longer than the hold lasts), so it asked nothing."
+    )
+
+
+def interrupted(action: str) -> str:
+    """An action whose holder died before DeployHQ was asked (nothing was sent)."""
+    done = "retried" if action == s.RETRY else "rolled back"
+    return f":warning: The {action} was interrupted before DeployHQ was asked; nothing was {done}."
