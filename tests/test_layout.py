@@ -1,0 +1,141 @@
+"""The shape of ``bot/``: modules small enough to read whole, imports that point one way, pure
+layers that stay pure, and a README whose layout names every module."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT = ROOT / "bot"
+MAX_LINES = 400
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package, by dotted name (a package by its ``__init__``)."""
+    found = {}
+    for path in sorted(BOT.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """The modules of ``bot`` that ``path`` imports, wherever the import statement is."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = [f"{node.module}.{alias.name}" for alias in node.names]
+            # ``from bot import x`` imports the module x; the package itself only if a name in
+            # it is not a module.
+            whole = any(name not in known for name in submodules)
+            names = submodules + ([node.module] if whole else [])
+        else:
+            continue
+        found |= {name for name in names if name in known}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    known = set(modules())
+    edges = {name: imports(path, known) for name, path in modules().items()}
+    # Importing a module runs its packages' __init__ first; those import nothing of bot here.
+    return {name: {d for d in deps if d != name} for name, deps in edges.items()}
+
+
+def test_every_module_is_at_most_400_lines():
+    long = {
+        name: n
+        for name, path in modules().items()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_no_module_imports_itself_through_others():
+    edges = graph()
+    cycles = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "open"
+        for dep in sorted(edges[name]):
+            if state.get(dep) == "open":
+                cycles.append([*trail[trail.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep, [*trail, dep])
+        state[name] = "done"
+
+    for name in sorted(edges):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def reaches(name: str) -> set[str]:
+    edges, seen, todo = graph(), set(), [name]
+    while todo:
+        for dep in edges[todo.pop()]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def third_party(name: str) -> set[str]:
+    """The top-level packages outside ``bot`` that a module imports."""
+    found = set()
+    for node in ast.walk(ast.parse(modules()[name].read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found - {"bot", "__future__"}
+
+
+def test_messages_and_card_rules_are_pure():
+    """What the bot says, and how a card moves, reach no client, store, parser or I/O."""
+    pure = [n for n in modules() if n.startswith("bot.messages")] + [
+        "bot.card_states",
+        "bot.card_rules",
+    ]
+    allowed = {"bot.messages", "bot.card_states", "bot.deployments", "bot.routing"}
+    for name in pure:
+        outside = {d for d in reaches(name) if not any(d.startswith(a) for a in allowed)}
+        assert outside == set(), name
+        for dep in {name} | reaches(name):
+            stdlib_only = third_party(dep) <= {
+                "dataclasses",
+                "datetime",
+                "typing",
+                "hashlib",
+                "re",
+                "json",
+                "math",
+                "collections",
+            }
+            assert stdlib_only, (dep, third_party(dep))
+
+
+def test_slack_errors_are_read_in_the_slack_clients_module_only():
+    for name, path in modules().items():
+        if name != "bot.slack_client":
+            assert "SlackClientError" not in path.read_text(), name
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    built = readme.split("## How it is built", 1)[1]
+    layout = re.search(r"```\n(bot/.*?)```", built, re.S)
+    assert layout is not None
+    listed = set(re.findall(r"[\w]+(?:\.py|/)", layout.group(1)))
+    for path in BOT.rglob("*.py"):
+        if path.name != "__init__.py":
+            assert path.name in listed, path
+    for package in (p for p in BOT.iterdir() if (p / "__init__.py").exists()):
+        assert f"{package.name}/" in listed, package
