@@ -142,7 +142,8 @@ def test_a_connection_dropped_after_the_request_left_may_have_retried():
 def test_an_answer_over_two_megabytes_is_refused_without_being_held_whole(
     client: DeployHQ, fake_deployhq: FakeDeployHQ
 ):
-    huge = [{"id": n, "message": "x" * 1000, "type": "info"} for n in range(3000)]  # ~3 MB
+    # DeployHQ answers a page of entries; an entry's detail can be long (~3 MB in all here).
+    huge = [{"id": n, "message": "m", "detail": "x" * 100_000, "type": "info"} for n in range(30)]
     fake_deployhq.deployments[DEPLOYMENT] = {
         "identifier": DEPLOYMENT,
         "status": "failed",
@@ -154,6 +155,6 @@ def test_an_answer_over_two_megabytes_is_refused_without_being_held_whole(
         client.failure_log("my-project", DEPLOYMENT)
     assert raised.value.kind == "too-large" and "larger than 2 MB" in raised.value.message
     # An answer under the bound is read as before.
-    fake_deployhq.logs["step-1"] = huge[:100]
+    fake_deployhq.logs["step-1"] = huge[:10]
     found = client.failure_log("my-project", DEPLOYMENT)
-    assert found is not None and len(found[1]) == 100
+    assert found is not None and len(found[1]) == 20
