@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import suppress
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from itertools import islice
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +33,7 @@ DEFAULT_TIMEOUT = (3.05, 20.0)
 _MAX_MESSAGE = 500
 MAX_ANSWER_BYTES = 2 * 2**20  # DeployHQ's largest answers (lists, step logs) are far smaller
 POOL_SIZE = 32
+MAX_RETRY_AFTER = 300.0
 # The deployments list is read 50 at a time, and never more than 5 pages (250 deployments,
 # filtered to the servers in question where DeployHQ can filter) for one question.
 PER_PAGE = 50
@@ -151,6 +155,7 @@ class DeployHQ:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.auth = (username, api_key)
+        self._busy_until = 0.0  # monotonic: DeployHQ's Retry-After, honoured by every call
         self.session.headers.update(
             {
                 "Accept": "application/json",
@@ -238,6 +243,15 @@ class DeployHQ:
                 return
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        # While DeployHQ has asked to be left alone (429 or 503 with Retry-After), nothing is
+        # sent: the caller hears how long is left, as it would from DeployHQ.
+        wait = self._busy_until - time.monotonic()
+        if wait > 0:
+            raise DeployHQError(
+                f"DeployHQ asked for a pause; {math.ceil(wait)} s left",
+                kind="busy",
+                retry_after=wait,
+            )
         started = time.monotonic()
         try:
             return self._call_timed(method, path, **kwargs)
@@ -282,10 +296,13 @@ class DeployHQ:
             _current.taken = None
         if response.status_code >= 400:
             log.warning("DeployHQ answered %s %s with HTTP %s", method, path, response.status_code)
+            retry_after = _retry_after(response)
+            if retry_after and response.status_code in (429, 503):
+                self._busy_until = max(self._busy_until, time.monotonic() + retry_after)
             raise DeployHQError(
                 _error_message(response, body),
                 status=response.status_code,
-                retry_after=_retry_after(response),
+                retry_after=retry_after,
             )
         try:
             return json.loads(body)
@@ -393,8 +410,17 @@ def _error_message(response: requests.Response, raw: bytes) -> str:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    """Seconds, or an HTTP date; at most MAX_RETRY_AFTER, so no answer can silence the bot."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))

@@ -94,6 +94,32 @@ def test_429_carries_retry_after(client: DeployHQ, fake_deployhq: FakeDeployHQ):
     assert failure(client).retry_after == 7.0
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured_nothing_is_sent_until_it_has_passed(
+    client: DeployHQ, fake_deployhq: FakeDeployHQ, status: int
+):
+    fake_deployhq.script("show", Reply(status, {"error": "Busy"}, {"Retry-After": "1"}))
+    with pytest.raises(DeployHQError):
+        client.deployment("my-project", DEPLOYMENT)
+    with pytest.raises(DeployHQError) as raised:
+        client.retry("my-project", DEPLOYMENT)  # within the second: not sent at all
+    assert raised.value.kind == "busy" and not raised.value.may_have_happened
+    assert 0 < (raised.value.retry_after or 0) <= 1
+    assert len(fake_deployhq.calls) == 1
+    time.sleep(1.05)
+    assert client.deployment("my-project", DEPLOYMENT).identifier == DEPLOYMENT
+    assert len(fake_deployhq.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("86400", 300.0), ("soon", None), ("nan", None)],
+)
+def test_retry_after_as_a_date_or_out_of_bounds(client, fake_deployhq, header, expected):
+    fake_deployhq.script("retry", Reply(429, {"error": "Too many"}, {"Retry-After": header}))
+    assert failure(client).retry_after == expected
+
+
 def test_a_read_timeout_says_the_retry_may_have_happened(client, fake_deployhq):
     fake_deployhq.script("retry", Reply(200, None, delay=1.5))
     error = failure(client)
