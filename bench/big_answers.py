@@ -16,7 +16,7 @@ import time
 from bot.deployhq import DeployHQ, DeployHQError
 
 DEPLOYMENT = "6bd5cdc4-d652-92e8-322f-287929091f03"
-ENTRIES = 30_000  # of about 1 kB each
+ENTRIES = 300  # of about 100 kB each (a page of entries with long details)
 
 
 def serve() -> None:
@@ -24,6 +24,7 @@ def serve() -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     fake = FakeDeployHQ().start()
+    fake.log_page_size = ENTRIES
     fake.deployments[DEPLOYMENT] = {
         "identifier": DEPLOYMENT,
         "status": "failed",
@@ -31,7 +32,8 @@ def serve() -> None:
         "steps": [{"identifier": "step-1", "description": "Build", "status": "failed"}],
     }
     fake.logs["step-1"] = [
-        {"id": n, "message": "x" * 1000, "type": "info"} for n in range(ENTRIES, 0, -1)
+        {"id": n, "message": "m", "detail": "x" * 100_000, "type": "info"}
+        for n in range(ENTRIES, 0, -1)
     ]
     print(fake.url, flush=True)
     time.sleep(600)

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
+import math
 import time
 from collections.abc import Iterator
-from contextlib import suppress
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-from urllib3.response import BaseHTTPResponse
 
 from bot import metrics
+from bot.deadline import Deadline, DeadlineAdapter, never_sent
 from bot.deployments import FAILED, Deployment, Step, log_lines
 
 log = logging.getLogger(__name__)
@@ -30,6 +27,7 @@ DEFAULT_TIMEOUT = (3.05, 20.0)
 _MAX_MESSAGE = 500
 MAX_ANSWER_BYTES = 2 * 2**20  # DeployHQ's largest answers (lists, step logs) are far smaller
 POOL_SIZE = 32
+MAX_RETRY_AFTER = 300.0
 # The deployments list is read 50 at a time, and never more than 5 pages (250 deployments,
 # filtered to the servers in question where DeployHQ can filter) for one question.
 PER_PAGE = 50
@@ -67,69 +65,6 @@ class DeployHQError(Exception):
         return self.status is not None and self.status >= 500
 
 
-# --- a hard deadline for a whole call ----------------------------------------------------------
-# requests' timeouts bound each read, so an answer that trickles in a byte at a time never trips
-# them. Each call notes the connections it takes from the pool and the responses they give; at
-# the deadline a watchdog shuts their sockets, and the blocked read returns at once.
-
-_current = threading.local()
-
-
-def _noting(pool: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
-    class Noting(pool):  # type: ignore[valid-type,misc]
-        def _get_conn(self, timeout: float | None = None) -> Any:
-            conn = super()._get_conn(timeout)
-            _note(conn)
-            return conn
-
-        def _make_request(self, *args: Any, **kwargs: Any) -> Any:
-            # Once the headers are in, the response may own the socket (the connection lets go).
-            response = super()._make_request(*args, **kwargs)
-            _note(response)
-            return response
-
-    return Noting
-
-
-_NOTING_POOLS = {"http": _noting(HTTPConnectionPool), "https": _noting(HTTPSConnectionPool)}
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _NOTING_POOLS
-
-
-def _note(part: Any) -> None:
-    taken = getattr(_current, "taken", None)
-    if taken is not None:
-        taken.append(part)
-
-
-def _cut(taken: list[Any], fired: threading.Event) -> None:
-    fired.set()
-    for part in taken:
-        with suppress(OSError):
-            if isinstance(part, BaseHTTPResponse):
-                part.shutdown()
-            elif getattr(part, "sock", None) is not None:
-                part.sock.shutdown(socket.SHUT_RDWR)
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """Whether a connection error happened before the request could leave."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return False
-        if isinstance(seen, NewConnectionError | ConnectTimeoutError | NameResolutionError):
-            return True
-        seen = seen.__cause__ or seen.__context__ or (seen.args[0] if seen.args else None)
-        if not isinstance(seen, BaseException):
-            return False
-    return False
-
-
 class DeployHQ:
     def __init__(
         self,
@@ -147,10 +82,11 @@ class DeployHQ:
         self.deadline = deadline if deadline is not None else timeout[1]
         self.session = session or requests.Session()
         # As many kept-alive connections as threads that call DeployHQ at once.
-        adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
+        adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.auth = (username, api_key)
+        self._busy_until = 0.0  # monotonic: DeployHQ's Retry-After, honoured by every call
         self.session.headers.update(
             {
                 "Accept": "application/json",
@@ -238,6 +174,15 @@ class DeployHQ:
                 return
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        # While DeployHQ has asked to be left alone (429 or 503 with Retry-After), nothing is
+        # sent: the caller hears how long is left, as it would from DeployHQ.
+        wait = self._busy_until - time.monotonic()
+        if wait > 0:
+            raise DeployHQError(
+                f"DeployHQ asked for a pause; {math.ceil(wait)} s left",
+                kind="busy",
+                retry_after=wait,
+            )
         started = time.monotonic()
         try:
             return self._call_timed(method, path, **kwargs)
@@ -248,28 +193,24 @@ class DeployHQ:
 
     def _call_timed(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.base_url + path
-        taken: list[Any] = []
-        fired = threading.Event()
-        watchdog = threading.Timer(self.deadline, _cut, (taken, fired))
-        watchdog.daemon = True
-        _current.taken = taken
-        watchdog.start()
+        deadline = Deadline(self.deadline)
         try:
-            # Read as it streams in, within the deadline, and never more than MAX_ANSWER_BYTES.
-            response = self.session.request(
-                method, url, timeout=self.timeout, stream=True, **kwargs
-            )
-            body = _read_bounded(response)
+            with deadline:
+                # Read as it streams in, within the deadline, and never past MAX_ANSWER_BYTES.
+                response = self.session.request(
+                    method, url, timeout=self.timeout, stream=True, **kwargs
+                )
+                body = _read_bounded(response)
         except requests.ConnectTimeout as exc:
             raise DeployHQError("could not connect to DeployHQ in time", kind="connect") from exc
         except requests.Timeout as exc:
             raise DeployHQError("DeployHQ did not answer in time", kind="timeout") from exc
         except requests.RequestException as exc:
-            if fired.is_set():
+            if deadline.passed:
                 raise DeployHQError(
                     f"DeployHQ did not answer within {self.deadline:g} s", kind="timeout"
                 ) from exc
-            if _never_sent(exc):
+            if never_sent(exc):
                 raise DeployHQError(
                     f"could not reach DeployHQ ({type(exc).__name__})", kind="connect"
                 ) from exc
@@ -277,15 +218,15 @@ class DeployHQ:
                 f"the connection to DeployHQ broke before it answered ({type(exc).__name__})",
                 kind="dropped",
             ) from exc
-        finally:
-            watchdog.cancel()
-            _current.taken = None
         if response.status_code >= 400:
             log.warning("DeployHQ answered %s %s with HTTP %s", method, path, response.status_code)
+            retry_after = _retry_after(response)
+            if retry_after and response.status_code in (429, 503):
+                self._busy_until = max(self._busy_until, time.monotonic() + retry_after)
             raise DeployHQError(
                 _error_message(response, body),
                 status=response.status_code,
-                retry_after=_retry_after(response),
+                retry_after=retry_after,
             )
         try:
             return json.loads(body)
@@ -393,8 +334,17 @@ def _error_message(response: requests.Response, raw: bytes) -> str:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    """Seconds, or an HTTP date; at most MAX_RETRY_AFTER, so no answer can silence the bot."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))

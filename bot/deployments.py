@@ -130,10 +130,10 @@ class Deployment:
                 for server in (servers if isinstance(servers, list) else [])
                 if isinstance(server, Mapping) and (ident := _text(server.get("identifier")))
             ),
-            server_groups=tuple(
+            server_groups=tuple(  # one for each of ``servers`` (those with a name)
                 _text(server.get("server_group_identifier"))
                 for server in (servers if isinstance(servers, list) else [])
-                if isinstance(server, Mapping)
+                if isinstance(server, Mapping) and _text(server.get("name"))
             ),
             queued_at=_time(timestamps.get("queued_at")),
             started_at=started_at,

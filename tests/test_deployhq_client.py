@@ -9,7 +9,9 @@ import time
 import pytest
 
 from bot.deployhq import DeployHQ, DeployHQError
-from tests.support.fakes import FakeDeployHQ, Reply
+from bot.deployments import Deployment
+from bot.history import last_good
+from tests.support.fakes import FakeDeployHQ, Reply, deployment_json
 from tests.support.redis_server import free_port
 
 DEPLOYMENT = "6bd5cdc4-d652-92e8-322f-287929091f03"
@@ -93,6 +95,32 @@ def test_429_carries_retry_after(client: DeployHQ, fake_deployhq: FakeDeployHQ):
     assert failure(client).retry_after == 7.0
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured_nothing_is_sent_until_it_has_passed(
+    client: DeployHQ, fake_deployhq: FakeDeployHQ, status: int
+):
+    fake_deployhq.script("show", Reply(status, {"error": "Busy"}, {"Retry-After": "1"}))
+    with pytest.raises(DeployHQError):
+        client.deployment("my-project", DEPLOYMENT)
+    with pytest.raises(DeployHQError) as raised:
+        client.retry("my-project", DEPLOYMENT)  # within the second: not sent at all
+    assert raised.value.kind == "busy" and not raised.value.may_have_happened
+    assert 0 < (raised.value.retry_after or 0) <= 1
+    assert len(fake_deployhq.calls) == 1
+    time.sleep(1.05)
+    assert client.deployment("my-project", DEPLOYMENT).identifier == DEPLOYMENT
+    assert len(fake_deployhq.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("86400", 300.0), ("soon", None), ("nan", None)],
+)
+def test_retry_after_as_a_date_or_out_of_bounds(client, fake_deployhq, header, expected):
+    fake_deployhq.script("retry", Reply(429, {"error": "Too many"}, {"Retry-After": header}))
+    assert failure(client).retry_after == expected
+
+
 def test_a_read_timeout_says_the_retry_may_have_happened(client, fake_deployhq):
     fake_deployhq.script("retry", Reply(200, None, delay=1.5))
     error = failure(client)
@@ -142,7 +170,8 @@ def test_a_connection_dropped_after_the_request_left_may_have_retried():
 def test_an_answer_over_two_megabytes_is_refused_without_being_held_whole(
     client: DeployHQ, fake_deployhq: FakeDeployHQ
 ):
-    huge = [{"id": n, "message": "x" * 1000, "type": "info"} for n in range(3000)]  # ~3 MB
+    # DeployHQ answers a page of entries; an entry's detail can be long (~3 MB in all here).
+    huge = [{"id": n, "message": "m", "detail": "x" * 100_000, "type": "info"} for n in range(30)]
     fake_deployhq.deployments[DEPLOYMENT] = {
         "identifier": DEPLOYMENT,
         "status": "failed",
@@ -154,6 +183,47 @@ def test_an_answer_over_two_megabytes_is_refused_without_being_held_whole(
         client.failure_log("my-project", DEPLOYMENT)
     assert raised.value.kind == "too-large" and "larger than 2 MB" in raised.value.message
     # An answer under the bound is read as before.
-    fake_deployhq.logs["step-1"] = huge[:100]
+    fake_deployhq.logs["step-1"] = huge[:10]
     found = client.failure_log("my-project", DEPLOYMENT)
-    assert found is not None and len(found[1]) == 100
+    assert found is not None and len(found[1]) == 20
+
+
+def test_the_filtered_list_is_read_a_page_at_a_time_and_never_past_five_pages(
+    client: DeployHQ, fake_deployhq: FakeDeployHQ
+):
+    failed = Deployment.from_api(deployment_json(DEPLOYMENT, "my-project"))
+    fake_deployhq.history[:] = [  # 400 failures on its server, newer than it
+        deployment_json(f"{n:08d}-0000-4000-8000-000000000000", "my-project") for n in range(400)
+    ]
+    assert failed.parent == "7563d091"
+    found = last_good(client.history("my-project", to=failed.parent), failed)
+    assert found is None  # 400 failures on its server: none good within the bound
+    pages = [c.raw_uri for c in fake_deployhq.calls]
+    assert len(pages) == 5 and all("to=7563d091" in p and "per_page=50" in p for p in pages)
+
+    fake_deployhq.calls.clear()
+    fake_deployhq.history[:] = fake_deployhq.history[:60]
+    assert len(list(client.history("my-project", to=failed.parent))) == 60
+    assert len(fake_deployhq.calls) == 2  # pagination says two pages: not a third
+
+
+def test_a_bare_array_of_deployments_is_read_too(client: DeployHQ, fake_deployhq: FakeDeployHQ):
+    fake_deployhq.script("index", Reply(200, [deployment_json(DEPLOYMENT, "my-project")]))
+    assert [d.identifier for d in client.history("my-project")] == [DEPLOYMENT]
+    assert len(fake_deployhq.calls) == 1  # a short page ends the list
+
+
+def test_what_a_deployment_went_to_is_its_server_or_the_group_all_its_servers_share():
+    def parent(*servers: dict[str, str]) -> str:
+        data = {**deployment_json(DEPLOYMENT, "p"), "servers": list(servers)}
+        return Deployment.from_api(data).parent
+
+    web = {"server_group_identifier": "g-web"}
+    assert parent({"name": "A", "identifier": "a"}) == "a"
+    assert parent({"name": "A", "identifier": "a", **web}) == "a"  # to the server, or the group
+    assert (
+        parent({"name": "A", "identifier": "a", **web}, {"name": "B", "identifier": "b", **web})
+        == "g-web"
+    )
+    assert parent({"name": "A", "identifier": "a"}, {"name": "B", "identifier": "b"}) == ""
+    assert parent({"name": "A", "identifier": "a", **web}, {"name": "B", "identifier": "b"}) == ""

@@ -115,7 +115,7 @@ def black_hole() -> Iterator[str]:
 FAULTS = {
     "500": (Reply(500, {"status": 500, "error": "Internal error"}), "HTTP 500"),
     "503": (Reply(503, raw=b"<html><h1>Service Unavailable</h1></html>"), "HTTP 503"),
-    "429": (Reply(429, {"error": "Too many requests"}, {"Retry-After": "30"}), "wait for 30 s"),
+    "429": (Reply(429, {"error": "Too many requests"}, {"Retry-After": "2"}), "wait for 2 s"),
     "html-page": (Reply(502, raw=b"<!DOCTYPE html><title>Bad gateway</title>"), "HTTP 502"),
 }
 
@@ -147,6 +147,13 @@ def test_deployhq_faults_say_what_happened_and_leave_retry_usable(
     (failed,) = fake_slack.wait_for(lambda: updates_saying(fake_slack, "did not go through"))
     assert said in state_line(failed)
     assert "deployhq_retry" in buttons(failed)
+    if reply.status == 429:
+        # DeployHQ's Retry-After is honoured: a click within it sends DeployHQ nothing.
+        asked = len(fake_deployhq.calls)
+        bot.click(retry_value(failed), user_id="U0EARLY", key="early")
+        fake_slack.wait_for(lambda: len(updates_saying(fake_slack, "did not go through")) == 2)
+        assert len(fake_deployhq.calls) == asked
+        time.sleep(2.05)
     bot.click(retry_value(failed), user_id="U0AGAIN", key="again")
     fake_slack.wait_for(lambda: updates_saying(fake_slack, "Retried by <@U0AGAIN>"))
     assert len(fake_deployhq.retries()) == 2

@@ -123,6 +123,15 @@ def test_only_live_states_offer_retry():
         (DeployHQError("x", kind="timeout"), "did not answer in time"),
         (DeployHQError("x", kind="connect"), "could not reach DeployHQ"),
         (DeployHQError("Service Unavailable", status=503), "HTTP 503"),
+        (
+            DeployHQError("Updating repository", status=503, retry_after=4.2),
+            "DeployHQ is busy (Updating repository); wait for 5 s",
+        ),
+        (DeployHQError("x", kind="busy", retry_after=2), "wait for 2 s"),
+        (
+            DeployHQError("Your plan allows 1 server (upgrade: https://x.test)", status=403),
+            "HTTP 403): Your plan allows 1 server",
+        ),
         (DeployHQError("odd", status=418), "DeployHQ answered: odd"),
     ],
 )

@@ -3,6 +3,7 @@ channel should see it (``command_outcome``)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Protocol
 
@@ -234,16 +235,23 @@ def describe_error(error: FailedCall) -> str:
 
     It may quote DeployHQ, so escape it before it goes into mrkdwn.
     """
-    if error.status in (401, 403):
+    wait = f" for {math.ceil(error.retry_after)} s" if error.retry_after else ""
+    if error.status == 401:
         return (
             f"DeployHQ refused the bot's API credentials (HTTP {error.status}); an admin should "
             "check DEPLOYHQ_USERNAME and DEPLOYHQ_API_KEY."
         )
+    if error.status == 403:  # a read-only key, a plan's limit: DeployHQ says which
+        return (
+            f"DeployHQ refused the bot's API credentials (HTTP 403): {error.message}. An admin "
+            "should check the permissions of DEPLOYHQ_USERNAME's API key."
+        )
     if error.status == 404:
         return "DeployHQ says that project or deployment was not found."
-    if error.status == 429:
-        wait = f" for {int(error.retry_after)} s" if error.retry_after else ""
+    if error.status == 429 or error.kind == "busy":
         return f"DeployHQ is limiting requests; wait{wait} before trying again."
+    if error.status == 503 and error.retry_after:
+        return f"DeployHQ is busy ({error.message}); wait{wait} before trying again."
     if error.kind in ("timeout", "dropped"):
         return "DeployHQ did not answer in time."
     if error.kind == "connect":

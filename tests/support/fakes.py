@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -292,6 +292,8 @@ class FakeSlack(FakeServer):
 
 
 def deployment_json(identifier: str, project: str, status: str = "failed") -> dict[str, Any]:
+    """A deployment DeployHQ was never told of here: a failure of its own making, in DeployHQ's
+    shape (its one step went well; tests that want a failed step say so)."""
     return {
         "identifier": identifier,
         "status": status,
@@ -309,8 +311,46 @@ def deployment_json(identifier: str, project: str, status: str = "failed") -> di
         "servers": [
             {"name": "Production Server", "identifier": "7563d091", "protocol_type": "ssh"}
         ],
-        "steps": [],
+        "steps": [
+            {
+                "step": "transfer",
+                "stage": "deploy",
+                "identifier": "step-1",
+                "server": 1001,
+                "description": "Checking access",
+                "status": "completed",
+                "logs": True,
+                "total_items": 3,
+                "completed_items": 1,
+            }
+        ],
     }
+
+
+# DeployHQ's timestamps carry the account's offset and milliseconds.
+ACCOUNT_ZONE = timezone(timedelta(hours=1))
+
+
+def dhq_time(value: Any) -> Any:
+    """A time as DeployHQ writes it: "2026-01-01T12:00:30.000+01:00"."""
+    if not isinstance(value, str) or not value:
+        return value
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ACCOUNT_ZONE).isoformat(timespec="milliseconds")
+
+
+def parent_of(record: dict[str, Any]) -> str:
+    """What a deployment went to, as DeployHQ's ``to=`` filter names it: its one server, or
+    the group all its servers belong to."""
+    servers = [s for s in record.get("servers") or [] if isinstance(s, dict)]
+    if len(servers) == 1:
+        return str(servers[0].get("identifier") or "")
+    groups = {s.get("server_group_identifier") for s in servers}
+    if len(servers) > 1 and len(groups) == 1 and None not in groups:
+        return str(groups.pop())
+    return ""
 
 
 class FakeDeployHQ(FakeServer):
@@ -329,11 +369,19 @@ class FakeDeployHQ(FakeServer):
         # new deployment's id), in order.
         self.done: list[tuple[str, str]] = []
         self.clock = timedelta(0)  # how far DeployHQ's clock is ahead of ours
+        self.log_page_size = 100  # step log entries in one answer
+        self._server_ids: dict[str, int] = {}  # DeployHQ's integer server ids, as first seen
 
         @self.app.get("/projects/<project>/deployments/<deployment>/steps/<step>/logs")
         def logs(project: str, deployment: str, step: str) -> Response:
+            # Newest first (ids descending), a page at a time; before=<id> pages older ones.
             self._record()
-            return self._reply("logs", lambda: Reply(200, self.logs.get(step, [])))
+            entries = sorted(self.logs.get(step, []), key=lambda e: -int(e.get("id", 0)))
+            before = request.args.get("before", type=int)
+            if before is not None:
+                entries = [e for e in entries if int(e.get("id", 0)) < before]
+            page = entries[: self.log_page_size]
+            return self._reply("logs", lambda: Reply(200, page))
 
         @self.app.post("/projects/<project>/deployments/<deployment>/retry")
         def retry(project: str, deployment: str) -> Response:
@@ -358,7 +406,8 @@ class FakeDeployHQ(FakeServer):
                     }
                     self.deployments[deployment] = copy.deepcopy(body)
                     self.done.append(("retry", deployment))
-                return Reply(200, body)
+                    answer = self.answer(body)
+                return Reply(200, answer)
 
             # Decided before any delay: the retry is processed even if its answer comes late.
             return self._reply("retry", pending, decide_first=True)
@@ -391,7 +440,8 @@ class FakeDeployHQ(FakeServer):
                     self.deployments[new["identifier"]] = copy.deepcopy(new)
                     self.history.insert(0, copy.deepcopy(new))
                     self.done.append(("rollback", new["identifier"]))
-                return Reply(200, new)
+                    answer = self.answer(new)
+                return Reply(200, answer)
 
             return self._reply("rollback", queued, decide_first=True)
 
@@ -402,7 +452,7 @@ class FakeDeployHQ(FakeServer):
                 if deployment in self.missing:
                     found = None
                 else:
-                    found = copy.deepcopy(self._current(deployment, project))
+                    found = self.answer(self._current(deployment, project))
             if found is None:
                 return self._reply(
                     "show",
@@ -420,25 +470,60 @@ class FakeDeployHQ(FakeServer):
 
         @self.app.get("/projects/<project>/deployments")
         def index(project: str) -> Response:
+            # Newest first, previews left out, no steps; filtered by what a deployment went to
+            # (to=<server or group identifier>) and to those under way (currently_running=1).
             self._record()
-            page = int(request.args.get("page", 1))
-            per_page = int(request.args.get("per_page", 10))
-            records = self.history[(page - 1) * per_page : page * per_page]
-            total_pages = max(1, -(-len(self.history) // per_page))
+            page = request.args.get("page", 1, type=int)
+            per_page = request.args.get("per_page", 10, type=int)
+            to = request.args.get("to")
+            running = request.args.get("currently_running") == "1"
+            with self._lock:
+                listed = [
+                    self.answer(r, steps=False)
+                    for r in self.history
+                    if not str(r.get("status", "")).startswith("preview_")
+                    and (to is None or parent_of(r) == to)
+                    and (not running or r.get("status") in ("pending", "running"))
+                ]
             body = {
                 "pagination": {
                     "current_page": page,
-                    "total_pages": total_pages,
+                    "total_pages": max(1, -(-len(listed) // per_page)),
                     "offset": (page - 1) * per_page,
-                    "total_records": len(self.history),
+                    "total_records": len(listed),
                 },
-                "records": records,
+                "records": listed[(page - 1) * per_page : page * per_page],
             }
             return self._reply("index", lambda: Reply(200, body))
 
+    def answer(self, record: dict[str, Any], *, steps: bool = True) -> dict[str, Any]:
+        """``record`` as DeployHQ's API gives it, whatever shape a test wrote it in: times with
+        the account's offset and milliseconds, an integer duration, integer server ids (a
+        step's server is one of them), no steps in a list."""
+        body = copy.deepcopy(record)
+        timestamps = body.get("timestamps")
+        if isinstance(timestamps, dict):
+            for key in ("queued_at", "started_at", "completed_at"):
+                timestamps[key] = dhq_time(timestamps.get(key))
+            duration = timestamps.get("duration")
+            if isinstance(duration, str) and duration.strip().isdigit():
+                timestamps["duration"] = int(duration)
+        for server in body.get("servers") or []:
+            if isinstance(server, dict):
+                key = str(server.get("identifier") or server.get("name"))
+                server.setdefault(
+                    "id", self._server_ids.setdefault(key, 1001 + len(self._server_ids))
+                )
+                server.setdefault("server_group_identifier", None)
+        if steps:
+            body.setdefault("steps", [])
+        else:
+            body.pop("steps", None)
+        return body
+
     def now(self) -> str:
-        """DeployHQ's idea of now, which need not be ours."""
-        return (datetime.now(UTC) + self.clock).isoformat()
+        """DeployHQ's idea of now, which need not be ours, as it writes times."""
+        return dhq_time((datetime.now(UTC) + self.clock).isoformat())
 
     def _rollback_refusal(self, target: dict[str, Any]) -> str:
         if target.get("archived") is True:

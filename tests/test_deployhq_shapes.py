@@ -1,0 +1,208 @@
+"""The fake DeployHQ answers in DeployHQ's shapes, held to the response schemas of DeployHQ's own
+API description (``tests/data/deployhq_schemas.json``, see ``tests/support/deployhq_schemas``),
+so that it cannot drift from DeployHQ again; and what the bot costs DeployHQ in calls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from jsonschema import Draft202012Validator
+
+from tests.conftest import BotServer
+from tests.support.cards import buttons
+from tests.support.deployhq_schemas import derive, load, schema_of
+from tests.support.fakes import FakeDeployHQ, FakeSlack, deployment_json
+from tests.support.signed import DEPLOYMENT_ID, at, delivery
+
+DESCRIPTION = Path(__file__).resolve().parents[2] / "shared" / "deployhq-openapi.json"
+GROUP = [
+    {"name": "Web 1", "identifier": "w-1", "server_group_identifier": "g-web"},
+    {"name": "Web 2", "identifier": "w-2", "server_group_identifier": "g-web"},
+]
+STAGING = [{"name": "Staging", "identifier": "s-2", "protocol_type": "ssh"}]
+GOOD_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def completed(identifier: str, seconds: float, **changes: Any) -> dict[str, Any]:
+    return delivery(
+        identifier=identifier,
+        status="completed",
+        end_revision={"ref": "a1b2c3d4e5f6", "message": "Known good"},
+        timestamps={
+            "queued_at": at(seconds),
+            "started_at": at(seconds + 2),
+            "completed_at": at(seconds + 60),
+            "duration": "58",  # as some deliveries give it
+        },
+        **changes,
+    )
+
+
+def with_failed_step(identifier: str) -> dict[str, Any]:
+    record = deployment_json(identifier, "my-project")
+    record["steps"].append(
+        {
+            "identifier": "step-2",
+            "description": "Transferring files",
+            "status": "failed",
+            "server": 1001,
+            "logs": True,
+            "step": "transfer",
+            "stage": "deploy",
+        }
+    )
+    return record
+
+
+def uuid_of(n: int) -> str:
+    return f"{n:08d}-0000-4000-8000-000000000000"
+
+
+def check(answer: str, response: requests.Response) -> Any:
+    """The answer's status is the one DeployHQ's description gives, and its body fits."""
+    status = answer.split()[-1]
+    assert str(response.status_code) == status, (answer, response.status_code, response.text)
+    body = response.json()
+    errors = sorted(
+        Draft202012Validator(schema_of(answer)).iter_errors(body), key=lambda e: list(e.path)
+    )
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
+    return body
+
+
+@pytest.mark.skipif(not DESCRIPTION.exists(), reason="DeployHQ's API description is not at hand")
+def test_the_schemas_are_derived_from_deployhqs_own_description():
+    assert derive(json.loads(DESCRIPTION.read_text())) == load()
+
+
+def test_the_schemas_hold_what_deployhqs_live_api_is_known_to_do():
+    """A check of the checker: an answer shaped as the description alone has it is refused
+    where DeployHQ's CLI records that the live API differs."""
+    deployment = Draft202012Validator(schema_of("deployment 200"))
+    step = {"identifier": "s", "server": "Production Server", "status": "failed"}
+    assert not deployment.is_valid({"steps": [step]})  # a server name, not its integer id
+    assert deployment.is_valid({"steps": [{**step, "server": 1001}]})
+    assert not deployment.is_valid({"timestamps": {"queued_at": "2026-01-01T12:00:30Z"}})
+    assert deployment.is_valid({"timestamps": {"queued_at": "2026-01-01T12:00:30.000+01:00"}})
+    assert not deployment.is_valid({"servers": [{"name": "x", "surprise": 1}]})
+
+
+def test_every_kind_of_answer_the_fake_gives_fits_deployhqs_description(
+    fake_deployhq: FakeDeployHQ,
+):
+    base = f"{fake_deployhq.url}/projects/my-project/deployments"
+    fake_deployhq.deployments[DEPLOYMENT_ID] = with_failed_step(DEPLOYMENT_ID)
+    fake_deployhq.history[:] = [
+        completed(uuid_of(3), -30, servers=GROUP),
+        delivery(identifier=uuid_of(2), status="preview_ready"),
+        delivery(),
+        completed(GOOD_ID, -3600),
+        delivery(identifier=uuid_of(1), status="running"),
+    ]
+    for record in fake_deployhq.history:
+        fake_deployhq.record(record)
+    archived = uuid_of(9)
+    fake_deployhq.record(delivery(identifier=archived, archived=True))
+    fake_deployhq.logs["step-2"] = [
+        {"id": n, "step": "transfer", "message": f"line {n}", "detail": "", "type": "info"}
+        for n in range(1, 251)
+    ]
+    http = requests.Session()
+
+    shown = check("deployment 200", http.get(f"{base}/{DEPLOYMENT_ID}"))
+    server_ids = {s["id"] for s in shown["servers"]}
+    assert shown["steps"] and {s["server"] for s in shown["steps"]} <= server_ids
+    assert shown["timestamps"]["queued_at"].endswith("+01:00")
+
+    page = check("deployments 200", http.get(base, params={"per_page": 2}))
+    assert page["pagination"] == {
+        "current_page": 1,
+        "total_pages": 2,
+        "offset": 0,
+        "total_records": 4,  # the preview is left out
+    }
+    assert all("steps" not in r for r in page["records"])
+    to_group = check("deployments 200", http.get(base, params={"to": "g-web"}))
+    assert [r["identifier"] for r in to_group["records"]] == [uuid_of(3)]
+    to_server = check("deployments 200", http.get(base, params={"to": "7563d091"}))
+    assert [r["identifier"] for r in to_server["records"]] == [DEPLOYMENT_ID, GOOD_ID, uuid_of(1)]
+    running = check("deployments 200", http.get(base, params={"currently_running": "1"}))
+    assert [r["identifier"] for r in running["records"]] == [uuid_of(1)]
+
+    logs = check("logs 200", http.get(f"{base}/{DEPLOYMENT_ID}/steps/step-2/logs"))
+    assert [e["id"] for e in logs][:3] == [250, 249, 248] and len(logs) == 100  # newest first
+    older = check(
+        "logs 200", http.get(f"{base}/{DEPLOYMENT_ID}/steps/step-2/logs", params={"before": 151})
+    )
+    assert older[0]["id"] == 150
+
+    check("projects 200", http.get(f"{fake_deployhq.url}/projects"))
+    fake_deployhq.missing.add(uuid_of(8))
+    check("deployment 404", http.get(f"{base}/{uuid_of(8)}"))
+
+    retried = check("retry 200", http.post(f"{base}/{DEPLOYMENT_ID}/retry"))
+    assert retried["status"] == "pending" and retried["timestamps"]["started_at"] is None
+    refused = check("retry 422", http.post(f"{base}/{DEPLOYMENT_ID}/retry"))  # pending now
+    assert refused == {"error": "This deployment cannot be retried"}
+    check("retry 422", http.post(f"{base}/{archived}/retry"))
+
+    rolled = check("rollback 200", http.post(f"{base}/{GOOD_ID}/rollback", json={"mode": "queue"}))
+    assert rolled["identifier"] != GOOD_ID and rolled["status"] == "pending"
+    check("rollback 422", http.post(f"{base}/{rolled['identifier']}/rollback"))  # the latest
+
+
+def test_a_failure_notification_costs_three_calls_and_finds_roll_back_past_other_servers(
+    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    """170 deployments to another server since the failure: DeployHQ's to= filter still finds
+    the last good one on the failure's server, in one page. The record, read to confirm the
+    card, names the failing step: the deployment is read once."""
+    fake_deployhq.deployments[DEPLOYMENT_ID] = with_failed_step(DEPLOYMENT_ID)
+    since = [completed(uuid_of(n), 10 + n, servers=STAGING) for n in range(170, 0, -1)]
+    fake_deployhq.history[:] = [*since, delivery(), completed(GOOD_ID, -3600)]
+    fake_deployhq.logs["step-2"] = [{"id": 1, "message": "Upload failed", "type": "error"}]
+
+    bot.webhook(delivery())
+
+    card = fake_slack.wait_for(
+        lambda: next(
+            (u for u in fake_slack.api_calls("chat.update") if "deployhq_rollback" in buttons(u)),
+            None,
+        )
+    )
+    assert GOOD_ID in buttons(card)["deployhq_rollback"]["value"]
+    fake_slack.wait_for(lambda: fake_slack.api_calls("chat.postMessage")[1:])  # the log note
+    bot.settle()
+    asked = [(c.method, c.path, c.raw_uri) for c in fake_deployhq.calls]
+    assert len(asked) == 3, asked
+    assert [a[1].rsplit("/", 1)[-1] for a in asked] == [DEPLOYMENT_ID, "logs", "deployments"]
+    assert "to=7563d091" in asked[2][2]
+
+
+def test_a_click_costs_three_calls(
+    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    fake_deployhq.history[:] = [delivery(), completed(GOOD_ID, -3600)]
+    bot.webhook(delivery())
+    card = fake_slack.wait_for(
+        lambda: next(
+            (u for u in fake_slack.api_calls("chat.update") if "deployhq_rollback" in buttons(u)),
+            None,
+        )
+    )
+    bot.settle()
+    before = len(fake_deployhq.calls)
+
+    bot.click(buttons(card)["deployhq_rollback"]["value"], action_id="deployhq_rollback")
+
+    fake_deployhq.wait_for(lambda: fake_deployhq.actions())
+    bot.settle()
+    asked = [c.path.rsplit("/", 1)[-1] for c in fake_deployhq.calls[before:]]
+    # The record, the deployments to its servers, the rollback; then the card follows the
+    # deployment the rollback queued, from DeployHQ's answer.
+    assert asked[:3] == [DEPLOYMENT_ID, "deployments", "rollback"], asked
+    assert len(asked) == 3, asked
