@@ -1,6 +1,6 @@
 """Benchmark: how fast the bot answers Slack, how much it handles, and that it retries once.
 
-    python -m bench.run [--clicks-only]
+    python -m bench.run [--clicks-only | --webhooks-only]
 
 Starts the bot exactly as the Procfile does (gunicorn, WEB_CONCURRENCY=2) against fake Slack and
 DeployHQ servers and a private redis-server, and prints a table. Not a test: it asserts nothing.
@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,7 +32,6 @@ from tests.support.redis_server import RedisServer
 from tests.support.signed import SIGNING_SECRET, WEBHOOK_SECRET, click_body, delivery, slack_headers
 
 BURSTS = {1: 100, 10: 50, 50: 30}  # concurrent clicks: rounds
-PAUSE = 0.1  # between rounds, so each burst meets a bot that has finished the last one's work
 WEBHOOKS, WEBHOOK_SENDERS = 300, 10
 STORMS, STORM_SIZE = 100, 30
 
@@ -56,7 +56,10 @@ class Fakes:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fakes"], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "bench.fakes"],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its two processes are stopped together
         )
         assert self.process.stdout is not None
         urls = json.loads(self.process.stdout.readline())
@@ -76,8 +79,21 @@ class Fakes:
                 raise RuntimeError(f"only {self.count(url, prefix)} of {at_least} {prefix} calls")
             time.sleep(0.2)
 
+    def settled(self, idle: float = 0.15, timeout: float = 30.0) -> None:
+        """Wait until neither fake has been called for ``idle`` seconds: the bot has finished
+        the work that the last burst started."""
+        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            seen = len(self.paths(self.slack)) + len(self.paths(self.deployhq))
+            if seen != last:
+                last, since = seen, time.monotonic()
+            elif time.monotonic() - since >= idle:
+                return
+            time.sleep(0.03)
+
     def stop(self) -> None:
-        self.process.kill()
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
 
@@ -119,7 +135,7 @@ def bursts(url: str, fakes: Fakes, size: int, rounds: int, *, one_card: bool) ->
             t.start()
         for t in threads:
             t.join()
-        time.sleep(PAUSE)
+        fakes.settled()  # each burst meets a bot that has finished the last one's work
     return latencies
 
 
@@ -221,6 +237,10 @@ def main() -> None:
         for name in ("bot", "bare"):  # warm up: first requests pay for imports and auth.test
             bursts(servers[name].url, fakes, 10, 3, one_card=False)
 
+        if "--webhooks-only" in sys.argv:
+            rate = webhooks_per_second(servers["bot"].url, fakes)
+            print(f"Failure webhooks until each is posted to Slack: {rate:.0f}/s")
+            return
         print(f"Machine: {machine()}")
         print(
             "Bot and baseline: the Procfile's gunicorn command, WEB_CONCURRENCY=2, --threads 10\n"

@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +21,82 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "deployhq-bot.background"
 """Where ``create_app`` leaves the worker's pools, for gunicorn's ``worker_exit`` to drain."""
+
+# Acks first: work started while this process is answering requests is held until they are
+# answered, and never longer than this. Slack gives a click 3 s; the work after an ack can wait a
+# moment, and then no longer competes with a burst's acks for the interpreter. A held task takes
+# no pool thread, so a steady stream of requests delays work but does not slow it.
+ACKS_FIRST_SECONDS = 0.25
+
+
+class Serving:
+    """The requests this process is answering (counted by the gunicorn worker), and the work
+    held until they are answered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._count = 0
+        self._held: deque[tuple[float, Callable[[], None]]] = deque()
+        self._releaser: threading.Thread | None = None
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        with self._lock:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count -= 1
+                ready = self._take(everything=not self._count)
+            _start(ready)
+
+    def after_answers(self, start: Callable[[], None]) -> None:
+        """``start()`` now if no request is being answered, else once none is (or at most
+        ``ACKS_FIRST_SECONDS`` from now)."""
+        with self._lock:
+            if self._count:
+                self._held.append((time.monotonic() + ACKS_FIRST_SECONDS, start))
+                if self._releaser is None or not self._releaser.is_alive():
+                    self._releaser = threading.Thread(
+                        target=self._release_late, name="acks-first", daemon=True
+                    )
+                    self._releaser.start()
+                return
+        start()
+
+    def release(self) -> None:
+        """Start everything held now (a worker that is stopping)."""
+        with self._lock:
+            ready = self._take(everything=True)
+        _start(ready)
+
+    def _release_late(self) -> None:
+        while True:
+            with self._lock:
+                if not self._held:
+                    self._releaser = None
+                    return
+                wait = self._held[0][0] - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                ready = self._take(everything=False)
+            _start(ready)
+
+    def _take(self, *, everything: bool) -> list[Callable[[], None]]:
+        now = time.monotonic()
+        ready = []
+        while self._held and (everything or self._held[0][0] <= now):
+            ready.append(self._held.popleft()[1])
+        return ready
+
+
+def _start(ready: list[Callable[[], None]]) -> None:
+    for start in ready:
+        start()
+
+
+SERVING = Serving()
 
 
 class Runner(Protocol):
@@ -44,6 +123,7 @@ class Background:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending = 0
+        self._closed = False
 
     @property
     def pending(self) -> int:
@@ -51,16 +131,24 @@ class Background:
         return self._pending
 
     def run(self, what: str, work: Callable[..., object], *args: Any) -> None:
-        """Start ``work(*args)``; if it raises, the traceback is logged under ``what``."""
+        """Start ``work(*args)`` once this process's requests are answered (``SERVING``); if
+        it raises, the traceback is logged under ``what``. ``RuntimeError`` once closed."""
+        if self._closed:
+            raise RuntimeError(f"the {self.name} pool has closed")
         with self._lock:
             self._pending += 1
-        try:
-            # The work runs in a copy of this context: it keeps the request id of what started it.
-            self._pool.submit(contextvars.copy_context().run, self._guarded, what, work, args)
-        except RuntimeError:  # the pool has closed: the worker is stopping
-            with self._lock:
-                self._pending -= 1
-            raise
+        # The work runs in a copy of this context: it keeps the request id of what started it.
+        context = contextvars.copy_context()
+
+        def start() -> None:
+            try:
+                self._pool.submit(context.run, self._guarded, what, work, args)
+            except RuntimeError:  # closed while it was held: the worker is stopping
+                with self._lock:
+                    self._pending -= 1
+                log.info("%s not started: shutting down", what)
+
+        SERVING.after_answers(start)
 
     def later(self, delay: float, what: str, work: Callable[..., object], *args: Any) -> None:
         """``run`` after ``delay`` seconds (dropped if the pool has closed by then)."""
@@ -79,8 +167,11 @@ class Background:
         """Refuse new work and wait for what is queued (a stopping worker); without ``wait``,
         drop what has not started."""
         if not wait:
+            self._closed = True
             self._pool.shutdown(wait=False, cancel_futures=True)
             return
+        SERVING.release()  # what waited for acks starts now
+        self._closed = True
         waiting = self._pending
         if waiting:
             log.info("finishing %d %s task(s) before exiting", waiting, self.name)

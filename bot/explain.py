@@ -66,6 +66,8 @@ class Explainer:
             except StoreUnavailable:
                 pass
             return False
+        if found is None and good is None:
+            return False  # nothing to note, nothing to offer: the card stays as it is
         try:
             with self.store.card_lock(deployment.identifier):
                 current = self.store.card(deployment.identifier)

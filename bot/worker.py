@@ -21,6 +21,8 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from bot.background import SERVING
+
 HEAD_SECONDS = 5.0
 BODY_SECONDS = 10.0  # a body is at most 1 MB (notifications.MAX_BODY_BYTES)
 MAX_HEAD_BYTES = 64 * 1024  # past this the parser answers 431 itself
@@ -130,7 +132,8 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]
         if isinstance(conn.sock, DeadlineSocket):
             conn.sock.arm(BODY_SECONDS)  # the head is in; the application reads the body
         try:
-            return super().handle_request(req, conn)
+            with SERVING.request():  # the work after acks waits for them (bot.background)
+                return super().handle_request(req, conn)
         finally:
             if isinstance(conn.sock, DeadlineSocket):
                 conn.sock.arm(None)
