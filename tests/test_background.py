@@ -1,0 +1,50 @@
+"""Acks first: the work after an answer waits for the worker's requests to be answered."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from bot import background
+from bot.background import Background, Serving
+
+
+def test_work_started_during_a_request_waits_until_it_is_answered():
+    serving = Serving()
+    started = threading.Event()
+    with serving.request():
+        serving.after_answers(started.set)
+        time.sleep(0.05)
+        assert not started.is_set()  # held while the request is being answered
+    assert started.is_set()  # started by the request's end, not by a timer
+
+
+def test_work_is_never_held_past_the_bound(monkeypatch):
+    monkeypatch.setattr(background, "ACKS_FIRST_SECONDS", 0.1)
+    serving = Serving()
+    started = threading.Event()
+    with serving.request():
+        begun = time.monotonic()
+        serving.after_answers(started.set)
+        assert started.wait(2)
+        waited = time.monotonic() - begun
+    assert 0.09 <= waited < 1.0
+
+
+def test_with_no_request_in_hand_work_starts_at_once():
+    serving = Serving()
+    started = []
+    serving.after_answers(lambda: started.append(threading.current_thread()))
+    assert started == [threading.current_thread()]
+
+
+def test_a_closing_pool_starts_what_was_held_and_drains_it(monkeypatch):
+    serving = Serving()
+    monkeypatch.setattr(background, "SERVING", serving)
+    pool = Background(2, "test")
+    done = threading.Event()
+    with serving.request():
+        pool.run("a task", done.set)
+        assert pool.pending == 1 and not done.is_set()
+        pool.close(wait=True)  # a stopping worker: what waited runs now, and is waited for
+        assert done.is_set() and pool.pending == 0
