@@ -154,6 +154,21 @@ def test_every_kind_of_answer_the_fake_gives_fits_deployhqs_description(
     assert rolled["identifier"] != GOOD_ID and rolled["status"] == "pending"
     check("rollback 422", http.post(f"{base}/{rolled['identifier']}/rollback"))  # the latest
 
+    fake_deployhq.latest["main"] = "0123456789ab"
+    latest = check(
+        "latest_revision 200",
+        http.get(f"{fake_deployhq.url}/projects/my-project/repository/latest_revision?branch=main"),
+    )
+    assert latest == {"ref": "0123456789ab"}
+    asked = {"parent_identifier": "7563d091", "branch": "main", "end_revision": "0123456789ab"}
+    created = check("create 201", http.post(base, json={"deployment": {**asked, "mode": "queue"}}))
+    assert created["status"] == "pending" and created["end_revision"]["ref"] == "0123456789ab"
+    lacking = {**asked, "parent_identifier": "no-such-server"}
+    check("create 422", http.post(base, json={"deployment": lacking}))
+    assert check("abort 200", http.post(f"{base}/{created['identifier']}/abort")) == {
+        "status": "cancelled"
+    }
+
 
 def test_a_failure_notification_costs_four_calls_and_finds_roll_back_past_other_servers(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
