@@ -1,4 +1,5 @@
-"""One action per failure (a retry or a rollback), however many ask, whatever breaks.
+"""One action per failure (a retry, a rollback or a Deploy latest), and one abort per run under
+way, however many ask, whatever breaks.
 
 Every action goes through one pipeline: claim -> preflight -> "sending" -> the call -> settle.
 
@@ -11,29 +12,30 @@ Every action goes through one pipeline: claim -> preflight -> "sending" -> the c
   frees the failure: a holder that dies, a 5xx, a 504 page, a dropped connection or a lost
   answer leaves it **in doubt**, and it is **settled** from DeployHQ's record (``settle``).
 
-The two actions differ only in their preflight and in that proof.
+The actions differ only in their preflight (``preflights`` for Deploy latest and Abort) and in
+that proof.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bot import card_rules, failpoints, metrics
+from bot import card_rules, failpoints, metrics, preflights
 from bot import card_states as s
 from bot.background import Runner
 from bot.card_states import ROLLBACK, CardState
 from bot.cards import Cards
 from bot.claims import ActionClaim, Claims
 from bot.deployhq import DeployHQ, DeployHQError
-from bot.deployments import FAILED, Deployment
+from bot.deployments import FAILED, Deployment, Revision
 from bot.history import last_good, newer_on_servers
 from bot.kv import StoreUnavailable
 from bot.messages import notes, replies
 from bot.permissions import AccessPolicy, Tell
 from bot.reconcile import Reconciler
-from bot.routing import ActionTarget, RollbackTarget
+from bot.routing import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
 from bot.settle import Settler
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,14 @@ class Actions:
         """Roll ``target`` back on behalf of ``user_id``, counted by outcome."""
         return _counted(ROLLBACK, target, user_id, self._act(ROLLBACK, target, user_id, tell))
 
+    def deploy_latest(self, target: DeployTarget, user_id: str, tell: Tell) -> ActionResult:
+        """Deploy the failure's branch's newest commit to its servers, as a new deployment."""
+        return _counted(s.DEPLOY, target, user_id, self._act(s.DEPLOY, target, user_id, tell))
+
+    def abort(self, target: AbortTarget, user_id: str, tell: Tell) -> ActionResult:
+        """Abort the run under way that ``target`` names, once."""
+        return _counted(s.ABORT, target, user_id, self._act(s.ABORT, target, user_id, tell))
+
     def retry_command(
         self, project: str, deployment_id: str, user_id: str, tell: Tell
     ) -> tuple[Deployment, ActionResult]:
@@ -148,7 +158,7 @@ class Actions:
             return checked
         failpoints.reach("preflight")
 
-        ref = ""
+        ref = target.ref if isinstance(target, DeployTarget) else ""
         if checked.good is not None and checked.good.end_revision is not None:
             ref = checked.good.end_revision.ref
         try:
@@ -165,6 +175,14 @@ class Actions:
             if action == ROLLBACK:
                 assert checked.good is not None
                 answer = self.deployhq.rollback(target.project, checked.good.identifier)
+            elif isinstance(target, DeployTarget):
+                record = checked.record
+                answer = self.deployhq.deploy(
+                    target.project, record.parent, record.branch, target.ref
+                )
+            elif isinstance(target, AbortTarget):
+                status = self.deployhq.abort(target.project, target.run)
+                answer = replace(checked.record, status=status)
             else:
                 answer = self.deployhq.retry(target.project, target.deployment)
         except DeployHQError as error:
@@ -180,29 +198,25 @@ class Actions:
         failpoints.reach("finished")
         state, updated = self.settler.show_done(target, sending, answer, datetime.now(UTC))
         failpoints.reach("card-saved")
-        outcome = "rolled-back" if action == ROLLBACK else "retried"
-        return ActionResult(outcome, state, answer, card_updated=updated)
+        return ActionResult(_DONE[action], state, answer, card_updated=updated)
 
     def _preflight(
         self, action: str, target: ActionTarget, claim: ActionClaim, user_id: str, tell: Tell
     ) -> _Preflight | ActionResult:
         """DeployHQ's record, read now, says whether acting is still right: the failure the
         person saw is still there, nothing newer has run on its servers, and a rollback's target
-        is still the last good deployment. Two calls: the record, and the recent deployments."""
+        is still the last good deployment. Two calls: the record, and the recent deployments;
+        a Deploy latest reads the branch's newest commit too, and an Abort only the run."""
+        if isinstance(target, AbortTarget):
+            return self._preflight_abort(target, claim, user_id, tell)
         try:
             record = self.deployhq.deployment(target.project, target.deployment)
         except DeployHQError as error:
             return self._not_sent(target, claim, user_id, error, action)
         if record.status != FAILED or record.run_key != target.run_key:
             self._release(target, claim)
-            log.info(
-                "%s of %s by %s not sent: DeployHQ shows it %s (%s)",
-                action,
-                target.run_key,
-                user_id,
-                record.status,
-                record.run_key,
-            )
+            shows = f"{record.status} ({record.run_key}) to {user_id}"
+            log.info("%s of %s not sent: DeployHQ shows it %s", action, target.run_key, shows)
             self._put_back(target, record)
             tell(replies.failure_moved_on(record, action))
             return ActionResult("superseded", deployment=record)
@@ -230,21 +244,51 @@ class Actions:
             self.cards.on_action(target, state, replies.overtaken(newer, action))
             tell(replies.overtaken(newer, action))
             return ActionResult("overtaken", state, newer)
+        if isinstance(target, DeployTarget):
+            try:
+                stop = preflights.deploy_latest(self.deployhq, target, record, listed)
+            except DeployHQError as error:
+                return self._not_sent(target, claim, user_id, error, action)
+            if stop is None:
+                return _Preflight(record)
+            self._release(target, claim)
+            log.info("deploy of %s to %s not sent: %s", target.ref, target.run_key, stop.why)
+            if stop.latest:
+                self.cards.on_latest(target, Revision(stop.latest), record)
+            else:
+                self._put_back(target, record)
+            tell(stop.why)
+            return ActionResult("out-of-date", deployment=record)
         if action != ROLLBACK:
             return _Preflight(record)
         assert isinstance(target, RollbackTarget)
         if good is None or good.identifier != target.to:
             self._release(target, claim)
-            log.info(
-                "rollback of %s not sent: the button named %s, DeployHQ now gives %s",
-                target.run_key,
-                target.to,
-                good.identifier if good else None,
-            )
+            now = good.identifier if good else None
+            log.info("rollback of %s not sent: DeployHQ now gives %s", target, now)
             self.cards.on_rollback_target(target, good, record)
             tell(replies.rollback_target_moved(good))
             return ActionResult("out-of-date", deployment=record)
         return _Preflight(record, good)
+
+    def _preflight_abort(
+        self, target: AbortTarget, claim: ActionClaim, user_id: str, tell: Tell
+    ) -> _Preflight | ActionResult:
+        """The run named is still pending or running, by DeployHQ's record read now."""
+        try:
+            record = self.deployhq.deployment(target.project, target.run)
+        except DeployHQError as error:
+            return self._not_sent(target, claim, user_id, error, s.ABORT)
+        stop = preflights.abort(target, record)
+        if stop is None:
+            return _Preflight(record)
+        self._release(target, claim)
+        log.info("abort of %s not sent: DeployHQ shows it %s", target.run_key, record.status)
+        shows = f"DeployHQ shows the deployment as {record.status}."
+        self.cards.on_action(target, s.NotDone(user_id, shows, s.ABORT), stop.why)
+        self.cards.on_record(record)
+        tell(stop.why)
+        return ActionResult("superseded", deployment=record)
 
     def _busy(
         self, target: ActionTarget, claim: ActionClaim, user_id: str, tell: Tell, action: str
@@ -334,8 +378,15 @@ class Actions:
             log.warning("store unavailable; the claim of %s frees itself when it expires", target)
 
 
+_DONE = {s.RETRY: "retried", ROLLBACK: "rolled-back", s.DEPLOY: "deployed", s.ABORT: "aborted"}
+
+
 def _counted(action: str, target: ActionTarget, user_id: str, result: ActionResult) -> ActionResult:
-    counter = metrics.ROLLBACKS if action == ROLLBACK else metrics.RETRIES
+    counter = {
+        ROLLBACK: metrics.ROLLBACKS,
+        s.DEPLOY: metrics.DEPLOYS,
+        s.ABORT: metrics.ABORTS,
+    }.get(action, metrics.RETRIES)
     counter.labels(result.outcome).inc()
     log.info(
         "%s of %s by %s: %s",

@@ -249,6 +249,9 @@ class Publisher:
             page_url=self.page_url(card.deployment),
             confirmed=card.confirmed,
             rollback_to=card.rollback_to,
+            latest=card.latest,
+            running=card.rolled_back or card.deployment,
+            aborted=card.aborted,
         )
 
     def _post(self, card: Card) -> Card:

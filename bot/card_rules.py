@@ -14,7 +14,7 @@ from datetime import datetime
 
 from bot import card_states as s
 from bot.card_states import CardState
-from bot.deployments import FAILED, FINAL_STATUSES, Deployment
+from bot.deployments import FAILED, FINAL_STATUSES, Deployment, Revision
 from bot.messages import notes
 
 MAX_PENDING_NOTES = 20
@@ -44,11 +44,15 @@ class Card:
     rolled_back: Deployment | None = None  # the deployment a rollback queued, followed here
     version: int = 0  # counts changes of what the card shows; a push marks drawn only its own
     posting: bool = False  # a first post went out and its outcome is unknown until found
+    latest: Revision | None = None  # the branch's newest commit, when it is not the failure's
+    aborted: CardState | None = None  # an abort of the run under way: requested, done, …
 
     @property
     def live(self) -> bool:
         """DeployHQ may still move it on: an action or the deployment itself is under way."""
-        if isinstance(self.state, s.Requested | s.InDoubt):
+        if isinstance(self.state, s.Requested | s.InDoubt) or isinstance(
+            self.aborted, s.Requested | s.InDoubt
+        ):
             return True
         if self.rolled_back is not None:
             return self.rolled_back.status not in FINAL_STATUSES
@@ -106,6 +110,8 @@ def advance(card: Card, deployment: Deployment, *, trusted: bool) -> Card | None
     confirmed = trusted or deployment.status != FAILED
     if trusted:
         deployment = keep_names(deployment, card.deployment)
+    if deployment.status == FAILED:  # a new failure: its own Deploy latest and Abort, if any
+        card = replace(card, latest=None, aborted=None)
     return changed(card, deployment=deployment, state=state, confirmed=confirmed).noting(
         notes.event_note(deployment)
     )
@@ -147,8 +153,11 @@ def acted(
     rollback queued, which the card follows from now on.
 
     The card is redrawn only while it still shows the failure acted on; a card that has moved
-    on (say, to ``running``) keeps its state and gets the note.
+    on (say, to ``running``) keeps its state and gets the note. An abort's progress is shown
+    beside the card's state, whatever that is.
     """
+    if isinstance(state, s.Aborted) or getattr(state, "action", None) == s.ABORT:
+        return changed(card, aborted=state).noting(note)
     if isinstance(state, s.Retried):
         card = replace(card, retried_by=state.user_id, retried_at=state.at)
     if rolled_back is not None:
@@ -174,3 +183,9 @@ def target_moved(card: Card, good: Deployment | None, record: Deployment) -> Car
     """The Roll back button named another target than DeployHQ gives now: the card back on
     the failure, offering the one DeployHQ gives (or none)."""
     return changed(card, state=resting_state(record), rollback_to=good)
+
+
+def latest_moved(card: Card, latest: Revision | None, record: Deployment) -> Card:
+    """The Deploy latest button named another commit than DeployHQ gives now: the card back
+    on the failure, offering the one it gives (or none, when it is the failure's own)."""
+    return changed(card, state=resting_state(record), latest=latest)

@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 RETRY, ROLLBACK = "retry", "rollback"
+# Deploying the branch's latest commit is a failure's action too (it shares the claim); an
+# abort is the action on a run under way, one per run.
+DEPLOY, ABORT = "deploy", "abort"
 
 
 @dataclass(frozen=True)
@@ -105,12 +108,28 @@ class RolledBack:
 
     TAG: ClassVar[str] = "RolledBack"
     DATES: ClassVar[tuple[str, ...]] = ("at",)
+    # Fields added later: stored only when not their default, so older records read back as
+    # they were written.
+    LATER: ClassVar[tuple[str, ...]] = ("action",)
 
     user_id: str
     at: datetime
     ref: str
     status: str
     deployment_id: str
+    action: str = ROLLBACK  # or DEPLOY: the branch's latest commit, deployed afresh
+
+
+@dataclass(frozen=True)
+class Aborted:
+    """DeployHQ aborted the run under way at someone's request; ``status`` is its answer."""
+
+    TAG: ClassVar[str] = "Aborted"
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+
+    user_id: str
+    at: datetime
+    status: str = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -149,6 +168,7 @@ CardState = (
     | RolledBack
     | Overtaken
     | Unknown
+    | Aborted
 )
 # The states that still offer the card's buttons.
 OPEN_STATES = (Failed, Requested, NotDone)
@@ -166,6 +186,7 @@ BY_TAG: dict[str, type[CardState]] = {
         RolledBack,
         Overtaken,
         Unknown,
+        Aborted,
     )
 }
 
@@ -173,8 +194,11 @@ BY_TAG: dict[str, type[CardState]] = {
 def to_json(state: CardState) -> dict[str, Any]:
     """The state as stored: its tag under ``kind``, then its fields; times as Unix seconds."""
     data: dict[str, Any] = {"kind": state.TAG}
+    later: tuple[str, ...] = getattr(state, "LATER", ())
     for f in fields(state):
         value = getattr(state, f.name)
+        if f.name in later and value == f.default:
+            continue
         if f.name in state.DATES and value is not None:
             value = value.timestamp()
         data[f.name] = value

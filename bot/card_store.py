@@ -17,7 +17,7 @@ from typing import Any
 
 from bot import card_states
 from bot.card_rules import Card
-from bot.deployments import Deployment
+from bot.deployments import Deployment, Revision
 from bot.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
 
 # A card's lock covers a read and a write of its record (no Slack or DeployHQ call is made
@@ -50,6 +50,9 @@ def card_to_json(card: Card) -> str:
             "rolled_back": card.rolled_back.to_api() if card.rolled_back else None,
             "version": card.version,
             "posting": card.posting,
+            # Added later: stored only when set, so older records are written back as read.
+            **({"latest": _revision_json(card.latest)} if card.latest else {}),
+            **({"aborted": card_states.to_json(card.aborted)} if card.aborted else {}),
         }
     )
 
@@ -72,7 +75,21 @@ def card_from_json(raw: str) -> Card:
         rolled_back=_deployment_or_none(data.get("rolled_back")),
         version=int(data.get("version") or 0),
         posting=bool(data.get("posting", False)),
+        latest=_revision(data.get("latest")),
+        aborted=card_states.from_json(data["aborted"]) if data.get("aborted") else None,
     )
+
+
+def _revision_json(revision: Revision | None) -> dict[str, str] | None:
+    if revision is None:
+        return None
+    return {"ref": revision.ref, "message": revision.message, "author": revision.author}
+
+
+def _revision(data: Any) -> Revision | None:
+    if not isinstance(data, dict) or not data.get("ref"):
+        return None
+    return Revision(str(data["ref"]), str(data.get("message") or ""), str(data.get("author") or ""))
 
 
 def _deployment_or_none(data: Any) -> Deployment | None:

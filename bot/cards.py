@@ -16,7 +16,7 @@ from bot.card_rules import Card
 from bot.card_states import CardState
 from bot.card_store import CardBusy, CardStore
 from bot.deliveries import Deliveries
-from bot.deployments import Deployment
+from bot.deployments import Deployment, Revision
 from bot.kv import StoreUnavailable
 from bot.outbox import Outbox
 from bot.routing import ActionTarget
@@ -118,6 +118,20 @@ class Cards:
                 if card is None or card.deployment.run_key != target.run_key:
                     return
                 self.store.save_card(card_rules.target_moved(card, good, record))
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s not redrawn", target.deployment)
+            return
+        self.outbox.show(target.deployment)
+
+    def on_latest(self, target: ActionTarget, latest: Revision | None, record: Deployment) -> None:
+        """The Deploy latest button named another commit than DeployHQ gives now: redraw the
+        card with the one it gives, back on the failure."""
+        try:
+            with self.store.card_lock(target.deployment):
+                card = self.store.card(target.deployment)
+                if card is None or card.deployment.run_key != target.run_key:
+                    return
+                self.store.save_card(card_rules.latest_moved(card, latest, record))
         except StoreUnavailable:
             log.warning("store unavailable; card of %s not redrawn", target.deployment)
             return

@@ -17,7 +17,7 @@ import requests
 
 from bot import metrics
 from bot.deadline import Deadline, DeadlineAdapter, never_sent
-from bot.deployments import FAILED, Deployment, Step, log_lines
+from bot.deployments import FAILED, Deployment, Revision, Step, log_lines
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,41 @@ class DeployHQ:
         )
         return _deployment(data, project)
 
+    def abort(self, project: str, deployment: str) -> str:
+        """Abort a deployment that is pending or running; DeployHQ answers with its status."""
+        data = self._call("POST", f"/projects/{_seg(project)}/deployments/{_seg(deployment)}/abort")
+        return _text_of(data, "status")
+
+    def deploy(self, project: str, parent: str, branch: str, end_revision: str) -> Deployment:
+        """Queue a NEW deployment of ``end_revision`` of ``branch`` to ``parent`` (a server or
+        server group identifier); DeployHQ answers 201 with it."""
+        body = {
+            "parent_identifier": parent,
+            "branch": branch,
+            "end_revision": end_revision,
+            "mode": "queue",
+            "copy_config_files": True,
+            "run_build_commands": True,
+            "use_build_cache": True,
+        }
+        data = self._call(
+            "POST", f"/projects/{_seg(project)}/deployments", json={"deployment": body}
+        )
+        return _deployment(data, project)
+
+    def latest_revision(self, project: str, branch: str) -> str:
+        """The newest commit DeployHQ knows on ``branch`` (its full ref)."""
+        path = f"/projects/{_seg(project)}/repository/latest_revision"
+        return _text_of(self._call("GET", path, params={"branch": branch}), "ref")
+
+    def commit(self, project: str, ref: str) -> Revision:
+        """The commit's message and author, as far as DeployHQ gives them."""
+        path = f"/projects/{_seg(project)}/repository/commit_info"
+        data = self._call("GET", path, params={"commit": ref})
+        return Revision(
+            ref, _text_of(data, "message", required=False), _text_of(data, "author", required=False)
+        )
+
     def failed_deployments(
         self, project: str, count: int, *, max_pages: int = 3
     ) -> list[Deployment]:
@@ -241,8 +276,8 @@ class DeployHQ:
 def _call_name(method: str, path: str) -> str:
     """A short name for a call, for its metric: ``retry``, ``deployment``, ``history``, …"""
     parts = path.strip("/").split("/")
-    if method == "POST":
-        return parts[-1]  # retry, rollback
+    if method == "POST" or "repository" in parts:
+        return parts[-1]  # retry, rollback, abort, deployments (a new one), latest_revision
     return {1: "projects", 3: "history", 4: "deployment"}.get(len(parts), "step_logs")
 
 
@@ -266,6 +301,15 @@ def _more_pages(data: Any, page: int, count: int) -> bool:
         if isinstance(total, int) and not isinstance(total, bool):
             return page * PER_PAGE < total
     return count >= PER_PAGE
+
+
+def _text_of(data: Any, key: str, *, required: bool = True) -> str:
+    value = data.get(key) if isinstance(data, dict) else None
+    if isinstance(value, str) and value.strip():
+        return value.strip()[: _MAX_MESSAGE * 4]
+    if required:
+        raise DeployHQError(f"DeployHQ's answer has no {key!r}", kind="invalid")
+    return ""
 
 
 def _deployment(data: Any, project: str) -> Deployment:

@@ -1,6 +1,7 @@
 """Why a deployment failed: once a failure's card is out, its failing step and the end of that
 step's log go to the card's thread, and the last good deployment on the same servers gives the
-card its Roll back button."""
+card its Roll back button; the branch's newest commit, when the failed run was not it, its
+Deploy latest button."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from bot import card_rules
 from bot.card_rules import Card
 from bot.card_store import CardStore
 from bot.deployhq import DeployHQ, DeployHQError
+from bot.deployments import Deployment, Revision
 from bot.history import last_good
 from bot.kv import StoreUnavailable
 from bot.messages.notes import failure_log
@@ -39,6 +41,26 @@ class Explainer:
             return None
         return card
 
+    def _latest(self, deployment: Deployment) -> Revision | None:
+        """The branch's newest commit, with its message and author, when it is not what the
+        failed run deployed and there is one server or group to deploy it to: Deploy latest."""
+        if not (deployment.branch and deployment.parent and deployment.end_revision):
+            return None
+        assert self.deployhq is not None
+        project = deployment.project_permalink
+        try:  # not knowing it must not cost the card its log and its Roll back
+            ref = self.deployhq.latest_revision(project, deployment.branch)
+        except DeployHQError as error:
+            log.info("no latest revision of %s: %s", deployment.branch, error)
+            return None
+        if ref == deployment.end_revision.ref:
+            return None
+        try:
+            return self.deployhq.commit(project, ref)
+        except DeployHQError as error:  # the button still names the commit, without its words
+            log.info("no commit_info for %s: %s", ref[:7], error)
+            return Revision(ref)
+
     def look_up(self, card: Card) -> bool:
         """Look up why the card's deployment failed, and note it on the card; True when the
         card changed (so it is to be shown again)."""
@@ -54,6 +76,7 @@ class Explainer:
             else:
                 found = self.deployhq.failure_log(project, deployment.identifier)
             good = last_good(self.deployhq.history(project, to=deployment.parent), deployment)
+            latest = self._latest(deployment)
         except DeployHQError as error:
             log.warning("could not look up deployment %s: %s", deployment.identifier, error)
             if error.kind == "too-large":
@@ -66,7 +89,7 @@ class Explainer:
             except StoreUnavailable:
                 pass
             return False
-        if found is None and good is None:
+        if found is None and good is None and latest is None:
             return False  # nothing to note, nothing to offer: the card stays as it is
         try:
             with self.store.card_lock(deployment.identifier):
@@ -75,8 +98,8 @@ class Explainer:
                     return False
                 if found is not None:
                     current = current.noting(failure_log(*found))
-                if good is not None:
-                    current = card_rules.changed(current, rollback_to=good)
+                if good is not None or latest is not None:
+                    current = card_rules.changed(current, rollback_to=good, latest=latest)
                 self.store.save_card(current)
         except StoreUnavailable:
             return False

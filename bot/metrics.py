@@ -30,6 +30,16 @@ RETRIES = Counter(
     "Retry requests (buttons and /deployhq retry), by outcome",
     ["outcome"],  # retried, refused, failed, in-doubt, superseded, overtaken, busy, ...
 )
+DEPLOYS = Counter(
+    "deployhq_bot_deploys_total",
+    "Deploy latest requests (the card's button), by outcome",
+    ["outcome"],  # deployed, out-of-date, and the retries' others
+)
+ABORTS = Counter(
+    "deployhq_bot_aborts_total",
+    "Abort requests (the card's button), by outcome",
+    ["outcome"],  # aborted, superseded, and the retries' others
+)
 ROLLBACKS = Counter(
     "deployhq_bot_rollbacks_total",
     "Rollback requests (buttons and /deployhq rollback), by outcome",

@@ -22,7 +22,7 @@ from bot.history import newer_on_servers
 from bot.kv import StoreUnavailable
 from bot.messages import notes
 from bot.outbox import Outbox
-from bot.routing import ActionTarget
+from bot.routing import AbortTarget, ActionTarget
 from bot.settle import Settler
 from bot.store import Store
 
@@ -105,6 +105,13 @@ class Reconciler:
         if not card.live:
             return
         target = ActionTarget.of(card.deployment)
+        if isinstance(card.aborted, s.Requested | s.InDoubt):
+            running = card.rolled_back or card.deployment
+            abort = AbortTarget.of_run(card.deployment.identifier, running)
+            claim = self.store.claims.held(abort.run_key)
+            if claim is not None and (claim.in_doubt or claim.done):
+                self.settler.resolve(abort, claim)
+                return
         if isinstance(card.state, s.Requested | s.InDoubt):
             claim = self.store.claims.held(target.run_key)
             if claim is not None and (claim.in_doubt or claim.done):
@@ -131,7 +138,7 @@ class Reconciler:
             # sent), or the store lost it. A rollback leaves the failure's record as it was, so
             # only the servers' history can tell; anything newer there and nothing is said.
             action = card.state.action
-            if action == s.ROLLBACK:
+            if action in (s.ROLLBACK, s.DEPLOY):
                 try:
                     history = self.deployhq.history(deployment.project_permalink, to=record.parent)
                     if newer_on_servers(history, record) is not None:

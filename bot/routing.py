@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from bot.deployments import Deployment, is_identifier
@@ -13,7 +14,10 @@ WEBHOOK_PATH = "/deployhq/webhook"
 
 RETRY_ACTION = "deployhq_retry"
 ROLLBACK_ACTION = "deployhq_rollback"
+DEPLOY_LATEST_ACTION = "deployhq_deploy_latest"
+ABORT_ACTION = "deployhq_abort"
 OPEN_ACTION = "deployhq_open"
+_REF = re.compile(r"[0-9A-Za-z._/-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,65 @@ class RollbackTarget(ActionTarget):
         if not (isinstance(to, str) and is_identifier(to)):
             raise ValueError("the button names no deployment to roll back to")
         return cls(failure.project, failure.deployment, failure.run_key, to)
+
+
+@dataclass(frozen=True)
+class DeployTarget(ActionTarget):
+    """A Deploy latest button: the failure it is for (so it shares Retry's claim) and the
+    branch's newest commit it deploys, which DeployHQ must still give when it is pressed."""
+
+    ref: str = ""
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"p": self.project, "d": self.deployment, "r": self.run_key, "ref": self.ref},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, value: str) -> DeployTarget:
+        failure = ActionTarget.decode(value)
+        ref = json.loads(value).get("ref")
+        if not (isinstance(ref, str) and _REF.fullmatch(ref)):
+            raise ValueError("the button names no commit to deploy")
+        return cls(failure.project, failure.deployment, failure.run_key, ref)
+
+
+@dataclass(frozen=True)
+class AbortTarget(ActionTarget):
+    """An Abort button: the card it is on (``deployment``), and the run it aborts: deployment
+    ``run`` as queued at ``queued`` (Unix seconds). ``run_key`` names that run, so every click
+    about it shares one claim, and a run queued later gets a new one."""
+
+    run: str = ""
+    queued: int = 0
+
+    @classmethod
+    def of_run(cls, card: str, running: Deployment) -> AbortTarget:
+        queued = int(running.queued_at.timestamp()) if running.queued_at else 0
+        run_key = f"{card}:abort:{running.identifier}:{queued}"
+        return cls(running.project_permalink, card, run_key, running.identifier, queued)
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"p": self.project, "d": self.deployment, "a": self.run, "q": self.queued},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, value: str) -> AbortTarget:
+        try:
+            data = json.loads(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValueError("the button value is not JSON") from exc
+        if not isinstance(data, dict):
+            raise ValueError("the button value is not an object")
+        project, card, run, queued = data.get("p"), data.get("d"), data.get("a"), data.get("q")
+        if not (isinstance(project, str) and 0 < len(project) <= 255):
+            raise ValueError("the button names no project")
+        if not all(isinstance(i, str) and is_identifier(i) for i in (card, run)):
+            raise ValueError("the button names no deployment")
+        if not isinstance(queued, int) or isinstance(queued, bool):
+            raise ValueError("the button names no run")
+        assert isinstance(card, str) and isinstance(run, str)
+        return cls(project, card, f"{card}:abort:{run}:{queued}", run, queued)

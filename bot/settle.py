@@ -14,6 +14,7 @@ from datetime import datetime
 from itertools import takewhile
 
 from bot import card_states as s
+from bot import preflights
 from bot.cards import Cards
 from bot.claims import ActionClaim, Claims
 from bot.deployhq import DeployHQ, DeployHQError
@@ -21,7 +22,7 @@ from bot.deployments import FAILED, Deployment
 from bot.history import newer_on_servers, rolled_back_by
 from bot.kv import StoreUnavailable
 from bot.messages import notes
-from bot.routing import ActionTarget
+from bot.routing import AbortTarget, ActionTarget
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +37,28 @@ class Settler:
         """Settle an in-doubt action from DeployHQ's record; the claim as it now stands (None
         when the failure is free again). A claim already done is shown on the card again.
 
-        Proven (the retried run, or the rollback's deployment, is in DeployHQ's record): the
+        Proven (the retried run, the rollback's or Deploy latest's new deployment, or the
+        aborted run no longer under way, is in DeployHQ's record): the
         claim becomes done and the card says who acted. Nothing in the record once the doubt
         window has passed: never queued, and the failure is offered again. A record that
         cannot tell: the outcome is unknown, and nothing more is sent.
         """
         try:
-            record = self.deployhq.deployment(target.project, target.deployment)
             proof: Deployment | None = None
             other: Deployment | None = None
-            if claim.action == s.ROLLBACK:
+            if isinstance(target, AbortTarget):  # proven once the run is no longer under way
+                record = self.deployhq.deployment(target.project, target.run)
+                proof = record if preflights.abort(target, record) is not None else None
+            elif claim.action in (s.ROLLBACK, s.DEPLOY):  # a new deployment, to claim.ref
+                record = self.deployhq.deployment(target.project, target.deployment)
                 listed = self.deployhq.history(target.project, to=record.parent)
                 history = list(takewhile(lambda d: d.identifier != record.identifier, listed))
                 proof = rolled_back_by(history, record, claim.ref) if claim.ref else None
                 other = newer_on_servers(history, record)
-            elif record.status != FAILED or record.run_key != target.run_key:
-                proof = record
+            else:
+                record = self.deployhq.deployment(target.project, target.deployment)
+                if record.status != FAILED or record.run_key != target.run_key:
+                    proof = record
         except DeployHQError as error:
             log.warning("in-doubt %s of %s still unknown: %s", claim.action, target.run_key, error)
             return claim
@@ -89,9 +96,16 @@ class Settler:
     ) -> tuple[s.CardState, bool]:
         """The card says who acted, and follows what DeployHQ queued: the state shown, and
         whether a card showed it."""
-        if claim.action == s.ROLLBACK:
+        if claim.action == s.ABORT:
+            aborted = s.Aborted(claim.user_id, at, answer.status)
+            shown = self.cards.on_action(target, aborted, notes.outcome_note(aborted, answer))
+            self.cards.on_record(answer)  # the card shows the run as DeployHQ now gives it
+            return aborted, shown
+        if claim.action in (s.ROLLBACK, s.DEPLOY):
             ref = answer.end_revision.ref if answer.end_revision else claim.ref
-            rolled = s.RolledBack(claim.user_id, at, ref, answer.status, answer.identifier)
+            rolled = s.RolledBack(
+                claim.user_id, at, ref, answer.status, answer.identifier, claim.action
+            )
             note = notes.outcome_note(rolled, answer)
             return rolled, self.cards.on_action(target, rolled, note, rolled_back=answer)
         done = s.Retried(claim.user_id, at)

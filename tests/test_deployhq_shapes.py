@@ -154,13 +154,29 @@ def test_every_kind_of_answer_the_fake_gives_fits_deployhqs_description(
     assert rolled["identifier"] != GOOD_ID and rolled["status"] == "pending"
     check("rollback 422", http.post(f"{base}/{rolled['identifier']}/rollback"))  # the latest
 
+    fake_deployhq.latest["main"] = "0123456789ab"
+    latest = check(
+        "latest_revision 200",
+        http.get(f"{fake_deployhq.url}/projects/my-project/repository/latest_revision?branch=main"),
+    )
+    assert latest == {"ref": "0123456789ab"}
+    asked = {"parent_identifier": "7563d091", "branch": "main", "end_revision": "0123456789ab"}
+    created = check("create 201", http.post(base, json={"deployment": {**asked, "mode": "queue"}}))
+    assert created["status"] == "pending" and created["end_revision"]["ref"] == "0123456789ab"
+    lacking = {**asked, "parent_identifier": "no-such-server"}
+    check("create 422", http.post(base, json={"deployment": lacking}))
+    assert check("abort 200", http.post(f"{base}/{created['identifier']}/abort")) == {
+        "status": "cancelled"
+    }
 
-def test_a_failure_notification_costs_three_calls_and_finds_roll_back_past_other_servers(
+
+def test_a_failure_notification_costs_four_calls_and_finds_roll_back_past_other_servers(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
     """170 deployments to another server since the failure: DeployHQ's to= filter still finds
     the last good one on the failure's server, in one page. The record, read to confirm the
-    card, names the failing step: the deployment is read once."""
+    card, names the failing step: the deployment is read once. The fourth asks for the branch's
+    newest commit (the failed one here, so no Deploy latest and no commit_info)."""
     fake_deployhq.deployments[DEPLOYMENT_ID] = with_failed_step(DEPLOYMENT_ID)
     since = [completed(uuid_of(n), 10 + n, servers=STAGING) for n in range(170, 0, -1)]
     fake_deployhq.history[:] = [*since, delivery(), completed(GOOD_ID, -3600)]
@@ -178,8 +194,14 @@ def test_a_failure_notification_costs_three_calls_and_finds_roll_back_past_other
     fake_slack.wait_for(lambda: fake_slack.api_calls("chat.postMessage")[1:])  # the log note
     bot.settle()
     asked = [(c.method, c.path, c.raw_uri) for c in fake_deployhq.calls]
-    assert len(asked) == 3, asked
-    assert [a[1].rsplit("/", 1)[-1] for a in asked] == [DEPLOYMENT_ID, "logs", "deployments"]
+    assert len(asked) == 4, asked
+    assert [a[1].rsplit("/", 1)[-1] for a in asked] == [
+        DEPLOYMENT_ID,
+        "logs",
+        "deployments",
+        "latest_revision",
+    ]
+    assert "deployhq_deploy_latest" not in buttons(card)
     assert "to=7563d091" in asked[2][2]
 
 

@@ -222,7 +222,7 @@ def test_the_log_never_delays_the_notification(
     assert response.json()["result"] == "accepted"
     fake_slack.wait_for(lambda: cards_posted(fake_slack))
     assert (datetime.now(UTC) - started).total_seconds() < 2
-    fake_deployhq.wait_for(lambda: len(fake_deployhq.calls) == 2)  # the log is still coming
+    fake_deployhq.wait_for(lambda: len(fake_deployhq.calls) >= 2)  # the look-up goes on
 
 
 def test_when_slack_refuses_an_update_the_event_lands_once_slack_takes_it(

@@ -9,10 +9,20 @@ from slack_bolt import Ack, App, Respond
 
 from bot.actions import Actions
 from bot.background import Background
-from bot.card_states import RETRY, ROLLBACK
+from bot.card_states import ABORT, DEPLOY, RETRY, ROLLBACK
 from bot.messages import notes, replies
 from bot.messages.text import notice
-from bot.routing import OPEN_ACTION, RETRY_ACTION, ROLLBACK_ACTION, ActionTarget, RollbackTarget
+from bot.routing import (
+    ABORT_ACTION,
+    DEPLOY_LATEST_ACTION,
+    OPEN_ACTION,
+    RETRY_ACTION,
+    ROLLBACK_ACTION,
+    AbortTarget,
+    ActionTarget,
+    DeployTarget,
+    RollbackTarget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +38,20 @@ def register(app: App, actions: Actions, background: Background) -> None:
         log.info("Roll back clicked by %s", (body.get("user") or {}).get("id"))
         background.run("rollback click", clicked, actions, ROLLBACK, body, respond)
 
+    def deploy_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        log.info("Deploy latest clicked by %s", (body.get("user") or {}).get("id"))
+        background.run("deploy click", clicked, actions, DEPLOY, body, respond)
+
+    def abort_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        log.info("Abort clicked by %s", (body.get("user") or {}).get("id"))
+        background.run("abort click", clicked, actions, ABORT, body, respond)
+
     app.action(RETRY_ACTION)(retry_clicked)
     app.action(ROLLBACK_ACTION)(rollback_clicked)
+    app.action(DEPLOY_LATEST_ACTION)(deploy_clicked)
+    app.action(ABORT_ACTION)(abort_clicked)
     # A link button still reports its click; answer it so Slack shows no error.
     app.action(OPEN_ACTION)(acknowledge)
 
@@ -43,14 +65,19 @@ def clicked(actions: Actions, action: str, body: dict[str, Any], respond: Respon
     def note(text: str) -> None:
         tell(respond, text)
 
+    kind = {ROLLBACK: RollbackTarget, DEPLOY: DeployTarget, ABORT: AbortTarget}
     try:
-        target = RollbackTarget.decode(value) if action == ROLLBACK else ActionTarget.decode(value)
+        target = kind.get(action, ActionTarget).decode(value)
     except ValueError as exc:
         log.warning("%s click by %s with an unreadable button: %s", action, user_id, exc)
         tell(respond, replies.unreadable_button(action))
         return
     if isinstance(target, RollbackTarget):
         result = actions.rollback(target, user_id, note)
+    elif isinstance(target, DeployTarget):
+        result = actions.deploy_latest(target, user_id, note)
+    elif isinstance(target, AbortTarget):
+        result = actions.abort(target, user_id, note)
     else:
         result = actions.retry(target, user_id, note)
     if result.state is not None and not result.card_updated:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from bot import card_states as s
 from bot.card_states import CardState
-from bot.deployments import Deployment
+from bot.deployments import Deployment, Revision
 from bot.messages.notes import event_note
 from bot.messages.text import (
     Block,
@@ -25,9 +25,20 @@ from bot.messages.text import (
     plain_text,
     when,
 )
-from bot.routing import OPEN_ACTION, RETRY_ACTION, ROLLBACK_ACTION, ActionTarget, RollbackTarget
+from bot.routing import (
+    ABORT_ACTION,
+    DEPLOY_LATEST_ACTION,
+    OPEN_ACTION,
+    RETRY_ACTION,
+    ROLLBACK_ACTION,
+    AbortTarget,
+    ActionTarget,
+    DeployTarget,
+    RollbackTarget,
+)
 
 MAX_SERVERS_SHOWN = 5
+UNDER_WAY = ("pending", "running")  # a deployment in one of these can be aborted
 
 _HEADLINES = {
     "failed": (":x:", "Deployment failed"),
@@ -45,11 +56,16 @@ def deployment_card(
     page_url: str,
     confirmed: bool = True,
     rollback_to: Deployment | None = None,
+    latest: Revision | None = None,
+    running: Deployment | None = None,
+    aborted: CardState | None = None,
 ) -> Message:
     """The message that tracks one deployment: what failed, what was done, and Retry.
 
     ``confirmed`` is False while the deployment is known only from a notification: the card
-    then says so and offers no Retry until DeployHQ's API has confirmed it.
+    then says so and offers no Retry until DeployHQ's API has confirmed it. ``latest``: the
+    branch's newest commit, offered as Deploy latest beside Retry; ``running``: the deployment
+    under way the card follows, offered as Abort; ``aborted``: how an abort of it went.
     """
     project = deployment.project_name
     headline = _headline(deployment, state)
@@ -82,11 +98,14 @@ def deployment_card(
     line = _state_line(deployment, state)
     if not confirmed:
         line += " · :hourglass: Not yet confirmed with DeployHQ; Retry appears once it is."
+    elements = [mrkdwn_text(line, 3000)]
+    if aborted is not None:
+        elements.append(mrkdwn_text(_state_line(running or deployment, aborted), 3000))
     blocks.append(
         {
             "type": "context",
             "block_id": f"state.{tag}{'' if confirmed else '.u'}",
-            "elements": [mrkdwn_text(line, 3000)],
+            "elements": elements,
         }
     )
     buttons: list[Block] = []
@@ -96,6 +115,11 @@ def deployment_card(
         buttons.append(retry_button(deployment))
         if rollback_to is not None:
             buttons.append(_rollback_button(deployment, rollback_to))
+        if latest is not None and deployment.parent and not _runs(deployment, latest.ref):
+            buttons.append(_deploy_latest_button(deployment, latest))
+    abortable = aborted is None or isinstance(aborted, s.NotDone)
+    if running is not None and running.status in UNDER_WAY and abortable:
+        buttons.append(_abort_button(deployment.identifier, running))
     buttons.append(open_button(page_url))
     blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
     return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
@@ -183,8 +207,63 @@ def _rollback_button(deployment: Deployment, good: Deployment) -> Block:
     }
 
 
+def _deploy_latest_button(deployment: Deployment, latest: Revision) -> Block:
+    servers = ", ".join(deployment.servers[:MAX_SERVERS_SHOWN]) or "its servers"
+    said = f": “{latest.headline}”" if latest.headline else ""
+    said += f" by {latest.author}" if latest.author else ""
+    target = DeployTarget(
+        deployment.project_permalink, deployment.identifier, deployment.run_key, latest.ref
+    )
+    return {
+        "type": "button",
+        "action_id": DEPLOY_LATEST_ACTION,
+        "text": plain_text("Deploy latest", 75),
+        "value": target.encode(),
+        "confirm": {
+            "title": plain_text("Deploy the latest commit?", 100),
+            "text": plain_text(
+                f"DeployHQ will deploy {latest.short_ref} of {deployment.branch} to {servers}, "
+                f"as a new deployment{said}",
+                300,
+            ),
+            "confirm": plain_text("Deploy", 30),
+            "deny": plain_text("Cancel", 30),
+        },
+    }
+
+
+def _abort_button(card: str, running: Deployment) -> Block:
+    servers = ", ".join(running.servers[:MAX_SERVERS_SHOWN]) or "its servers"
+    branch = f" ({running.branch})" if running.branch else ""
+    return {
+        "type": "button",
+        "action_id": ABORT_ACTION,
+        "text": plain_text("Abort", 75),
+        "style": "danger",
+        "value": AbortTarget.of_run(card, running).encode(),
+        "confirm": {
+            "title": plain_text("Abort this deployment?", 100),
+            "text": plain_text(
+                f"DeployHQ will stop deployment {running.short_id} of {running.project_name}"
+                f"{branch} on {servers} now, wherever it has got to.",
+                300,
+            ),
+            "confirm": plain_text("Abort", 30),
+            "deny": plain_text("Cancel", 30),
+            "style": "danger",
+        },
+    }
+
+
+def _runs(deployment: Deployment, ref: str) -> bool:
+    """Whether ``ref`` is the revision the failed run deployed (nothing newer to deploy)."""
+    return deployment.end_revision is not None and deployment.end_revision.ref == ref
+
+
 def _headline(deployment: Deployment, state: CardState) -> tuple[str, str]:
     match state:
+        case s.Requested(action=s.DEPLOY) | s.RolledBack(action=s.DEPLOY):
+            return ":rocket:", "Deploying the latest commit"
         case s.Requested(action=s.ROLLBACK):
             return ":hourglass_flowing_sand:", "Rolling back"
         case s.Requested() | s.InDoubt():
@@ -211,8 +290,19 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
             return _progress_line(deployment, user_id, at)
         case s.Requested(user_id, at, action):
             return (
-                f":hourglass_flowing_sand: {action.capitalize()} requested by {mention(user_id)} "
+                f":hourglass_flowing_sand: {_word(action)} requested by {mention(user_id)} "
                 f"{when(at)}"
+            )
+        case s.RolledBack(user_id, at, ref, status, deployment_id, s.DEPLOY):
+            return (
+                f":rocket: Latest commit `{outside(ref[:7], 7)}` deployed by {mention(user_id)} "
+                f"{when(at)} · new deployment `{outside(deployment_id[:8], 8)}`: "
+                f"*{outside(status, 50)}*"
+            )
+        case s.Aborted(user_id, at, status):
+            return (
+                f":no_entry_sign: Aborted by {mention(user_id)} {when(at)} · DeployHQ status: "
+                f"*{outside(status, 50)}*"
             )
         case s.RolledBack(user_id, at, ref, status, deployment_id):
             return (
@@ -253,9 +343,13 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
         case s.NotDone(user_id, problem, action):
             return (
                 f":warning: The {action} requested by {mention(user_id)} did not go through: "
-                f"{outside(problem, 600)} You can press {action.capitalize()} again."
+                f"{outside(problem, 600)} You can press {_word(action)} again."
             )
     raise AssertionError(state)  # pragma: no cover - every state is matched above
+
+
+def _word(action: str) -> str:
+    return "Deploy latest" if action == s.DEPLOY else action.capitalize()
 
 
 def _progress_line(deployment: Deployment, user_id: str | None, at: datetime | None) -> str:

@@ -11,9 +11,22 @@ from bot.card_states import CardState
 from bot.deployments import Deployment, Step
 from bot.messages.text import clip, duration_text, escape, mention, outside, when
 
+_ASKED = {
+    s.RETRY: "retry this deployment",
+    s.ROLLBACK: "roll this deployment back",
+    s.DEPLOY: "deploy the branch's latest commit",
+    s.ABORT: "abort the deployment under way",
+}
+DONE_WORD = {
+    s.RETRY: "retried",
+    s.ROLLBACK: "rolled back",
+    s.DEPLOY: "deployed",
+    s.ABORT: "aborted",
+}
+
 
 def requested(user_id: str, action: str) -> str:
-    what = "roll this deployment back" if action == s.ROLLBACK else "retry this deployment"
+    what = _ASKED.get(action, _ASKED[s.RETRY])
     return f":hourglass_flowing_sand: {mention(user_id)} asked DeployHQ to {what}."
 
 
@@ -60,6 +73,17 @@ def failure_log(step: Step, lines: list[str], *, max_lines: int = 12) -> str:
 def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
     """The outcome of an action, for the thread or a person who cannot see it on a card."""
     match state:
+        case s.RolledBack(user_id, _, ref, status, deployment_id, s.DEPLOY):
+            return (
+                f":rocket: {mention(user_id)} deployed the latest commit `{outside(ref[:7], 7)}`: "
+                f"DeployHQ queued deployment `{outside(deployment_id[:8], 8)}`, "
+                f"*{outside(status, 50)}*."
+            )
+        case s.Aborted(user_id, _, status):
+            return (
+                f":no_entry_sign: {mention(user_id)} aborted the deployment. DeployHQ status: "
+                f"*{outside(status, 50)}*."
+            )
         case s.RolledBack(user_id, _, ref, status, deployment_id):
             return (
                 f":rewind: {mention(user_id)} rolled back to `{outside(ref[:7], 7)}`: DeployHQ "
@@ -91,7 +115,7 @@ def in_doubt(action: str = s.RETRY) -> str:
 
 
 def never_queued(action: str = s.RETRY) -> str:
-    done = "retried" if action == s.RETRY else "rolled back"
+    done = DONE_WORD.get(action, "retried")
     return f"DeployHQ's record shows the {action} was never queued, so nothing was {done}."
 
 
@@ -106,5 +130,5 @@ def claim_lapsed(action: str = s.RETRY) -> str:
 
 def interrupted(action: str) -> str:
     """An action whose holder died before DeployHQ was asked (nothing was sent)."""
-    done = "retried" if action == s.RETRY else "rolled back"
+    done = DONE_WORD.get(action, "retried")
     return f":warning: The {action} was interrupted before DeployHQ was asked; nothing was {done}."

@@ -10,6 +10,7 @@ from typing import Protocol
 from bot import card_states as s
 from bot.deployments import Deployment
 from bot.messages.card import facts, open_button, retry_button
+from bot.messages.notes import DONE_WORD
 from bot.messages.text import Block, Message, mention, mrkdwn_text, notice, outside, when
 
 _STATUS_EMOJI = {
@@ -111,7 +112,7 @@ def command_outcome(user_id: str, deployment: Deployment, outcome: str, reason: 
 
 
 def _done(action: str) -> str:
-    return "retried" if action == s.RETRY else "rolled back"
+    return DONE_WORD.get(action, "retried")
 
 
 def rollback_target_moved(good: Deployment | None) -> str:
@@ -203,7 +204,21 @@ def permission_unknown() -> str:
 def already_acted(
     user_id: str, at: datetime, action: str, *, done: bool, in_doubt: bool = False
 ) -> str:
-    """What a later clicker is told, privately, about the retry or rollback under way."""
+    """What a later clicker is told, privately, about the action under way."""
+    if action in (s.DEPLOY, s.ABORT):
+        what = "deploy the branch's latest commit" if action == s.DEPLOY else "abort this run"
+        if in_doubt:
+            return (
+                f"{mention(user_id)} asked DeployHQ to {what} {when(at)} and its answer never "
+                "came; nothing more is sent until DeployHQ's record shows what happened. The "
+                "card will show it."
+            )
+        done_what = "deployed the branch's latest commit" if action == s.DEPLOY else "aborted it"
+        verb = done_what if done else f"asked DeployHQ to {what}"
+        return (
+            f"{mention(user_id)} already {verb} {when(at)} (a failure gets one action, a run "
+            "one abort); nothing more was done."
+        )
     if action == s.ROLLBACK and in_doubt:
         return (
             f"{mention(user_id)} asked DeployHQ to roll this deployment back {when(at)} and "

@@ -371,6 +371,8 @@ class FakeDeployHQ(FakeServer):
         self.clock = timedelta(0)  # how far DeployHQ's clock is ahead of ours
         self.log_page_size = 100  # step log entries in one answer
         self._server_ids: dict[str, int] = {}  # DeployHQ's integer server ids, as first seen
+        self.latest: dict[str, str] = {}  # each branch's newest commit (else the fake's own)
+        self.commits: dict[str, dict[str, str]] = {}  # commit_info's author, message, by ref
 
         @self.app.get("/projects/<project>/deployments/<deployment>/steps/<step>/logs")
         def logs(project: str, deployment: str, step: str) -> Response:
@@ -444,6 +446,78 @@ class FakeDeployHQ(FakeServer):
                 return Reply(200, answer)
 
             return self._reply("rollback", queued, decide_first=True)
+
+        @self.app.post("/projects/<project>/deployments")
+        def create(project: str) -> Response:
+            call = self._record()
+            asked = (call.data or {}).get("deployment") or {}
+
+            def created() -> Reply:
+                # A NEW deployment of ``end_revision`` to the server or group named by
+                # ``parent_identifier``; 422 for one the project does not have.
+                with self._lock:
+                    parent = str(asked.get("parent_identifier") or "")
+                    servers = self._servers_of(parent)
+                    if not servers:
+                        return Reply(422, {"parent_identifier": ["is not a server or group"]})
+                    end = str(asked.get("end_revision") or "")
+                    last = next(
+                        (r for r in self.history if parent_of(r) == parent and r["servers"]), None
+                    )
+                    new = {
+                        **deployment_json(str(uuid.uuid4()), project, "pending"),
+                        "branch": str(asked.get("branch") or "main"),
+                        "deployer": "DeployHQ Bot",
+                        "start_revision": (last or {}).get("start_revision") or {"ref": ""},
+                        "end_revision": {"ref": end, **self.commits.get(end, {})},
+                        "servers": servers,
+                        "timestamps": {
+                            "queued_at": self.now(),
+                            "started_at": None,
+                            "completed_at": None,
+                            "duration": None,
+                        },
+                        "steps": [],
+                    }
+                    self.deployments[new["identifier"]] = copy.deepcopy(new)
+                    self.history.insert(0, copy.deepcopy(new))
+                    self.done.append(("deploy", new["identifier"]))
+                    answer = self.answer(new)
+                return Reply(201, answer)
+
+            return self._reply("create", created, decide_first=True)
+
+        @self.app.post("/projects/<project>/deployments/<deployment>/abort")
+        def abort(project: str, deployment: str) -> Response:
+            self._record()
+
+            def aborted() -> Reply:
+                with self._lock:
+                    current = self._current(deployment, project)
+                    if current.get("status") in ("pending", "running"):
+                        current["status"] = "cancelled"
+                        current.setdefault("timestamps", {})["completed_at"] = self.now()
+                        for listed in self.history:
+                            if listed["identifier"] == deployment:
+                                listed["status"] = "cancelled"
+                        self.done.append(("abort", deployment))
+                    return Reply(200, {"status": str(current.get("status"))})
+
+            return self._reply("abort", aborted, decide_first=True)
+
+        @self.app.get("/projects/<project>/repository/latest_revision")
+        def latest_revision(project: str) -> Response:
+            self._record()
+            branch = request.args.get("branch", "main")
+            ref = self.latest.get(branch, "def456abc789")
+            return self._reply("latest_revision", lambda: Reply(200, {"ref": ref}))
+
+        @self.app.get("/projects/<project>/repository/commit_info")
+        def commit_info(project: str) -> Response:
+            self._record()
+            ref = request.args.get("commit", "")
+            info = {"ref": ref, "tags": [], **self.commits.get(ref, {})}
+            return self._reply("commit_info", lambda: Reply(200, info))
 
         @self.app.get("/projects/<project>/deployments/<deployment>")
         def show(project: str, deployment: str) -> Response:
@@ -560,6 +634,24 @@ class FakeDeployHQ(FakeServer):
         if deployment not in self.deployments:
             self.deployments[deployment] = deployment_json(deployment, project)
         return self.deployments[deployment]
+
+    def _servers_of(self, parent: str) -> list[dict[str, Any]]:
+        """The project's servers that ``parent`` (a server or group identifier) names, as
+        DeployHQ's record of a deployment lists them."""
+        found: dict[str, dict[str, Any]] = {}
+        for record in [*self.history, *self.deployments.values()]:
+            for server in record.get("servers") or []:
+                if parent in (server.get("identifier"), server.get("server_group_identifier")):
+                    found.setdefault(str(server.get("identifier")), copy.deepcopy(server))
+        return list(found.values())
+
+    def created(self) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == "POST" and c.path.endswith("/deployments")]
+
+    def aborts(self) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.path.endswith("/abort")]
 
     def rollbacks(self) -> list[Call]:
         with self._lock:
