@@ -24,6 +24,7 @@ from bot.card_publisher import Publisher
 from bot.cards import Cards
 from bot.config import ConfigError, Settings
 from bot.deliveries import Deliveries
+from bot.deployer import Deployers
 from bot.deployhq import DeployHQ
 from bot.explain import Explainer
 from bot.health import health
@@ -77,7 +78,8 @@ def create_app(
         poster=poster,
         slack_timeout=settings.slack_timeout,
     )
-    explainer = Explainer(deployhq, store.cards)
+    deployers = Deployers(client, store.deployers) if settings.mention_deployer else None
+    explainer = Explainer(deployhq, store.cards, deployers)
     outbox = Outbox(publisher, explainer, slack=pools.slack, lookups=pools.lookups)
     cards = Cards(store.cards, deliveries, outbox)
 

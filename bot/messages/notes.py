@@ -52,6 +52,11 @@ def event_note(deployment: Deployment) -> str:
     return f":grey_question: DeployHQ status: *{outside(status, 50)}*."
 
 
+def deployer_told(member: str) -> str:
+    """The failure's thread mentions the member whose Slack email is the deployer's."""
+    return f":wave: {mention(member)}, your deployment failed."
+
+
 def rollback_moved(deployment: Deployment) -> str:
     """A later state of the deployment a rollback queued, which the failure's card follows."""
     return ":rewind: The rollback: " + event_note(deployment)

@@ -177,7 +177,11 @@ class FakeSlack(FakeServer):
             "usergroups:read",
             "channels:history",
             "groups:history",
+            "users:read",
+            "users:read.email",
         }
+        # users.lookupByEmail: the members each address finds (as Slack keeps it, any case)
+        self.emails: dict[str, str] = {}
         self.socket_url = ""  # where apps.connections.open sends Socket Mode clients
         self.app.post("/_rate_limit")(self._rate_limit_route)
         self.app.get("/_taken")(self._taken_route)
@@ -243,6 +247,13 @@ class FakeSlack(FakeServer):
             if group not in self.usergroups:  # as Slack answers for a deleted group
                 return Reply(body={"ok": False, "error": "no_such_subteam"})
             return Reply(body={"ok": True, "users": self.usergroups[group]})
+        if method == "users.lookupByEmail":
+            email = str(data.get("email") or "")
+            found = next((e for e in self.emails if e.lower() == email.lower()), None)
+            if found is None:
+                return Reply(body={"ok": False, "error": "users_not_found"})
+            user = {"id": self.emails[found], "name": "member", "profile": {"email": found}}
+            return Reply(body={"ok": True, "user": user})
         if method == "chat.update":
             if data.get("ts") in self.deleted:
                 return Reply(body={"ok": False, "error": "message_not_found"})
