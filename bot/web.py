@@ -39,6 +39,7 @@ from bot.settle import Settler
 from bot.slack_client import slack_client, slack_poster
 from bot.socket_mode import SocketMode
 from bot.store import Store
+from bot.targets import Deploys
 from bot.webhook import Webhook
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,14 @@ def create_app(
         deadline_seconds=settings.deployhq_timeout,
     )
 
+    deploys = Deploys(
+        deployhq,
+        store.claims,
+        policy,
+        doubt_seconds=settings.retry_doubt_seconds,
+        deadline_seconds=settings.deployhq_timeout,
+    )
+
     identity = Identity(client, settings.slack_bot_token)
     bolt = build_app(
         settings,
@@ -116,6 +125,7 @@ def create_app(
         policy=policy,
         deployhq=deployhq,
         pools=pools,
+        deploys=deploys,
     )
     verifier = SignatureVerifier(settings.slack_signing_secret)
     webhook = Webhook(
