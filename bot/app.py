@@ -15,6 +15,7 @@ from bot.identity import Identity
 from bot.listeners import actions as action_listeners
 from bot.listeners import commands as command_listeners
 from bot.permissions import AccessPolicy
+from bot.targets import Deploys
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def build_app(
     policy: AccessPolicy,
     deployhq: DeployHQ,
     pools: Pools,
+    deploys: Deploys,
 ) -> App:
     app = App(
         # Bolt copies this client's settings for each request; the token comes from
@@ -53,6 +55,7 @@ def build_app(
         deployhq=deployhq,
         actions=actions,
         policy=policy,
+        deploys=deploys,
         web_url=settings.deployhq_web_url,
         pools=pools,
     )

@@ -46,6 +46,7 @@ class Card:
     posting: bool = False  # a first post went out and its outcome is unknown until found
     latest: Revision | None = None  # the branch's newest commit, when it is not the failure's
     aborted: CardState | None = None  # an abort of the run under way: requested, done, …
+    mentioned: str = ""  # the run whose deployer was looked up in Slack (and told, if found)
 
     @property
     def live(self) -> bool:

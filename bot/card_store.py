@@ -53,6 +53,7 @@ def card_to_json(card: Card) -> str:
             # Added later: stored only when set, so older records are written back as read.
             **({"latest": _revision_json(card.latest)} if card.latest else {}),
             **({"aborted": card_states.to_json(card.aborted)} if card.aborted else {}),
+            **({"mentioned": card.mentioned} if card.mentioned else {}),
         }
     )
 
@@ -77,6 +78,7 @@ def card_from_json(raw: str) -> Card:
         posting=bool(data.get("posting", False)),
         latest=_revision(data.get("latest")),
         aborted=card_states.from_json(data["aborted"]) if data.get("aborted") else None,
+        mentioned=str(data.get("mentioned") or ""),
     )
 
 

@@ -18,6 +18,8 @@ USAGE = "\n".join(
         "• `/deployhq retry <project> <deployment>`: retry a failed deployment",
         "• `/deployhq rollback <project> <deployment>`: put the failed deployment's servers back "
         "on the last revision that worked there",
+        "• `/deployhq deploy <project> <server or group> [branch]`: deploy the branch's latest "
+        "commit (by default the project's branch) there, after you confirm",
         "• `/deployhq status <project> <deployment>`: show a deployment (only to you)",
         f"• `/deployhq failed <project> [count]`: the last failed deployments "
         f"(default {DEFAULT_FAILED_COUNT}, at most {MAX_FAILED_COUNT}), each with Retry",
@@ -46,6 +48,15 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class Deploy:
+    """``words``: a server's or group's name (which may have spaces) or identifier, perhaps
+    followed by a branch; which is which is known once DeployHQ lists the names."""
+
+    project: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Status:
     project: str
     deployment: str
@@ -57,7 +68,7 @@ class ListFailed:
     count: int = DEFAULT_FAILED_COUNT
 
 
-Command = Help | Retry | Rollback | Status | ListFailed
+Command = Help | Retry | Rollback | Deploy | Status | ListFailed
 
 
 def parse(text: str) -> Command:
@@ -75,6 +86,12 @@ def parse(text: str) -> Command:
         if verb == "rollback":
             return Rollback(project, deployment)
         return Status(project, deployment)
+    if verb == "deploy":
+        if not 2 <= len(args) <= 12 or not _is_project(args[0]):
+            return Help("`deploy` needs a project and a server or group, and may take a branch.")
+        if len(" ".join(args[1:])) > 200:
+            return Help("`deploy` needs a server or group name and a branch name.")
+        return Deploy(args[0], tuple(w.strip("\"'“”") for w in args[1:]))
     if verb == "failed":
         if not 1 <= len(args) <= 2 or not _is_project(args[0]):
             return Help("`failed` needs a project, and may take a count.")

@@ -89,6 +89,7 @@ class Settings:
     socket_mode_ping_interval: float = 5.0
     socket_mode_ping_timeout: float = 10.0
     socket_mode_health_grace: float = 60.0
+    mention_deployer: bool = True  # a failure's thread mentions its deployer, by exact email
 
     def __post_init__(self) -> None:
         if not self.deployhq_base_url:
@@ -229,6 +230,9 @@ class Settings:
         tls_verify = _BOOLEANS.get((get("REDIS_TLS_VERIFY") or "true").lower())
         if tls_verify is None:
             problems.append("REDIS_TLS_VERIFY must be true or false")
+        mention_deployer = _BOOLEANS.get((get("DEPLOYHQ_MENTION_DEPLOYER") or "true").lower())
+        if mention_deployer is None:
+            problems.append("DEPLOYHQ_MENTION_DEPLOYER must be true or false")
 
         project_channels = []
         for pair in _id_list(get("DEPLOYHQ_CHANNELS")):
@@ -338,6 +342,7 @@ class Settings:
             socket_mode_ping_interval=ping_interval or 5.0,
             socket_mode_ping_timeout=ping_timeout or 10.0,
             socket_mode_health_grace=health_grace or 60.0,
+            mention_deployer=bool(mention_deployer),
         )
 
 

@@ -208,6 +208,10 @@ class DeployHQ:
             if not records or not _more_pages(data, page, len(records)):
                 return
 
+    def read(self, path: str, **params: str) -> Any:
+        """A plain read of ``path``, as JSON (``targets.py`` reads servers and groups)."""
+        return self._call("GET", path, params=params or None)
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         # While DeployHQ has asked to be left alone (429 or 503 with Retry-After), nothing is
         # sent: the caller hears how long is left, as it would from DeployHQ.

@@ -1,7 +1,8 @@
 """Why a deployment failed: once a failure's card is out, its failing step and the end of that
 step's log go to the card's thread, and the last good deployment on the same servers gives the
 card its Roll back button; the branch's newest commit, when the failed run was not it, its
-Deploy latest button."""
+Deploy latest button; and the deployer, when Slack has a member with exactly their email, is
+mentioned there."""
 
 from __future__ import annotations
 
@@ -11,19 +12,48 @@ from dataclasses import replace
 from bot import card_rules
 from bot.card_rules import Card
 from bot.card_store import CardStore
+from bot.deployer import Deployers
 from bot.deployhq import DeployHQ, DeployHQError
 from bot.deployments import Deployment, Revision
 from bot.history import last_good
 from bot.kv import StoreUnavailable
-from bot.messages.notes import failure_log
+from bot.messages.notes import deployer_told, failure_log
 
 log = logging.getLogger(__name__)
 
 
 class Explainer:
-    def __init__(self, deployhq: DeployHQ | None, store: CardStore) -> None:
+    def __init__(
+        self, deployhq: DeployHQ | None, store: CardStore, deployers: Deployers | None = None
+    ) -> None:
         self.deployhq = deployhq
         self.store = store
+        self.deployers = deployers  # None: the deployer is never mentioned
+
+    def _tell_deployer(self, card: Card) -> bool:
+        """Mention the failure's deployer in its thread, once per failure (the explanation's
+        claim makes this the only look-up of the run; a look-up tried again after a DeployHQ
+        error finds the note already written). True when a note was added."""
+        deployment = card.deployment
+        if self.deployers is None or card.mentioned == deployment.run_key:
+            return False
+        member = self.deployers.member(deployment.deployer)
+        try:
+            with self.store.card_lock(deployment.identifier):
+                current = self.store.card(deployment.identifier)
+                if (
+                    current is None
+                    or current.deployment.run_key != deployment.run_key
+                    or current.mentioned == deployment.run_key
+                ):
+                    return False
+                current = replace(current, mentioned=deployment.run_key)
+                if member is not None:
+                    current = current.noting(deployer_told(member))
+                self.store.save_card(current)
+        except StoreUnavailable:
+            return False
+        return member is not None
 
     def claim(self, deployment_id: str) -> Card | None:
         """The card to explain, claimed on its record so that two pushes never look it up
@@ -65,6 +95,7 @@ class Explainer:
         """Look up why the card's deployment failed, and note it on the card; True when the
         card changed (so it is to be shown again)."""
         assert self.deployhq is not None
+        told = self._tell_deployer(card)
         deployment = card.deployment
         project = deployment.project_permalink
         try:
@@ -80,7 +111,7 @@ class Explainer:
         except DeployHQError as error:
             log.warning("could not look up deployment %s: %s", deployment.identifier, error)
             if error.kind == "too-large":
-                return False  # it will not shrink: not looked up again
+                return told  # it will not shrink: not looked up again
             try:  # let a later push try again
                 with self.store.card_lock(deployment.identifier):
                     current = self.store.card(deployment.identifier)
@@ -88,19 +119,19 @@ class Explainer:
                         self.store.save_card(replace(current, explained=""))
             except StoreUnavailable:
                 pass
-            return False
+            return told
         if found is None and good is None and latest is None:
-            return False  # nothing to note, nothing to offer: the card stays as it is
+            return told  # nothing more to note, nothing to offer
         try:
             with self.store.card_lock(deployment.identifier):
                 current = self.store.card(deployment.identifier)
                 if current is None or current.deployment.run_key != deployment.run_key:
-                    return False
+                    return told
                 if found is not None:
                     current = current.noting(failure_log(*found))
                 if good is not None or latest is not None:
                     current = card_rules.changed(current, rollback_to=good, latest=latest)
                 self.store.save_card(current)
         except StoreUnavailable:
-            return False
+            return told
         return True

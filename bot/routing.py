@@ -17,6 +17,8 @@ ROLLBACK_ACTION = "deployhq_rollback"
 DEPLOY_LATEST_ACTION = "deployhq_deploy_latest"
 ABORT_ACTION = "deployhq_abort"
 OPEN_ACTION = "deployhq_open"
+DEPLOY_CONFIRM_ACTION = "deployhq_deploy_confirm"  # /deployhq deploy's confirm: Deploy
+DEPLOY_CANCEL_ACTION = "deployhq_deploy_cancel"  # and Cancel
 _REF = re.compile(r"[0-9A-Za-z._/-]{1,100}")
 
 
@@ -143,3 +145,48 @@ class AbortTarget(ActionTarget):
             raise ValueError("the button names no run")
         assert isinstance(card, str) and isinstance(run, str)
         return cls(project, card, f"{card}:abort:{run}:{queued}", run, queued)
+
+
+@dataclass(frozen=True)
+class DeployOrder:
+    """What ``/deployhq deploy``'s confirm carries: commit ``ref`` of ``branch`` to the server
+    or group ``parent`` (named ``name``) of ``project``. ``key`` is its claim: one deployment
+    of one commit to one target, however many click."""
+
+    project: str
+    parent: str
+    name: str
+    branch: str
+    ref: str
+
+    @property
+    def key(self) -> str:
+        return f"deploy:{self.project}:{self.parent}:{self.ref}"
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "p": self.project,
+                "t": self.parent,
+                "n": self.name,
+                "b": self.branch,
+                "ref": self.ref,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, value: str) -> DeployOrder:
+        try:
+            data = json.loads(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValueError("the button value is not JSON") from exc
+        if not isinstance(data, dict):
+            raise ValueError("the button value is not an object")
+        fields = [data.get(k) for k in ("p", "t", "n", "b", "ref")]
+        if not all(isinstance(f, str) and 0 < len(f) <= 255 for f in fields):
+            raise ValueError("the button names no deploy")
+        project, parent, name, branch, ref = (str(f) for f in fields)
+        if not (is_identifier(parent) or _REF.fullmatch(parent)) or not _REF.fullmatch(ref):
+            raise ValueError("the button names no server or commit")
+        return cls(project, parent, name, branch, ref)

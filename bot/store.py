@@ -1,8 +1,10 @@
 """Everything the bot keeps, on one key-value backend: claims, cards, turns, and the members of
-allowed user groups, cached briefly to spare Slack one call per click."""
+allowed user groups and the members deployers' emails name, cached briefly to spare Slack one
+call per click or failure."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -44,6 +46,25 @@ class UserGroups:
         self.kv.put(self.keys("usergroup", group), json.dumps(sorted(members)), ttl)
 
 
+class DeployerMembers:
+    """Which Slack member, if any, has a deployer's email: hits and misses, each kept for a
+    while, under a digest of the address (no email in a key)."""
+
+    def __init__(self, kv: KeyValue, keys: Keys) -> None:
+        self.kv = kv
+        self.keys = keys
+
+    def _key(self, email: str) -> str:
+        return self.keys("deployer", hashlib.sha256(email.lower().encode()).hexdigest()[:32])
+
+    def member(self, email: str) -> str | None:
+        """The member id found for ``email``; "" when none was; None when not looked up."""
+        return self.kv.get(self._key(email))
+
+    def save(self, email: str, member: str, ttl: float) -> None:
+        self.kv.put(self._key(email), member, ttl)
+
+
 @dataclass(frozen=True)
 class Store:
     kv: KeyValue
@@ -51,6 +72,7 @@ class Store:
     cards: CardStore
     turns: Turns
     usergroups: UserGroups
+    deployers: DeployerMembers
 
     @classmethod
     def on(
@@ -68,6 +90,7 @@ class Store:
             CardStore(kv, keys, remember_seconds=remember_seconds),
             Turns(kv, keys),
             UserGroups(kv, keys),
+            DeployerMembers(kv, keys),
         )
 
     @property

@@ -24,6 +24,7 @@ from bot.card_publisher import Publisher
 from bot.cards import Cards
 from bot.config import ConfigError, Settings
 from bot.deliveries import Deliveries
+from bot.deployer import Deployers
 from bot.deployhq import DeployHQ
 from bot.explain import Explainer
 from bot.health import health
@@ -38,6 +39,7 @@ from bot.settle import Settler
 from bot.slack_client import slack_client, slack_poster
 from bot.socket_mode import SocketMode
 from bot.store import Store
+from bot.targets import Deploys
 from bot.webhook import Webhook
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,8 @@ def create_app(
         poster=poster,
         slack_timeout=settings.slack_timeout,
     )
-    explainer = Explainer(deployhq, store.cards)
+    deployers = Deployers(client, store.deployers) if settings.mention_deployer else None
+    explainer = Explainer(deployhq, store.cards, deployers)
     outbox = Outbox(publisher, explainer, slack=pools.slack, lookups=pools.lookups)
     cards = Cards(store.cards, deliveries, outbox)
 
@@ -105,6 +108,14 @@ def create_app(
         deadline_seconds=settings.deployhq_timeout,
     )
 
+    deploys = Deploys(
+        deployhq,
+        store.claims,
+        policy,
+        doubt_seconds=settings.retry_doubt_seconds,
+        deadline_seconds=settings.deployhq_timeout,
+    )
+
     identity = Identity(client, settings.slack_bot_token)
     bolt = build_app(
         settings,
@@ -114,6 +125,7 @@ def create_app(
         policy=policy,
         deployhq=deployhq,
         pools=pools,
+        deploys=deploys,
     )
     verifier = SignatureVerifier(settings.slack_signing_secret)
     webhook = Webhook(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.config import Settings
 from bot.routing import AbortTarget, DeployTarget
 from tests.conftest import BotServer
 from tests.support.cards import buttons, retry_value
@@ -263,3 +264,49 @@ def test_an_abort_of_a_run_that_has_ended_sends_nothing(
     note = fake_slack.wait_for(lambda: fake_slack.responses("late"))[0]
     assert "Nothing was aborted" in note["text"] and "*completed*" in note["text"]
     assert fake_deployhq.aborts() == []
+
+
+def test_a_lost_abort_settled_by_the_run_ending_by_itself_says_so_not_aborted(
+    running_card: dict, bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    value = buttons(running_card)["deployhq_abort"]["value"]
+    fake_deployhq.script("abort", Reply(504, {"error": "Gateway Timeout"}))  # never reached it
+
+    bot.click(value, user_id="U0FIRST", key="first", action_id="deployhq_abort")
+    fake_slack.wait_for(lambda: updates(fake_slack, "did not answer the abort"))
+    fake_deployhq.set_status(DEPLOYMENT_ID, "completed", completed_at="2025-10-27T11:00:00Z")
+    bot.click(value, user_id="U0SECOND", key="second", action_id="deployhq_abort")
+
+    settled = fake_slack.wait_for(lambda: updates(fake_slack, "before the abort"))[-1]
+    assert "The deployment finished (*completed*) before the abort <@U0FIRST> asked for" in (
+        lines(settled)
+    )
+    assert not updates(fake_slack, "Aborted by")
+    assert fake_deployhq.aborts() and fake_deployhq.done[-1][0] != "abort"
+
+
+@pytest.mark.parametrize("action_id", ["deployhq_deploy_latest", "deployhq_abort"])
+def test_someone_outside_the_allowed_users_is_refused_with_no_call(
+    start_bot: Callable[..., BotServer],
+    env: dict[str, str],
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    action_id: str,
+):
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0RETRY"}))
+    fake_deployhq.latest["main"] = NEW_REF
+    fake_deployhq.history[:] = [delivery()]
+    bot.webhook(delivery())
+    if action_id == "deployhq_abort":
+        first = fake_slack.wait_for(lambda: fake_slack.api_calls("chat.postMessage"))[0]
+        bot.click(retry_value(first), user_id="U0RETRY", key="retry")
+    value = buttons(card_with(fake_slack, action_id))[action_id]["value"]
+    bot.settle()
+    before = len(fake_deployhq.calls)
+
+    bot.click(value, user_id="U0EVE", key="eve", action_id=action_id)
+    note = fake_slack.wait_for(lambda: fake_slack.responses("eve"))[0]
+    bot.settle()
+    assert note["text"].startswith(":no_entry_sign: You are not among the people allowed")
+    assert len(fake_deployhq.calls) == before
+    assert fake_deployhq.created() == [] and fake_deployhq.aborts() == []

@@ -169,6 +169,12 @@ def test_every_kind_of_answer_the_fake_gives_fits_deployhqs_description(
         "status": "cancelled"
     }
 
+    project = f"{fake_deployhq.url}/projects/my-project"
+    servers = check("servers 200", http.get(f"{project}/servers"))
+    assert {s["identifier"] for s in servers} >= {"7563d091"}
+    groups = check("server_groups 200", http.get(f"{project}/server_groups"))
+    assert [g["identifier"] for g in groups] == ["g-web"]
+
 
 def test_a_failure_notification_costs_four_calls_and_finds_roll_back_past_other_servers(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ

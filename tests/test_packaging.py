@@ -91,13 +91,16 @@ def test_the_manifest_points_slack_at_our_routes_with_only_the_scopes_used(setti
     assert urlsplit(command["url"]).path == SLACK_EVENTS_PATH
     assert command["usage_hint"]
     # chat.postMessage/chat.update, the slash command, usergroups.users.list, and
-    # conversations.history (a card's lost post): and nothing more
+    # conversations.history (a card's lost post), users.lookupByEmail (the deployer told):
+    # and nothing more
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "channels:history",
         "chat:write",
         "commands",
         "groups:history",
         "usergroups:read",
+        "users:read",
+        "users:read.email",
     ]
     assert manifest["settings"]["socket_mode_enabled"] is False
 

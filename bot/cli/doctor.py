@@ -90,22 +90,26 @@ def slack(settings: Settings) -> list[Check]:
         )
     ]
     granted = {s.strip() for s in str(answer.headers.get("x-oauth-scopes", "")).split(",")}
-    missing = sorted(manifest.bot_scopes() - granted)
+    needed = manifest.bot_scopes()
+    if not settings.mention_deployer:  # only the deployer's lookup by email needs these
+        needed -= manifest.DEPLOYER_SCOPES
+    missing = sorted(needed - granted)
     if missing:
-        checks.append(
-            Check(
-                FAIL,
-                f"Slack: the token lacks the scopes {', '.join(missing)}",
-                "add them to the app (manifest.yml has them), then reinstall the app to the "
-                "workspace and copy the new token into SLACK_BOT_TOKEN",
-            )
+        fix = (
+            "add them to the app (manifest.yml has them), then reinstall the app to the "
+            "workspace and copy the new token into SLACK_BOT_TOKEN"
         )
+        if manifest.DEPLOYER_SCOPES & set(missing):
+            fix += (
+                " (users:read and users:read.email let a failure's thread mention its "
+                "deployer; or set DEPLOYHQ_MENTION_DEPLOYER=false)"
+            )
+        checks.append(Check(FAIL, f"Slack: the token lacks the scopes {', '.join(missing)}", fix))
     else:
         checks.append(
             Check(
                 PASS,
-                f"Slack: the token has every scope the bot uses "
-                f"({', '.join(sorted(manifest.bot_scopes()))})",
+                f"Slack: the token has every scope the bot uses ({', '.join(sorted(needed))})",
             )
         )
     checks += [channel(client, c, granted) for c in sorted(settings.channels)]

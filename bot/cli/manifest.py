@@ -13,6 +13,10 @@ def text() -> str:
     return MANIFEST.read_text()
 
 
+# What looking a failure's deployer up by email needs (DEPLOYHQ_MENTION_DEPLOYER).
+DEPLOYER_SCOPES = frozenset({"users:read", "users:read.email"})
+
+
 def bot_scopes() -> frozenset[str]:
     """The bot scopes the manifest asks for (the list under ``oauth_config.scopes.bot``)."""
     scopes, inside = set(), False

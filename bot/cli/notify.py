@@ -10,6 +10,7 @@ from bot.card_publisher import Publisher
 from bot.cards import Cards
 from bot.config import ConfigError, Settings
 from bot.deliveries import Deliveries
+from bot.deployer import Deployers
 from bot.deployhq import DeployHQError
 from bot.explain import Explainer
 from bot.outbox import Outbox
@@ -43,10 +44,13 @@ def run(project: str, deployment_id: str, channel: str | None) -> int:
             file=sys.stderr,
         )
         return 1
-    store = open_store(settings).cards
+    stores = open_store(settings)
+    store = stores.cards
     deliveries = Deliveries(store)
+    client = slack_client(settings)
+    deployers = Deployers(client, stores.deployers) if settings.mention_deployer else None
     publisher = Publisher(
-        slack_client(settings),
+        client,
         store,
         deliveries,
         settings.deployhq_web_url,
@@ -55,7 +59,9 @@ def run(project: str, deployment_id: str, channel: str | None) -> int:
         slack_timeout=settings.slack_timeout,
     )
     # No pools in a one-shot command: the card is pushed, and its failure looked up, right here.
-    outbox = Outbox(publisher, Explainer(deployhq, store), slack=Inline(), lookups=Inline())
+    outbox = Outbox(
+        publisher, Explainer(deployhq, store, deployers), slack=Inline(), lookups=Inline()
+    )
     cards = Cards(store, deliveries, outbox)
     card = cards.post_record(record, target)
     if card is None or not card.drawn:

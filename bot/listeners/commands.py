@@ -1,4 +1,5 @@
-"""``/deployhq``: help is answered in the acknowledgement itself; the rest after it.
+"""``/deployhq``: help is answered in the acknowledgement itself; the rest after it. And the
+confirm ``/deployhq deploy`` shows: Deploy (after the answer, on the retries pool) or Cancel.
 
 Every subcommand but ``help`` is checked against the bot's scope (DEPLOYHQ_PROJECTS, and the
 allowed users and groups when set) before any call to DeployHQ.
@@ -14,12 +15,15 @@ from slack_bolt import Ack, App, Respond
 from bot import commands
 from bot.actions import Actions
 from bot.background import Pools
-from bot.card_states import Refused
+from bot.card_states import DEPLOY, Refused
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
 from bot.listeners.actions import tell
+from bot.messages import deploys as deploy_messages
 from bot.messages import notes, replies
 from bot.messages.text import Message, escape, notice
 from bot.permissions import AccessPolicy
+from bot.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION, DeployOrder
+from bot.targets import Deploys
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ def register(
     deployhq: DeployHQ,
     actions: Actions,
     policy: AccessPolicy,
+    deploys: Deploys,
     web_url: str,
     pools: Pools,
 ) -> None:
@@ -43,7 +48,7 @@ def register(
             ack(response_type="ephemeral", **replies.usage(commands.USAGE, command.problem))
             return
         ack()  # the answer leaves when this returns; the command runs after it
-        acting = isinstance(command, commands.Retry | commands.Rollback)
+        acting = isinstance(command, commands.Retry | commands.Rollback | commands.Deploy)
         pool = pools.retries if acting else pools.commands
         pool.run(COMMAND, run, command, user_id, respond)
 
@@ -83,6 +88,10 @@ def register(
                             note(notes.outcome_note(result.state, result.deployment))
                         return
                     _say(respond, said)
+                case commands.Deploy(project, words):
+                    planned = deploys.plan(project, words, note)
+                    if planned is not None:
+                        _private(respond, deploy_messages.confirm(*planned))
                 case commands.Rollback(project, deployment_id):
                     rolled = actions.rollback_command(project, deployment_id, user_id, note)
                     if rolled is not None and rolled.state is not None:
@@ -94,7 +103,33 @@ def register(
         except DeployHQError as error:
             tell(respond, escape(replies.describe_error(error)))
 
+    def deploy_confirmed(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        pools.retries.run("deploy confirm", confirmed, body, respond)
+
+    def confirmed(body: dict[str, Any], respond: Respond) -> None:
+        user_id = str((body.get("user") or {}).get("id", ""))
+        value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+        try:
+            order = DeployOrder.decode(value)
+        except ValueError as exc:
+            log.warning("deploy confirm by %s with an unreadable button: %s", user_id, exc)
+            tell(respond, replies.unreadable_button(DEPLOY))
+            return
+        result = deploys.deploy(order, user_id, lambda text: tell(respond, text))
+        if result.said:
+            _send(
+                respond, response_type="in_channel", replace_original=False, **notice(result.said)
+            )
+
+    def deploy_cancelled(ack: Ack, respond: Respond) -> None:
+        ack()
+        _send(respond, response_type="ephemeral", replace_original=True,
+              **notice(deploy_messages.cancelled()))  # fmt: skip
+
     app.command(COMMAND)(on_command)
+    app.action(DEPLOY_CONFIRM_ACTION)(deploy_confirmed)
+    app.action(DEPLOY_CANCEL_ACTION)(deploy_cancelled)
 
 
 def _private(respond: Respond, message: Message) -> None:

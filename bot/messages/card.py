@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from bot import card_states as s
 from bot.card_states import CardState
 from bot.deployments import Deployment, Revision
-from bot.messages.notes import event_note
+from bot.messages.notes import ENDED_BY_ITSELF, event_note
 from bot.messages.text import (
     Block,
     Message,
@@ -298,6 +298,11 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
                 f":rocket: Latest commit `{outside(ref[:7], 7)}` deployed by {mention(user_id)} "
                 f"{when(at)} · new deployment `{outside(deployment_id[:8], 8)}`: "
                 f"*{outside(status, 50)}*"
+            )
+        case s.Aborted(user_id, at, status) if status in ENDED_BY_ITSELF:
+            return (
+                f":information_source: The deployment finished (*{outside(status, 50)}*) before "
+                f"the abort {mention(user_id)} asked for {when(at)} took effect"
             )
         case s.Aborted(user_id, at, status):
             return (

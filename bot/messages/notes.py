@@ -25,6 +25,10 @@ DONE_WORD = {
 }
 
 
+# A run that ended so, under an abort, ended by itself: the abort did not stop it.
+ENDED_BY_ITSELF = ("completed", "failed")
+
+
 def requested(user_id: str, action: str) -> str:
     what = _ASKED.get(action, _ASKED[s.RETRY])
     return f":hourglass_flowing_sand: {mention(user_id)} asked DeployHQ to {what}."
@@ -50,6 +54,11 @@ def event_note(deployment: Deployment) -> str:
     if status == "cancelled":
         return ":no_entry_sign: Cancelled."
     return f":grey_question: DeployHQ status: *{outside(status, 50)}*."
+
+
+def deployer_told(member: str) -> str:
+    """The failure's thread mentions the member whose Slack email is the deployer's."""
+    return f":wave: {mention(member)}, your deployment failed."
 
 
 def rollback_moved(deployment: Deployment) -> str:
@@ -78,6 +87,11 @@ def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
                 f":rocket: {mention(user_id)} deployed the latest commit `{outside(ref[:7], 7)}`: "
                 f"DeployHQ queued deployment `{outside(deployment_id[:8], 8)}`, "
                 f"*{outside(status, 50)}*."
+            )
+        case s.Aborted(user_id, _, status) if status in ENDED_BY_ITSELF:
+            return (
+                f":information_source: The deployment finished (*{outside(status, 50)}*) before "
+                f"the abort {mention(user_id)} asked for took effect."
             )
         case s.Aborted(user_id, _, status):
             return (

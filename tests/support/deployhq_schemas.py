@@ -36,6 +36,8 @@ OPERATIONS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ("200",),
     ),
     ("latest_revision", "get", "/projects/{project_id}/repository/latest_revision", ("200",)),
+    ("servers", "get", "/projects/{project_id}/servers", ("200",)),
+    ("server_groups", "get", "/projects/{project_id}/server_groups", ("200",)),
 ]
 
 _INTEGER_OR_STRING = {"type": ["integer", "string", "null"]}

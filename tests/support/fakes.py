@@ -177,7 +177,11 @@ class FakeSlack(FakeServer):
             "usergroups:read",
             "channels:history",
             "groups:history",
+            "users:read",
+            "users:read.email",
         }
+        # users.lookupByEmail: the members each address finds (as Slack keeps it, any case)
+        self.emails: dict[str, str] = {}
         self.socket_url = ""  # where apps.connections.open sends Socket Mode clients
         self.app.post("/_rate_limit")(self._rate_limit_route)
         self.app.get("/_taken")(self._taken_route)
@@ -243,6 +247,13 @@ class FakeSlack(FakeServer):
             if group not in self.usergroups:  # as Slack answers for a deleted group
                 return Reply(body={"ok": False, "error": "no_such_subteam"})
             return Reply(body={"ok": True, "users": self.usergroups[group]})
+        if method == "users.lookupByEmail":
+            email = str(data.get("email") or "")
+            found = next((e for e in self.emails if e.lower() == email.lower()), None)
+            if found is None:
+                return Reply(body={"ok": False, "error": "users_not_found"})
+            user = {"id": self.emails[found], "name": "member", "profile": {"email": found}}
+            return Reply(body={"ok": True, "user": user})
         if method == "chat.update":
             if data.get("ts") in self.deleted:
                 return Reply(body={"ok": False, "error": "message_not_found"})
@@ -373,6 +384,7 @@ class FakeDeployHQ(FakeServer):
         self._server_ids: dict[str, int] = {}  # DeployHQ's integer server ids, as first seen
         self.latest: dict[str, str] = {}  # each branch's newest commit (else the fake's own)
         self.commits: dict[str, dict[str, str]] = {}  # commit_info's author, message, by ref
+        self.group_names: dict[str, str] = {}  # server groups' names, by identifier
 
         @self.app.get("/projects/<project>/deployments/<deployment>/steps/<step>/logs")
         def logs(project: str, deployment: str, step: str) -> Response:
@@ -536,6 +548,63 @@ class FakeDeployHQ(FakeServer):
                 )
             return self._reply("show", lambda: Reply(200, found))
 
+        @self.app.get("/projects/<project>/servers")
+        def servers(project: str) -> Response:
+            # Every server the records name, as DeployHQ lists a project's servers.
+            self._record()
+            with self._lock:
+                listed = [
+                    {
+                        "id": self.answer({"servers": [s]})["servers"][0]["id"],
+                        "identifier": str(s.get("identifier")),
+                        "name": str(s.get("name") or ""),
+                        "protocol_type": str(s.get("protocol_type") or "ssh"),
+                        "preferred_branch": "main",
+                        "branch": "",
+                        "server_group_identifier": s.get("server_group_identifier"),
+                        "enabled": True,
+                    }
+                    for s in self._all_servers()
+                ]
+            return self._reply("servers", lambda: Reply(200, listed))
+
+        @self.app.get("/projects/<project>/server_groups")
+        def server_groups(project: str) -> Response:
+            self._record()
+            with self._lock:
+                groups: dict[str, list[dict[str, Any]]] = {}
+                for server in self._all_servers():
+                    group = server.get("server_group_identifier")
+                    if group:
+                        groups.setdefault(str(group), []).append(
+                            {"identifier": str(server.get("identifier")), "name": server["name"]}
+                        )
+                listed = [
+                    {
+                        "identifier": group,
+                        "name": self.group_names.get(group, group),
+                        "servers": members,
+                        "preferred_branch": "main",
+                    }
+                    for group, members in groups.items()
+                ]
+            return self._reply("server_groups", lambda: Reply(200, listed))
+
+        @self.app.get("/projects/<project>")
+        def project_(project: str) -> Response:
+            self._record()
+            body = {
+                "name": "My Project",
+                "permalink": project,
+                "identifier": "p1",
+                "repository": {
+                    "scm_type": "git",
+                    "url": "git@example.com:app.git",
+                    "branch": "main",
+                },
+            }
+            return self._reply("project", lambda: Reply(200, body))
+
         @self.app.get("/projects")
         def projects() -> Response:
             self._record()
@@ -634,6 +703,13 @@ class FakeDeployHQ(FakeServer):
         if deployment not in self.deployments:
             self.deployments[deployment] = deployment_json(deployment, project)
         return self.deployments[deployment]
+
+    def _all_servers(self) -> list[dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for record in [*self.history, *self.deployments.values()]:
+            for server in record.get("servers") or []:
+                found.setdefault(str(server.get("identifier")), server)
+        return list(found.values())
 
     def _servers_of(self, parent: str) -> list[dict[str, Any]]:
         """The project's servers that ``parent`` (a server or group identifier) names, as

@@ -1,0 +1,106 @@
+"""``/deployhq deploy``: the confirm shown only to the person, and what is said after it."""
+
+from __future__ import annotations
+
+from bot.deployments import Deployment, Revision
+from bot.messages.text import Block, Message, mention, mrkdwn_text, outside, plain_text, when
+from bot.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION, DeployOrder
+
+
+def _what(order: DeployOrder) -> str:
+    return (
+        f"`{outside(order.ref[:7], 7)}` of `{outside(order.branch, 100)}` to "
+        f"*{outside(order.name, 200)}*"
+    )
+
+
+def confirm(order: DeployOrder, commit: Revision) -> Message:
+    """The private confirm: what will be deployed where, with Deploy and Cancel."""
+    said = f"Deploy {_what(order)}?"
+    if commit.message:
+        said += f"\n> {outside(commit.message.splitlines()[0], 200)}"
+    if commit.author:
+        said += f"\nby {outside(commit.author, 100)}"
+    buttons: list[Block] = [
+        {
+            "type": "button",
+            "action_id": DEPLOY_CONFIRM_ACTION,
+            "text": plain_text("Deploy", 75),
+            "style": "primary",
+            "value": order.encode(),
+        },
+        {
+            "type": "button",
+            "action_id": DEPLOY_CANCEL_ACTION,
+            "text": plain_text("Cancel", 75),
+            "value": "cancel",
+        },
+    ]
+    return {
+        "text": f"Deploy {order.ref[:7]} of {order.branch[:100]} to {order.name[:200]}?",
+        "blocks": [
+            {"type": "section", "text": mrkdwn_text(said, 3000)},
+            {"type": "actions", "elements": buttons},
+        ],
+    }
+
+
+def cancelled() -> str:
+    return ":information_source: Nothing was deployed."
+
+
+def no_such_target(project: str, word: str) -> str:
+    return (
+        f":no_entry: Nothing was deployed: {outside(project, 100)} has no server or server group "
+        f"named `{outside(word, 100)}`."
+    )
+
+
+def no_branch(name: str) -> str:
+    return (
+        f":no_entry: Nothing was deployed: DeployHQ names no branch for {outside(name, 200)}; "
+        "name one: `/deployhq deploy <project> <server or group> <branch>`."
+    )
+
+
+def already_there(ref: str, name: str, ran: Deployment) -> str:
+    moment = ran.finished_at or ran.queued_at
+    at = f" {when(moment)}" if moment else ""
+    return (
+        f":no_entry: Nothing was deployed: `{outside(ref[:7], 7)}` already went to "
+        f"{outside(name, 200)} in deployment `{outside(ran.short_id, 8)}`{at} "
+        f"(*{outside(ran.status, 50)}*), so it is not newer than what it runs."
+    )
+
+
+def deployed(user_id: str, order: DeployOrder, answer: Deployment) -> str:
+    return (
+        f":rocket: {mention(user_id)} deployed {_what(order)} · new deployment "
+        f"`{outside(answer.short_id, 8)}`: *{outside(answer.status, 50)}*"
+    )
+
+
+def refused(user_id: str, order: DeployOrder, reason: str) -> str:
+    return (
+        f":no_entry: {mention(user_id)} asked to deploy {_what(order)}; DeployHQ refused: "
+        f"“{outside(reason, 500)}”"
+    )
+
+
+def in_doubt(user_id: str, order: DeployOrder) -> str:
+    return (
+        f":hourglass_flowing_sand: DeployHQ did not answer {mention(user_id)}'s deploy of "
+        f"{_what(order)}. It may have queued it: nothing more is sent for it until DeployHQ's "
+        "record shows what happened."
+    )
+
+
+def never_queued() -> str:
+    return (
+        ":information_source: DeployHQ never queued the earlier deploy of this commit: "
+        "press Deploy again to send it."
+    )
+
+
+def lapsed() -> str:
+    return ":warning: Nothing was deployed: the bot lost its hold on this deploy. Try again."

@@ -1,0 +1,154 @@
+"""``/deployhq deploy <project> <server or group> [branch]``: confirmed privately, sent once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from bot import commands
+from bot.config import Settings
+from bot.routing import DeployOrder
+from tests.conftest import BotServer
+from tests.support.fakes import FakeDeployHQ, FakeSlack
+from tests.support.signed import delivery
+
+NEW_REF = "0123456789abcdef0123456789abcdef01234567"
+SERVER = "7563d091"
+
+
+@pytest.fixture
+def deployhq(fake_deployhq: FakeDeployHQ) -> FakeDeployHQ:
+    """A project whose Production Server last ran the delivered failure's revision, and whose
+    main has moved on to NEW_REF."""
+    fake_deployhq.history[:] = [delivery()]
+    fake_deployhq.latest["main"] = NEW_REF
+    fake_deployhq.commits[NEW_REF] = {"message": "Fix the <!here> login\nmore", "author": "Ann"}
+    return fake_deployhq
+
+
+def answers(slack: FakeSlack, key: str) -> list[dict[str, Any]]:
+    return slack.responses(key)
+
+
+def confirm_of(bot: BotServer, text: str, key: str = "c1") -> dict[str, Any]:
+    bot.command(text, key=key)
+    bot.settle()
+    said = bot.slack.wait_for(lambda: answers(bot.slack, key))
+    return said[-1]
+
+
+def deploy_button(message: dict[str, Any]) -> dict[str, Any]:
+    for block in message["blocks"]:
+        for element in block.get("elements") or []:
+            if element.get("action_id") == "deployhq_deploy_confirm":
+                return element
+    raise AssertionError(f"no Deploy button in {message}")
+
+
+def test_the_command_parses():
+    assert commands.parse("deploy my-project Production") == commands.Deploy(
+        "my-project", ("Production",)
+    )
+    assert commands.parse("deploy my-project 7563d091 release/2") == commands.Deploy(
+        "my-project", ("7563d091", "release/2")
+    )
+    assert isinstance(commands.parse("deploy my-project"), commands.Help)
+    assert "/deployhq deploy <project> <server or group> [branch]" in commands.USAGE
+
+
+@pytest.mark.parametrize("named", ["production server", SERVER, "Production Server main"])
+def test_deploy_by_name_or_identifier_confirms_then_deploys_once(
+    bot: BotServer, deployhq: FakeDeployHQ, fake_slack: FakeSlack, named: str
+):
+    message = confirm_of(bot, f"deploy my-project {named}")
+    assert message["response_type"] == "ephemeral"
+    assert message["text"] == "Deploy 0123456 of main to Production Server?"
+    shown = message["blocks"][0]["text"]["text"]
+    assert shown == (
+        "Deploy `0123456` of `main` to *Production Server*?\n> Fix the &lt;!here&gt; login\nby Ann"
+    )
+    assert deployhq.created() == []
+    order = DeployOrder.decode(deploy_button(message)["value"])
+    assert (order.parent, order.branch, order.ref) == (SERVER, "main", NEW_REF)
+
+    bot.click(order.encode(), action_id="deployhq_deploy_confirm", key="k1", user_id="U0ANN")
+    bot.settle()
+    assert len(deployhq.created()) == 1
+    said = fake_slack.wait_for(lambda: answers(fake_slack, "k1"))[-1]
+    assert said["response_type"] == "in_channel"
+    assert said["text"].startswith(
+        ":rocket: <@U0ANN> deployed `0123456` of `main` to *Production Server* · new deployment `"
+    )
+    assert said["text"].endswith("`: *pending*")
+
+
+def test_an_unknown_server_is_refused_with_no_create(bot: BotServer, deployhq: FakeDeployHQ):
+    message = confirm_of(bot, "deploy my-project Staging")
+    assert message["text"] == (
+        ":no_entry: Nothing was deployed: my-project has no server or server group named `Staging`."
+    )
+    assert deployhq.created() == []
+
+
+def test_the_commit_the_server_already_runs_is_refused(bot: BotServer, deployhq: FakeDeployHQ):
+    deployhq.latest["main"] = "def456abc789"  # what the failure deployed there
+    message = confirm_of(bot, f"deploy my-project {SERVER}")
+    assert message["text"].startswith(
+        ":no_entry: Nothing was deployed: `def456a` already went to Production Server in "
+        "deployment `6bd5cdc4`"
+    )
+    assert deployhq.created() == []
+
+
+def test_ten_clicks_on_the_confirm_create_one_deployment(
+    start_bot: Callable[..., BotServer], bot: BotServer, deployhq: FakeDeployHQ
+):
+    other = start_bot()
+    value = deploy_button(confirm_of(bot, f"deploy my-project {SERVER}"))["value"]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(
+            pool.map(
+                lambda i: (bot, other)[i % 2].click(
+                    value, user_id=f"U0C{i}", key=f"k{i}", action_id="deployhq_deploy_confirm"
+                ),
+                range(10),
+            )
+        )
+    bot.settle()
+    other.settle()
+    assert len(deployhq.created()) == 1
+    assert [d for d in deployhq.done if d[0] == "deploy"][:1] == deployhq.done[-1:]
+    # A later click, once it has run: nothing more.
+    bot.click(value, action_id="deployhq_deploy_confirm", key="late")
+    bot.settle()
+    assert len(deployhq.created()) == 1
+
+
+def test_a_person_not_allowed_is_refused_with_no_call(
+    start_bot: Callable[..., BotServer],
+    env: dict[str, str],
+    deployhq: FakeDeployHQ,
+    fake_slack: FakeSlack,
+):
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0ONLY"}))
+    message = confirm_of(bot, f"deploy my-project {SERVER}")  # the typist is not U0ONLY
+    assert message["text"].startswith(":no_entry_sign: You are not among the people allowed")
+    assert deployhq.calls == []
+    order = DeployOrder("my-project", SERVER, "Production Server", "main", NEW_REF)
+    bot.click(order.encode(), action_id="deployhq_deploy_confirm", key="k1", user_id="U0EVE")
+    bot.settle()
+    assert deployhq.calls == []
+    assert fake_slack.wait_for(lambda: answers(fake_slack, "k1"))
+
+
+def test_another_project_is_refused_at_the_confirm_too(
+    start_bot: Callable[..., BotServer], env: dict[str, str], deployhq: FakeDeployHQ
+):
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_PROJECTS": "my-project"}))
+    order = DeployOrder("other-project", SERVER, "Production Server", "main", NEW_REF)
+    bot.click(order.encode(), action_id="deployhq_deploy_confirm", key="k1")
+    bot.settle()
+    assert deployhq.calls == []
