@@ -1,8 +1,8 @@
 """One action per failure, whatever breaks (tests/support/crash.py runs each case).
 
-For Retry and for Roll back: the first clicker's process SIGKILLed at each step of the action
-pipeline (claim taken; preflight read; "sending" marked; call sent but not answered; answer
-received; claim finished; card saved), and the answer lost after DeployHQ did the work (a
+For Retry, Roll back and Deploy latest: the first clicker's process SIGKILLed at each step of
+the action pipeline (claim taken; preflight read; "sending" marked; call sent but not answered;
+answer received; claim finished; card saved), and the answer lost after DeployHQ did the work (a
 timeout, a proxy's 504 page, a dropped connection), Redis flushed after the action, DeployHQ's
 clock ten minutes ahead and behind. Each case runs two instances of the Procfile's gunicorn on
 one Redis; the card as it first looked is clicked on both until it settles. DeployHQ must have
@@ -15,6 +15,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.support.crash import ACTIONS, FAULTS, STEPS, Outcome, run
+
+DONE = {"retry": "Retried by", "rollback": "Rolled back by", "deploy": "deployed by"}
 
 CASES = [
     (action, step, fault)
@@ -33,5 +35,4 @@ def test_every_crash_and_lost_answer_ends_in_exactly_one_action_and_a_true_card(
     )
     assert [o.actions for o in outcomes] == [1] * len(CASES), table
     for (action, _, _), outcome in zip(CASES, outcomes, strict=True):
-        expected = "Retried by" if action == "retry" else "Rolled back by"
-        assert expected in outcome.card, table
+        assert DONE[action] in outcome.card, table

@@ -38,7 +38,18 @@ from tests.support.signed import (
 # test makes itself: the call sent, DeployHQ done, the answer not yet back.
 STEPS = ("claimed", "preflight", "sending", "in-call", "answered", "finished", "card-saved")
 FAULTS = ("timeout", "504", "dropped", "redis-flushed", "clock+10m", "clock-10m")
-ACTIONS = ("retry", "rollback")
+ACTIONS = ("retry", "rollback", "deploy")
+NEW_REF = (
+    "0123456789abcdef0123456789abcdef01234567"  # the branch's newest commit, for Deploy latest
+)
+# Each action: its button, what the fake DeployHQ calls the request, the card's word once done.
+_BUTTON = {
+    "retry": "deployhq_retry",
+    "rollback": "deployhq_rollback",
+    "deploy": "deployhq_deploy_latest",
+}
+_KIND = {"retry": "retry", "rollback": "rollback", "deploy": "create"}
+_DONE = {"retry": "Retried by", "rollback": "Rolled back by", "deploy": "deployed by"}
 GOOD_ID = "11111111-2222-3333-4444-555555555555"
 _KEY = SigningKey()
 
@@ -80,6 +91,7 @@ class Scenario:
         self.deployhq.history[:] = [delivery(), _good()]
         self.deployhq.record(delivery())
         self.deployhq.record(_good())
+        self.deployhq.latest["main"] = NEW_REF  # the branch has moved on since the failure
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -114,7 +126,7 @@ class Scenario:
         self.deployhq.stop()
 
     def click(self, server: Gunicorn, value: str, user_id: str) -> None:
-        action_id = "deployhq_retry" if self.action == "retry" else "deployhq_rollback"
+        action_id = _BUTTON[self.action]
         body = click_body(
             value,
             response_url=self.slack.response_url(f"{user_id}-{time.monotonic_ns()}"),
@@ -127,9 +139,9 @@ class Scenario:
             )
 
     def card(self) -> dict[str, Any]:
-        """The card as it first offered the action (Roll back comes once the last good
-        deployment is found)."""
-        action_id = "deployhq_retry" if self.action == "retry" else "deployhq_rollback"
+        """The card as it first offered the action (Roll back and Deploy latest come once the
+        last good deployment and the branch's newest commit are known)."""
+        action_id = _BUTTON[self.action]
         return self.slack.wait_for(
             lambda: next(
                 (
@@ -150,7 +162,7 @@ class Scenario:
         last = updates[-1]
         line = state_line(last)
         header = last["blocks"][0]["text"]["text"]
-        if any(word in line for word in ("Retried by", "Rolled back by")) or "queued" in header:
+        if any(word in line for word in _DONE.values()) or "queued" in header:
             return line
         return ""
 
@@ -168,7 +180,7 @@ def run(action: str, step: str | None = None, fault: str | None = None) -> Outco
         second.wait_ready()
         if fault in ("clock+10m", "clock-10m"):
             scenario.deployhq.clock = timedelta(minutes=10 if fault == "clock+10m" else -10)
-        kind = "retry" if action == "retry" else "rollback"
+        kind = _KIND[action]
         if fault == "timeout":
             scenario.deployhq.script(kind, Reply(200, None, delay=2.5))  # past the 1 s deadline
         elif fault == "504":
@@ -182,7 +194,7 @@ def run(action: str, step: str | None = None, fault: str | None = None) -> Outco
         requests.post(
             f"{first.url}/deployhq/webhook?token={WEBHOOK_SECRET}", json=delivery(), timeout=10
         )
-        value = str(buttons(scenario.card())[f"deployhq_{kind}"]["value"])
+        value = str(buttons(scenario.card())[_BUTTON[action]]["value"])
 
         scenario.click(first, value, "U0FIRST")
         if step == "in-call":
@@ -206,7 +218,11 @@ def run(action: str, step: str | None = None, fault: str | None = None) -> Outco
         time.sleep(0.5)
         line = scenario.settled() or "(never settled)"
         asked = len(
-            scenario.deployhq.retries() if action == "retry" else scenario.deployhq.rollbacks()
+            {
+                "retry": scenario.deployhq.retries,
+                "rollback": scenario.deployhq.rollbacks,
+                "deploy": scenario.deployhq.created,
+            }[action]()
         )
         done = len(scenario.deployhq.actions())
         outcome = Outcome(done, asked, line, time.monotonic() - started)
