@@ -180,7 +180,12 @@ class Deploys:
                 claim = settled
             tell(
                 replies.already_acted(
-                    claim.user_id, claim.at, DEPLOY, done=claim.done, in_doubt=claim.in_doubt
+                    claim.user_id,
+                    claim.at,
+                    DEPLOY,
+                    done=claim.done,
+                    in_doubt=claim.in_doubt,
+                    on_card=False,
                 )
             )
             return Outcome("busy")

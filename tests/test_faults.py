@@ -170,7 +170,7 @@ def test_deployhq_connect_timeout_says_so_and_leaves_retry_usable(
     bot.click(retry_value(first_card(fake_slack)), user_id="U0FIRST")
 
     (failed,) = fake_slack.wait_for(lambda: updates_saying(fake_slack, "did not go through"))
-    assert "could not reach DeployHQ; nothing was retried" in state_line(failed)
+    assert "could not reach DeployHQ; nothing was sent" in state_line(failed)
     bot.click(retry_value(failed), user_id="U0AGAIN", key="again")
     fake_slack.wait_for(lambda: updates_saying(fake_slack, "Retry requested by <@U0AGAIN>"))
 

@@ -117,7 +117,7 @@ def test_when_slack_cannot_list_the_group_nobody_outside_the_user_list_retries(
     restricted_bot.click(value, user_id="U0MEMBER")
 
     note = fake_slack.wait_for(fake_slack.responses)[0]
-    assert "could not check whether you may retry" in note["text"]
+    assert "could not check whether you may act" in note["text"]
     assert fake_deployhq.calls == []
 
 

@@ -58,7 +58,7 @@ def test_no_retry_is_made_while_redis_is_down_and_the_clicker_is_told_why(
     assert ack.status_code == 200
     note = fake_slack.wait_for(fake_slack.responses)[0]
     assert "cannot reach its Redis" in note["text"]
-    assert "Nothing was retried" in note["text"]
+    assert "Nothing was sent to DeployHQ" in note["text"]
     assert fake_deployhq.retries() == []
     assert fake_slack.api_calls("chat.update") == []
 

@@ -196,22 +196,29 @@ def not_allowed() -> str:
 
 def permission_unknown() -> str:
     return (
-        ":warning: Nothing was retried: the bot could not check whether you may retry "
+        ":warning: Nothing was done: the bot could not check whether you may act "
         "(Slack did not list the allowed user groups). Try again in a minute."
     )
 
 
 def already_acted(
-    user_id: str, at: datetime, action: str, *, done: bool, in_doubt: bool = False
+    user_id: str,
+    at: datetime,
+    action: str,
+    *,
+    done: bool,
+    in_doubt: bool = False,
+    on_card: bool = True,
 ) -> str:
-    """What a later clicker is told, privately, about the action under way."""
+    """What a later clicker is told, privately, about the action under way (``on_card``: a
+    card follows it, as it does not for ``/deployhq deploy``)."""
     if action in (s.DEPLOY, s.ABORT):
         what = "deploy the branch's latest commit" if action == s.DEPLOY else "abort this run"
         if in_doubt:
             return (
                 f"{mention(user_id)} asked DeployHQ to {what} {when(at)} and its answer never "
-                "came; nothing more is sent until DeployHQ's record shows what happened. The "
-                "card will show it."
+                "came; nothing more is sent until DeployHQ's record shows what happened."
+                + (" The card will show it." if on_card else "")
             )
         done_what = "deployed the branch's latest commit" if action == s.DEPLOY else "aborted it"
         verb = done_what if done else f"asked DeployHQ to {what}"
@@ -240,8 +247,8 @@ def already_acted(
 
 def store_unavailable() -> str:
     return (
-        ":warning: Nothing was retried: the bot cannot reach its Redis, which it needs to make "
-        "sure a deployment is retried only once. Try again in a minute."
+        ":warning: Nothing was sent to DeployHQ: the bot cannot reach its Redis, which it needs "
+        "to make sure each action happens only once. Try again in a minute."
     )
 
 
@@ -270,7 +277,7 @@ def describe_error(error: FailedCall) -> str:
     if error.kind in ("timeout", "dropped"):
         return "DeployHQ did not answer in time."
     if error.kind == "connect":
-        return "The bot could not reach DeployHQ; nothing was retried."
+        return "The bot could not reach DeployHQ; nothing was sent."
     if error.status is not None and error.status >= 500:
-        return f"DeployHQ had an error (HTTP {error.status}): {error.message}. Nothing was retried."
+        return f"DeployHQ had an error (HTTP {error.status}): {error.message}."
     return f"DeployHQ answered: {error.message}"
