@@ -7,14 +7,13 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
 
+from bot import deployhq_answers as answers
 from bot import metrics
 from bot.deadline import Deadline, DeadlineAdapter, never_sent
 from bot.deployments import FAILED, Deployment, Revision, Step, log_lines
@@ -24,12 +23,11 @@ log = logging.getLogger(__name__)
 # (connect, read) seconds when none are given (the settings give DEPLOYHQ_TIMEOUT's). The read
 # timeout bounds each read only; the whole call is bounded by ``deadline`` (see below).
 DEFAULT_TIMEOUT = (3.05, 20.0)
-_MAX_MESSAGE = 500
 MAX_ANSWER_BYTES = 2 * 2**20  # DeployHQ's largest answers (lists, step logs) are far smaller
 POOL_SIZE = 32
-MAX_RETRY_AFTER = 300.0
 # The deployments list is read 50 at a time, and never more than 5 pages (250 deployments,
 # filtered to the servers in question where DeployHQ can filter) for one question.
+PAUSE_CHECK_SECONDS = 0.5
 PER_PAGE = 50
 HISTORY_PAGES = 5
 
@@ -65,6 +63,13 @@ class DeployHQError(Exception):
         return self.status is not None and self.status >= 500
 
 
+class SharedPause(Protocol):
+    """A pause DeployHQ asked for, seen by every process (``store.Pauses``)."""
+
+    def hold(self, seconds: float) -> None: ...
+    def left(self) -> float: ...
+
+
 class DeployHQ:
     def __init__(
         self,
@@ -75,8 +80,14 @@ class DeployHQ:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         deadline: float | None = None,
         session: requests.Session | None = None,
+        pauses: SharedPause | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # DeployHQ's Retry-After, honoured here (monotonic) and, through ``pauses``, by every
+        # process; the shared pause is looked at no more than every PAUSE_CHECK_SECONDS.
+        self._busy_until = 0.0
+        self._pauses = pauses
+        self._shared_checked = -PAUSE_CHECK_SECONDS
         self.timeout = timeout
         # However DeployHQ answers, a call ends by then: an action's claim outlives it.
         self.deadline = deadline if deadline is not None else timeout[1]
@@ -86,7 +97,6 @@ class DeployHQ:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.auth = (username, api_key)
-        self._busy_until = 0.0  # monotonic: DeployHQ's Retry-After, honoured by every call
         self.session.headers.update(
             {
                 "Accept": "application/json",
@@ -215,7 +225,11 @@ class DeployHQ:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         # While DeployHQ has asked to be left alone (429 or 503 with Retry-After), nothing is
         # sent: the caller hears how long is left, as it would from DeployHQ.
-        wait = self._busy_until - time.monotonic()
+        now = time.monotonic()
+        if self._pauses is not None and now - self._shared_checked >= PAUSE_CHECK_SECONDS:
+            self._shared_checked = now
+            self._busy_until = max(self._busy_until, now + self._pauses.left())
+        wait = self._busy_until - now
         if wait > 0:
             raise DeployHQError(
                 f"DeployHQ asked for a pause; {math.ceil(wait)} s left",
@@ -259,11 +273,13 @@ class DeployHQ:
             ) from exc
         if response.status_code >= 400:
             log.warning("DeployHQ answered %s %s with HTTP %s", method, path, response.status_code)
-            retry_after = _retry_after(response)
+            retry_after = answers.retry_after(response.headers.get("Retry-After", ""))
             if retry_after and response.status_code in (429, 503):
                 self._busy_until = max(self._busy_until, time.monotonic() + retry_after)
+                if self._pauses is not None:
+                    self._pauses.hold(retry_after)
             raise DeployHQError(
-                _error_message(response, body),
+                answers.error_message(response.status_code, response.reason, body),
                 status=response.status_code,
                 retry_after=retry_after,
             )
@@ -310,7 +326,7 @@ def _more_pages(data: Any, page: int, count: int) -> bool:
 def _text_of(data: Any, key: str, *, required: bool = True) -> str:
     value = data.get(key) if isinstance(data, dict) else None
     if isinstance(value, str) and value.strip():
-        return value.strip()[: _MAX_MESSAGE * 4]
+        return value.strip()[: answers.MAX_MESSAGE * 4]
     if required:
         raise DeployHQError(f"DeployHQ's answer has no {key!r}", kind="invalid")
     return ""
@@ -342,57 +358,3 @@ def _read_bounded(response: requests.Response) -> bytes:
     finally:
         response.close()
     return b"".join(chunks)
-
-
-def _error_message(response: requests.Response, raw: bytes) -> str:
-    """DeployHQ's own words, in each shape it answers with: ``{"error"}`` (also with
-    ``status``, ``error_code``), ``{"message", "upgrade_url"}`` (a plan limit),
-    ``{"errors": [...]}``, ``{"field": ["msg", ...]}`` or ``{"field": "msg"}`` (whole-object
-    errors under ``base``), or a short text body; a proxy's HTML page says only its status."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        body = None
-    message = ""
-    if isinstance(body, dict):
-        if isinstance(body.get("error"), str):
-            message = body["error"]
-        elif isinstance(body.get("message"), str):
-            message = body["message"]
-            if isinstance(body.get("upgrade_url"), str):
-                message += f" (upgrade: {body['upgrade_url']})"
-        elif isinstance(body.get("errors"), list):
-            message = "; ".join(str(m) for m in body["errors"] if isinstance(m, str | int))
-        else:
-            parts = []
-            for field, said in body.items():
-                said_list = said if isinstance(said, list) else [said]
-                words = ", ".join(str(m) for m in said_list if isinstance(m, str))
-                if words:
-                    parts.append(words if field == "base" else f"{field} {words}")
-            message = "; ".join(parts)
-    elif body is None:
-        text = raw.decode("utf-8", errors="replace").strip()
-        if text and "<" not in text[:200]:  # a short plain-text reason, not an HTML error page
-            message = text
-    message = " ".join(message.split())
-    if not message:
-        message = f"HTTP {response.status_code} {response.reason or ''}".strip()
-    return message[:_MAX_MESSAGE]
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Seconds, or an HTTP date; at most MAX_RETRY_AFTER, so no answer can silence the bot."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    if not math.isfinite(seconds):
-        return None
-    return min(MAX_RETRY_AFTER, max(0.0, seconds))

@@ -60,6 +60,10 @@ class KeyValue(Protocol):
         ...
 
     def get(self, key: str) -> str | None: ...
+    def ttl(self, key: str) -> float | None:
+        """Seconds before ``key`` expires, by the store's own clock; None when it is absent."""
+        ...
+
     def put(self, key: str, value: str, ttl: float) -> None: ...
     def swap(self, key: str, expected: str, value: str, ttl: float) -> bool:
         """Set ``key`` to ``value`` only while it still holds ``expected``."""
@@ -135,6 +139,10 @@ class RedisKeyValue:
     def get(self, key: str) -> str | None:
         value = self._run(self.client.get, key)
         return value if isinstance(value, str) else None
+
+    def ttl(self, key: str) -> float | None:
+        left = self._run(self.client.pttl, key)
+        return left / 1000 if isinstance(left, int) and left >= 0 else None
 
     def put(self, key: str, value: str, ttl: float) -> None:
         self._run(self.client.set, key, value, px=_ms(ttl))
@@ -251,6 +259,12 @@ class MemoryKeyValue:
     def get(self, key: str) -> str | None:
         with self._lock:
             return self._live(key)
+
+    def ttl(self, key: str) -> float | None:
+        with self._lock:
+            if self._live(key) is None:
+                return None
+            return max(0.0, self._items[key][1] - time.monotonic())
 
     def put(self, key: str, value: str, ttl: float) -> None:
         with self._lock:

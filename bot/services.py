@@ -6,20 +6,21 @@ from __future__ import annotations
 import logging
 
 from bot.config import Settings
-from bot.deployhq import DeployHQ
+from bot.deployhq import DeployHQ, SharedPause
 from bot.kv import MemoryKeyValue, RedisKeyValue, open_redis
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def deployhq_client(settings: Settings) -> DeployHQ:
+def deployhq_client(settings: Settings, pauses: SharedPause | None = None) -> DeployHQ:
     return DeployHQ(
         settings.deployhq_base_url,
         settings.deployhq_username,
         settings.deployhq_api_key,
         timeout=settings.deployhq_timeouts,
         deadline=settings.deployhq_timeout,
+        pauses=pauses,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bot.card_store import CardStore
 from bot.claims import CLAIM_SECONDS, Claims
-from bot.kv import REMEMBER_SECONDS, Keys, KeyValue
+from bot.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
 
 
 class Turns:
@@ -65,6 +65,30 @@ class DeployerMembers:
         self.kv.put(self._key(email), member, ttl)
 
 
+class Pauses:
+    """DeployHQ's ``Retry-After``, shared by every process: kept as a key that expires when the
+    pause ends, by the store's clock (no process's own)."""
+
+    def __init__(self, kv: KeyValue, keys: Keys) -> None:
+        self.kv = kv
+        self.key = keys("deployhq-pause")
+
+    def hold(self, seconds: float) -> None:
+        """Pause every process for ``seconds`` (a pause already longer is kept)."""
+        try:
+            if (self.kv.ttl(self.key) or 0.0) < seconds:
+                self.kv.put(self.key, "1", seconds)
+        except StoreUnavailable:
+            pass  # this process pauses all the same
+
+    def left(self) -> float:
+        """Seconds of the pause left; 0 when there is none (or the store cannot say)."""
+        try:
+            return self.kv.ttl(self.key) or 0.0
+        except StoreUnavailable:
+            return 0.0
+
+
 @dataclass(frozen=True)
 class Store:
     kv: KeyValue
@@ -73,6 +97,7 @@ class Store:
     turns: Turns
     usergroups: UserGroups
     deployers: DeployerMembers
+    pauses: Pauses
 
     @classmethod
     def on(
@@ -91,6 +116,7 @@ class Store:
             Turns(kv, keys),
             UserGroups(kv, keys),
             DeployerMembers(kv, keys),
+            Pauses(kv, keys),
         )
 
     @property

@@ -63,7 +63,7 @@ def create_app(
     poster = client or slack_poster(settings)
     client = client or slack_client(settings)
     store = store or open_store(settings)
-    deployhq = deployhq or deployhq_client(settings)
+    deployhq = deployhq or deployhq_client(settings, store.pauses)
     pools = Pools.create()
 
     # A card: its record first (cards), then Slack (outbox → publisher), then why it failed.

@@ -11,6 +11,8 @@ import pytest
 from bot.deployhq import DeployHQ, DeployHQError
 from bot.deployments import Deployment
 from bot.history import last_good
+from bot.kv import RedisKeyValue, open_redis
+from bot.store import Store
 from tests.support.fakes import FakeDeployHQ, Reply, deployment_json
 from tests.support.redis_server import free_port
 
@@ -227,3 +229,23 @@ def test_what_a_deployment_went_to_is_its_server_or_the_group_all_its_servers_sh
     )
     assert parent({"name": "A", "identifier": "a"}, {"name": "B", "identifier": "b"}) == ""
     assert parent({"name": "A", "identifier": "a", **web}, {"name": "B", "identifier": "b"}) == ""
+
+
+def test_a_pause_deployhq_asks_for_is_kept_by_every_process(
+    fake_deployhq: FakeDeployHQ, redis_url: str
+):
+    """Two clients on one Redis, as two worker processes: the pause one of them heard holds the
+    other too, by Redis's clock."""
+    shared = Store.on(RedisKeyValue(open_redis(redis_url))).pauses
+    first, second = (
+        DeployHQ(fake_deployhq.url, "u", "k", timeout=(1.0, 1.0), pauses=shared) for _ in range(2)
+    )
+    fake_deployhq.script("show", Reply(429, {"error": "Too many"}, {"Retry-After": "1"}))
+    with pytest.raises(DeployHQError):
+        first.deployment("my-project", DEPLOYMENT)
+    with pytest.raises(DeployHQError) as raised:
+        second.retry("my-project", DEPLOYMENT)
+    assert raised.value.kind == "busy" and 0 < (raised.value.retry_after or 0) <= 1
+    assert len(fake_deployhq.calls) == 1  # the second process sent nothing
+    time.sleep(1.05)
+    assert second.deployment("my-project", DEPLOYMENT).identifier == DEPLOYMENT
