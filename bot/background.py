@@ -99,6 +99,10 @@ def _start(ready: list[Callable[[], None]]) -> None:
 SERVING = Serving()
 
 
+class PoolClosed(RuntimeError):
+    """Work was handed to a pool of a worker that is stopping."""
+
+
 class Runner(Protocol):
     """Where work runs: a pool of this process (``Background``), or this thread (``Inline``)."""
 
@@ -134,7 +138,7 @@ class Background:
         """Start ``work(*args)`` once this process's requests are answered (``SERVING``); if
         it raises, the traceback is logged under ``what``. ``RuntimeError`` once closed."""
         if self._closed:
-            raise RuntimeError(f"the {self.name} pool has closed")
+            raise PoolClosed(f"the {self.name} pool has closed")
         with self._lock:
             self._pending += 1
         # The work runs in a copy of this context: it keeps the request id of what started it.
@@ -182,6 +186,10 @@ class Background:
     def _guarded(self, what: str, work: Callable[..., object], args: tuple[Any, ...]) -> None:
         try:
             work(*args)
+        except PoolClosed as closed:
+            # The worker is stopping, and what this work would hand on has nowhere to go: its
+            # record stays unsettled, and the reconciler finishes it after the restart.
+            log.info("%s stopped short: %s", what, closed)
         except Exception:
             log.exception("%s failed", what)
         finally:

@@ -89,6 +89,25 @@ class Pauses:
             return 0.0
 
 
+class Orders:
+    """What a private confirm would do, kept here under a random token that its button carries,
+    so no field of it can be edited on its way back through Slack."""
+
+    def __init__(self, kv: KeyValue, keys: Keys) -> None:
+        self.kv = kv
+        self.keys = keys
+
+    def save(self, order: str, ttl: float) -> str:
+        token = uuid.uuid4().hex
+        self.kv.put(self.keys("order", token), order, ttl)
+        return token
+
+    def load(self, token: str) -> str | None:
+        if not (len(token) == 32 and token.isalnum() and token.isascii()):
+            return None
+        return self.kv.get(self.keys("order", token))
+
+
 @dataclass(frozen=True)
 class Store:
     kv: KeyValue
@@ -98,6 +117,7 @@ class Store:
     usergroups: UserGroups
     deployers: DeployerMembers
     pauses: Pauses
+    orders: Orders
 
     @classmethod
     def on(
@@ -117,6 +137,7 @@ class Store:
             UserGroups(kv, keys),
             DeployerMembers(kv, keys),
             Pauses(kv, keys),
+            Orders(kv, keys),
         )
 
     @property

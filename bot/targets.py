@@ -26,8 +26,12 @@ from bot.messages import deploys, replies
 from bot.messages.text import escape
 from bot.permissions import AccessPolicy, Tell
 from bot.routing import DeployOrder
+from bot.store import Orders
 
 log = logging.getLogger(__name__)
+# A confirm's order is kept this long: past it, the branch may have moved on, so the person is
+# asked to run the command again.
+ORDER_SECONDS = 15 * 60
 
 # How many deployments to the target are read for "has this commit run there already".
 HISTORY_PAGES = 2
@@ -115,6 +119,7 @@ class Deploys:
         self,
         deployhq: DeployHQ,
         claims: Claims,
+        orders: Orders,
         policy: AccessPolicy,
         *,
         doubt_seconds: float = 60.0,
@@ -122,16 +127,18 @@ class Deploys:
     ) -> None:
         self.deployhq = deployhq
         self.claims = claims
+        self.orders = orders
         self.policy = policy
         self.doubt_seconds = doubt_seconds
         self.lease_seconds = deadline_seconds + 2.0
 
     def plan(
         self, project: str, words: tuple[str, ...], tell: Tell
-    ) -> tuple[DeployOrder, Revision] | None:
-        """What the command would deploy, for the person to confirm; None when nothing is to be
-        deployed (they are told why). ``words``: the target's name or identifier, then perhaps
-        a branch. ``DeployHQError`` when DeployHQ cannot be read."""
+    ) -> tuple[DeployOrder, Revision, str] | None:
+        """What the command would deploy, for the person to confirm, with the token its
+        button carries; None when nothing is to be deployed (they are told why). ``words``: the
+        target's name or identifier, then perhaps a branch. ``DeployHQError`` when DeployHQ
+        cannot be read; ``StoreUnavailable`` when the order cannot be kept."""
         found = list(_targets(self.deployhq, project))
         target, branch = find_target(found, " ".join(words)), ""
         if target is None and len(words) > 1 and _BRANCH.fullmatch(words[-1]):
@@ -153,7 +160,14 @@ class Deploys:
         except DeployHQError as error:  # the confirm still names the commit, without its words
             log.info("no commit_info for %s: %s", ref[:7], error)
             commit = Revision(ref)
-        return DeployOrder(project, target.identifier, target.name, branch, ref), commit
+        order = DeployOrder(project, target.identifier, target.name, branch, ref)
+        return order, commit, self.orders.save(order.encode(), ORDER_SECONDS)
+
+    def order(self, token: str) -> DeployOrder | None:
+        """The order a confirm's button names by its token; None when the bot showed no such
+        confirm, or it is too old (the branch may have moved on since)."""
+        saved = self.orders.load(token)
+        return DeployOrder.decode(saved) if saved is not None else None
 
     def deploy(self, order: DeployOrder, user_id: str, tell: Tell) -> Outcome:
         """The confirmed deploy, sent once across every click and process."""

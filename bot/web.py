@@ -111,6 +111,7 @@ def create_app(
     deploys = Deploys(
         deployhq,
         store.claims,
+        store.orders,
         policy,
         doubt_seconds=settings.retry_doubt_seconds,
         deadline_seconds=settings.deployhq_timeout,

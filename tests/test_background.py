@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -48,3 +49,15 @@ def test_a_closing_pool_starts_what_was_held_and_drains_it(monkeypatch):
         assert pool.pending == 1 and not done.is_set()
         pool.close(wait=True)  # a stopping worker: what waited runs now, and is waited for
         assert done.is_set() and pool.pending == 0
+
+
+def test_work_handed_to_a_closed_pool_stops_short_without_a_traceback(caplog):
+    caplog.set_level(logging.INFO)
+    first, second = Background(1, "first"), Background(1, "second")
+    second.close(wait=True)
+    first.run("looking up why it failed", second.run, "a push", lambda: None)
+    first.close(wait=True)
+    assert "looking up why it failed stopped short: the second pool has closed" in caplog.text
+    assert "Traceback" not in caplog.text and not [
+        r for r in caplog.records if r.levelname == "ERROR"
+    ]

@@ -71,12 +71,18 @@ def test_deploy_by_name_or_identifier_confirms_then_deploys_once(
         "Deploy `0123456` of `main` to *Production Server*?\n> Fix the &lt;!here&gt; login\nby Ann"
     )
     assert deployhq.created() == []
-    order = DeployOrder.decode(deploy_button(message)["value"])
-    assert (order.parent, order.branch, order.ref) == (SERVER, "main", NEW_REF)
+    token = deploy_button(message)["value"]
+    assert len(token) == 32 and NEW_REF not in token  # the order stays with the bot
 
-    bot.click(order.encode(), action_id="deployhq_deploy_confirm", key="k1", user_id="U0ANN")
+    bot.click(token, action_id="deployhq_deploy_confirm", key="k1", user_id="U0ANN")
     bot.settle()
     assert len(deployhq.created()) == 1
+    sent = deployhq.created()[0].data["deployment"]
+    assert (sent["parent_identifier"], sent["branch"], sent["end_revision"]) == (
+        SERVER,
+        "main",
+        NEW_REF,
+    )
     said = fake_slack.wait_for(lambda: answers(fake_slack, "k1"))[-1]
     assert said["response_type"] == "in_channel"
     assert said["text"].startswith(
@@ -137,18 +143,43 @@ def test_a_person_not_allowed_is_refused_with_no_call(
     message = confirm_of(bot, f"deploy my-project {SERVER}")  # the typist is not U0ONLY
     assert message["text"].startswith(":no_entry_sign: You are not among the people allowed")
     assert deployhq.calls == []
-    order = DeployOrder("my-project", SERVER, "Production Server", "main", NEW_REF)
-    bot.click(order.encode(), action_id="deployhq_deploy_confirm", key="k1", user_id="U0EVE")
-    bot.settle()
-    assert deployhq.calls == []
-    assert fake_slack.wait_for(lambda: answers(fake_slack, "k1"))
 
 
-def test_another_project_is_refused_at_the_confirm_too(
-    start_bot: Callable[..., BotServer], env: dict[str, str], deployhq: FakeDeployHQ
+def test_someone_not_allowed_pressing_anothers_confirm_is_refused_with_no_call(
+    start_bot: Callable[..., BotServer],
+    env: dict[str, str],
+    deployhq: FakeDeployHQ,
+    fake_slack: FakeSlack,
 ):
-    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_PROJECTS": "my-project"}))
-    order = DeployOrder("other-project", SERVER, "Production Server", "main", NEW_REF)
-    bot.click(order.encode(), action_id="deployhq_deploy_confirm", key="k1")
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0TYPIST"}))
+    token = deploy_button(confirm_of(bot, f"deploy my-project {SERVER}"))["value"]
+    asked = len(deployhq.calls)
+    bot.click(token, action_id="deployhq_deploy_confirm", key="k1", user_id="U0EVE")
     bot.settle()
-    assert deployhq.calls == []
+    assert len(deployhq.calls) == asked and deployhq.created() == []
+    said = fake_slack.wait_for(lambda: answers(fake_slack, "k1"))[-1]
+    assert "not among the people allowed" in said["text"]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        DeployOrder("my-project", SERVER, "Production Server", "main", NEW_REF).encode(),
+        DeployOrder("other-project", SERVER, "Staging", "main", "main").encode(),
+        "0" * 32,
+        "x" * 5000,
+    ],
+    ids=["order-itself", "edited-order", "unknown-token", "long"],
+)
+def test_a_confirm_the_bot_did_not_show_deploys_nothing(
+    bot: BotServer, deployhq: FakeDeployHQ, fake_slack: FakeSlack, forged: str
+):
+    """The button carries only a token for the order the bot kept: an edited or invented value
+    names no order, whatever it says."""
+    deploy_button(confirm_of(bot, f"deploy my-project {SERVER}"))  # a real one exists
+    asked = len(deployhq.calls)
+    bot.click(forged, action_id="deployhq_deploy_confirm", key="k1", user_id="U0ANN")
+    bot.settle()
+    assert len(deployhq.calls) == asked and deployhq.created() == []
+    said = fake_slack.wait_for(lambda: answers(fake_slack, "k1"))[-1]
+    assert "this confirm is too old, or not one the bot showed" in said["text"]

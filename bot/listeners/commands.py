@@ -15,14 +15,15 @@ from slack_bolt import Ack, App, Respond
 from bot import commands
 from bot.actions import Actions
 from bot.background import Pools
-from bot.card_states import DEPLOY, Refused
+from bot.card_states import Refused
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
+from bot.kv import StoreUnavailable
 from bot.listeners.actions import tell
 from bot.messages import deploys as deploy_messages
 from bot.messages import notes, replies
 from bot.messages.text import Message, escape, notice
 from bot.permissions import AccessPolicy
-from bot.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION, DeployOrder
+from bot.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION
 from bot.targets import Deploys
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,11 @@ def register(
                         return
                     _say(respond, said)
                 case commands.Deploy(project, words):
-                    planned = deploys.plan(project, words, note)
+                    try:
+                        planned = deploys.plan(project, words, note)
+                    except StoreUnavailable:
+                        note(replies.store_unavailable())
+                        return
                     if planned is not None:
                         _private(respond, deploy_messages.confirm(*planned))
                 case commands.Rollback(project, deployment_id):
@@ -111,10 +116,12 @@ def register(
         user_id = str((body.get("user") or {}).get("id", ""))
         value = str(((body.get("actions") or [{}])[0]).get("value", ""))
         try:
-            order = DeployOrder.decode(value)
-        except ValueError as exc:
-            log.warning("deploy confirm by %s with an unreadable button: %s", user_id, exc)
-            tell(respond, replies.unreadable_button(DEPLOY))
+            order = deploys.order(value)
+        except (ValueError, StoreUnavailable) as exc:
+            log.warning("deploy confirm by %s could not be read: %s", user_id, exc)
+            order = None
+        if order is None:
+            tell(respond, deploy_messages.expired())
             return
         result = deploys.deploy(order, user_id, lambda text: tell(respond, text))
         if result.said:

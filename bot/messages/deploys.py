@@ -14,8 +14,9 @@ def _what(order: DeployOrder) -> str:
     )
 
 
-def confirm(order: DeployOrder, commit: Revision) -> Message:
-    """The private confirm: what will be deployed where, with Deploy and Cancel."""
+def confirm(order: DeployOrder, commit: Revision, token: str) -> Message:
+    """The private confirm: what will be deployed where, with Deploy and Cancel; Deploy
+    carries only ``token``, which names the order the bot kept."""
     said = f"Deploy {_what(order)}?"
     if commit.message:
         said += f"\n> {outside(commit.message.splitlines()[0], 200)}"
@@ -27,7 +28,7 @@ def confirm(order: DeployOrder, commit: Revision) -> Message:
             "action_id": DEPLOY_CONFIRM_ACTION,
             "text": plain_text("Deploy", 75),
             "style": "primary",
-            "value": order.encode(),
+            "value": token,
         },
         {
             "type": "button",
@@ -43,6 +44,13 @@ def confirm(order: DeployOrder, commit: Revision) -> Message:
             {"type": "actions", "elements": buttons},
         ],
     }
+
+
+def expired() -> str:
+    return (
+        ":information_source: Nothing was deployed: this confirm is too old, or not one the "
+        "bot showed. Run `/deployhq deploy` again to see what it would deploy now."
+    )
 
 
 def cancelled() -> str:
