@@ -58,6 +58,7 @@ def cancelled() -> str:
 
 
 def no_such_target(project: str, word: str) -> str:
+    word = word.replace("`", "'")  # a backtick would end the code span early
     return (
         f":no_entry: Nothing was deployed: {outside(project, 100)} has no server or server group "
         f"named `{outside(word, 100)}`."
