@@ -27,6 +27,9 @@ EXTENSION = "deployhq-bot.background"
 # moment, and then no longer competes with a burst's acks for the interpreter. A held task takes
 # no pool thread, so a steady stream of requests delays work but does not slow it.
 ACKS_FIRST_SECONDS = 0.25
+# Cards first: why a deployment failed is looked up once the cards waiting to be posted are (at
+# most this long after), so a burst of failures reaches Slack before their explanations.
+AFTER_SECONDS = 2.0
 
 
 class Serving:
@@ -122,8 +125,13 @@ class Inline:
 
 
 class Background:
-    def __init__(self, max_workers: int = 16, name: str = "after-ack") -> None:
+    def __init__(
+        self, max_workers: int = 16, name: str = "after-ack", *, after: Background | None = None
+    ) -> None:
+        """``after``: a pool whose work comes first; each task here waits (at most
+        AFTER_SECONDS) until that pool has nothing pending."""
         self.name = name
+        self._after = after
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending = 0
@@ -167,6 +175,12 @@ class Background:
         timer.daemon = True
         timer.start()
 
+    def wait_idle(self, timeout: float) -> None:
+        """Return once nothing is pending here, or after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def close(self, *, wait: bool = True) -> None:
         """Refuse new work and wait for what is queued (a stopping worker); without ``wait``,
         drop what has not started."""
@@ -185,6 +199,8 @@ class Background:
 
     def _guarded(self, what: str, work: Callable[..., object], args: tuple[Any, ...]) -> None:
         try:
+            if self._after is not None:
+                self._after.wait_idle(AFTER_SECONDS)
             work(*args)
         except PoolClosed as closed:
             # The worker is stopping, and what this work would hand on has nowhere to go: its
@@ -210,11 +226,12 @@ class Pools:
 
     @classmethod
     def create(cls) -> Pools:
+        slack = Background(8, "slack")
         return cls(
             retries=Background(32, "retries"),
             commands=Background(8, "commands"),
-            slack=Background(8, "slack"),
-            lookups=Background(2, "lookups"),
+            slack=slack,
+            lookups=Background(2, "lookups", after=slack),  # cards first, then why they failed
         )
 
     def all(self) -> tuple[Background, ...]:

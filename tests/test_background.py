@@ -61,3 +61,18 @@ def test_work_handed_to_a_closed_pool_stops_short_without_a_traceback(caplog):
     assert "Traceback" not in caplog.text and not [
         r for r in caplog.records if r.levelname == "ERROR"
     ]
+
+
+def test_work_after_another_pool_waits_until_that_pool_is_idle(monkeypatch):
+    monkeypatch.setattr(background, "AFTER_SECONDS", 5.0)
+    first = Background(1, "cards")
+    then = Background(1, "lookups", after=first)
+    release, order = threading.Event(), []
+    first.run("a card", lambda: (release.wait(2), order.append("card")))
+    then.run("why it failed", lambda: order.append("lookup"))
+    time.sleep(0.1)
+    assert order == []  # the lookup waits while the card is pending
+    release.set()
+    then.close(wait=True)
+    first.close(wait=True)
+    assert order == ["card", "lookup"]
