@@ -8,6 +8,8 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.actions import Actions
+from bot.actions.deploy import DeployOrders
+from bot.actions.on_card import CardActions
 from bot.background import Pools
 from bot.config import Settings
 from bot.deployhq import DeployHQ
@@ -26,6 +28,8 @@ def build_app(
     client: WebClient,
     identity: Identity,
     actions: Actions,
+    kinds: CardActions,
+    orders: DeployOrders,
     policy: AccessPolicy,
     deployhq: DeployHQ,
     pools: Pools,
@@ -49,11 +53,13 @@ def build_app(
         # acks, then hands its slow work to a pool.
         process_before_response=True,
     )
-    action_listeners.register(app, actions, pools.retries)
+    action_listeners.register(app, actions, kinds, pools.retries)
     command_listeners.register(
         app,
         deployhq=deployhq,
         actions=actions,
+        kinds=kinds,
+        orders=orders,
         policy=policy,
         deploys=deploys,
         web_url=settings.deployhq_web_url,

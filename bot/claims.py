@@ -1,7 +1,14 @@
-"""One action per failure: the claim a retry or a rollback takes before it may call DeployHQ.
+"""One action at a time: the claim an action takes before it may call DeployHQ, and the
+servers it holds while it changes them.
 
-A claim is keyed by the failure (``Deployment.run_key``), so a button and a command about one
-failure share it, and a retry and a rollback of it exclude each other. Its life:
+A claim is keyed by what was asked (a failure's ``Deployment.run_key``, a run to abort, a
+``/deployhq deploy`` order), so a button and a command about one failure share it, and a retry
+and a rollback of it exclude each other. An action that queues a deployment also holds each
+**server** it will change (a group counts as each of its servers): no two such actions, from
+whichever card or command, are in flight on one server. A server's hold names the claim that
+took it and lasts exactly as long as that claim is under way (running, sending or in doubt),
+so it is freed with the claim, by DeployHQ's record, and a holder that died frees it when its
+claim lapses. A claim's life:
 
 - ``running``: claimed, nothing sent yet. It lasts ``lock_seconds`` and is renewed before each
   call; a holder that dies frees the failure that long after, having sent nothing.
@@ -51,6 +58,7 @@ class ActionClaim:
     lease_seconds: float = 0.0
     lost_at: datetime | None = None
     doubt_seconds: float = 0.0
+    servers: tuple[str, ...] = ()  # the servers it holds (``Claims.hold_servers``)
 
     @property
     def done(self) -> bool:
@@ -77,21 +85,27 @@ class ActionClaim:
             seconds=self.doubt_seconds
         )
 
+    @property
+    def under_way(self) -> bool:
+        """Running, sending or in doubt: what it does to its servers is not yet known."""
+        return self.state != DONE
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "user": self.user_id,
-                "at": self.at.timestamp(),
-                "token": self.token,
-                "state": self.state,
-                "action": self.action,
-                "ref": self.ref,
-                "sent_at": self.sent_at.timestamp() if self.sent_at else None,
-                "lease": self.lease_seconds,
-                "lost_at": self.lost_at.timestamp() if self.lost_at else None,
-                "doubt": self.doubt_seconds,
-            }
-        )
+        data: dict[str, Any] = {
+            "user": self.user_id,
+            "at": self.at.timestamp(),
+            "token": self.token,
+            "state": self.state,
+            "action": self.action,
+            "ref": self.ref,
+            "sent_at": self.sent_at.timestamp() if self.sent_at else None,
+            "lease": self.lease_seconds,
+            "lost_at": self.lost_at.timestamp() if self.lost_at else None,
+            "doubt": self.doubt_seconds,
+        }
+        if self.servers:  # written only when held, so older claims read back as they were
+            data["servers"] = list(self.servers)
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, raw: str) -> ActionClaim:
@@ -112,6 +126,7 @@ class ActionClaim:
             lease_seconds=float(data.get("lease") or 0.0),
             lost_at=moment("lost_at"),
             doubt_seconds=float(data.get("doubt") or 0.0),
+            servers=tuple(str(s) for s in data.get("servers") or () if isinstance(s, str)),
         )
 
 
@@ -180,8 +195,11 @@ class Claims:
         return None
 
     def finish(self, run_key: str, claim: ActionClaim) -> ActionClaim:
-        """Keep a successful claim, so later clickers learn who acted and when."""
-        return self._move(run_key, claim, DONE)
+        """Keep a successful claim, so later clickers learn who acted and when; its servers
+        are free again (DeployHQ's answer is its record of what now runs there)."""
+        done = self._move(run_key, claim, DONE)
+        self._free_servers(run_key, claim)
+        return done
 
     def doubt(self, run_key: str, claim: ActionClaim) -> ActionClaim:
         """Keep a claim whose outcome is unknown, until DeployHQ's record settles it; the doubt
@@ -196,8 +214,12 @@ class Claims:
         if done:
             settled = replace(claim, state=DONE)
             ok = self.kv.swap(key, claim.to_json(), settled.to_json(), self.remember_seconds)
-            return settled if ok else None
-        return claim if self.kv.delete_if(key, claim.to_json()) else None
+        else:
+            settled, ok = claim, self.kv.delete_if(key, claim.to_json())
+        if not ok:
+            return None
+        self._free_servers(run_key, claim)
+        return settled
 
     def held(self, run_key: str) -> ActionClaim | None:
         """The claim on this failure, if there is one."""
@@ -205,8 +227,70 @@ class Claims:
         return ActionClaim.from_json(raw) if raw else None
 
     def release(self, run_key: str, claim: ActionClaim) -> None:
-        """Give the failure back (nothing was sent), if the claim is still ours."""
+        """Give the failure (and its servers) back, nothing having been sent, if the claim is
+        still ours."""
         self.kv.delete_if(self._key(run_key), claim.to_json())
+        self._free_servers(run_key, claim)
+
+    def hold_servers(
+        self, run_key: str, claim: ActionClaim, servers: frozenset[str]
+    ) -> tuple[ActionClaim | None, ActionClaim | None]:
+        """Hold every one of ``servers`` for the claim on ``run_key``, or none of them:
+        ``(mine, None)`` with the claim now naming them; ``(None, holder)`` when another action
+        under way holds one of them; ``(None, None)`` when our own claim lapsed meanwhile.
+        A hold whose claim is no longer under way (done, lapsed, settled) is stale and taken
+        over."""
+        mark = _mark(run_key, claim)
+        taken: list[str] = []
+        holder: ActionClaim | None = None
+        for server in sorted(servers):  # one order for everyone, and nothing ever waits
+            key = self._server_key(server)
+            if self._take_server(key, mark):
+                taken.append(key)
+                continue
+            holder = self._holder(self.kv.get(key))
+            break
+        else:
+            mine = replace(claim, servers=tuple(sorted(servers)))
+            if self.kv.swap(self._key(run_key), claim.to_json(), mine.to_json(), self.lock_seconds):
+                return mine, None
+        for key in taken:
+            self.kv.delete_if(key, mark)
+        return None, holder
+
+    def _take_server(self, key: str, mark: str) -> bool:
+        for _ in range(3):  # the hold can change hands between our add and get
+            if self.kv.add(key, mark, self.remember_seconds):
+                return True
+            held = self.kv.get(key)
+            if held == mark:
+                return True
+            if held is None:
+                continue
+            if self._holder(held) is not None:
+                return False
+            if self.kv.swap(key, held, mark, self.remember_seconds):  # a stale hold
+                return True
+        return False
+
+    def _holder(self, held: str | None) -> ActionClaim | None:
+        """The claim under way that a server's hold names; None when it is stale."""
+        try:
+            data = json.loads(held or "")
+            claim = self.held(str(data["run"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if claim is None or claim.token != data.get("token") or not claim.under_way:
+            return None
+        return claim
+
+    def _free_servers(self, run_key: str, claim: ActionClaim) -> None:
+        mark = _mark(run_key, claim)
+        for server in claim.servers:
+            self.kv.delete_if(self._server_key(server), mark)
+
+    def _server_key(self, server: str) -> str:
+        return self.keys("server", server)
 
     def _move(self, run_key: str, claim: ActionClaim, state: str, **changes: Any) -> ActionClaim:
         moved = replace(claim, state=state, **changes)
@@ -218,3 +302,8 @@ class Claims:
 
     def _key(self, run_key: str) -> str:
         return self.keys(_KEY, run_key)
+
+
+def _mark(run_key: str, claim: ActionClaim) -> str:
+    """What a server's hold says: whose claim holds it."""
+    return json.dumps({"run": run_key, "token": claim.token}, separators=(",", ":"))

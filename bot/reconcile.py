@@ -15,6 +15,8 @@ import threading
 
 from bot import card_rules
 from bot import card_states as s
+from bot.actions.deploy import DeployOrders
+from bot.actions.on_card import CardActions
 from bot.card_rules import Card
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
@@ -39,6 +41,8 @@ class Reconciler:
         outbox: Outbox,
         settler: Settler,
         deployhq: DeployHQ,
+        card_actions: CardActions,
+        deploy_orders: DeployOrders,
         *,
         interval: float = DEFAULT_INTERVAL,
     ) -> None:
@@ -47,6 +51,8 @@ class Reconciler:
         self.outbox = outbox  # pushes a card Slack has not shown yet, in this thread
         self.settler = settler  # settles an action in doubt from DeployHQ's record
         self.deployhq = deployhq
+        self.card_actions = card_actions
+        self.deploy_orders = deploy_orders
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,9 +81,11 @@ class Reconciler:
             if token is None:
                 return 0
             open_cards = sorted(self.store.cards.open_cards())
+            open_orders = sorted(self.store.orders.open_runs())
         except StoreUnavailable:
             return 0
-        for deployment_id in open_cards:
+        work = [(self.check, c) for c in open_cards] + [(self.check_order, o) for o in open_orders]
+        for check, name in work:
             if self._stop.is_set():
                 break
             try:  # a slow pass keeps its turn, so the next one does not start beside it
@@ -87,12 +95,23 @@ class Reconciler:
             except StoreUnavailable:
                 return 0
             try:
-                self.check(deployment_id)
+                check(name)
             except StoreUnavailable:
                 return 0
             except Exception:
-                log.exception("reconciling the card of %s failed", deployment_id)
-        return len(open_cards)
+                log.exception("reconciling %s failed", name)
+        return len(work)
+
+    def check_order(self, key: str) -> None:
+        """A confirmed ``/deployhq deploy`` whose outcome the channel was not told: settled
+        from DeployHQ's record once its answer is lost (its holder died, say)."""
+        action = self.deploy_orders.kept(key)
+        claim = self.store.claims.held(key)
+        if action is None or claim is None:
+            self.store.orders.close_run(key)  # nothing under way: nothing to tell
+            return
+        if claim.in_doubt or claim.done:
+            self.settler.resolve(action, claim)
 
     def check(self, deployment_id: str) -> None:
         card = self.store.cards.card(deployment_id)
@@ -110,12 +129,13 @@ class Reconciler:
             abort = AbortTarget.of_run(card.deployment.identifier, running)
             claim = self.store.claims.held(abort.run_key)
             if claim is not None and (claim.in_doubt or claim.done):
-                self.settler.resolve(abort, claim)
+                self.settler.resolve(self.card_actions.of(abort, s.ABORT), claim)
                 return
         if isinstance(card.state, s.Requested | s.InDoubt):
             claim = self.store.claims.held(target.run_key)
             if claim is not None and (claim.in_doubt or claim.done):
-                self.settler.resolve(target, claim)  # settled from DeployHQ's record
+                # settled from DeployHQ's record
+                self.settler.resolve(self.card_actions.of(target, claim.action), claim)
                 return
             if claim is not None and not claim.done:
                 return  # its holder is still asking DeployHQ

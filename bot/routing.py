@@ -158,10 +158,19 @@ class DeployOrder:
     name: str
     branch: str
     ref: str
+    # The servers it changes: the server itself, or each of the group's (as DeployHQ listed
+    # them when the confirm was drawn).
+    servers: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         return f"deploy:{self.project}:{self.parent}:{self.ref}"
+
+    @property
+    def changes(self) -> frozenset[str]:
+        """The servers held while it is under way (an order kept before they were listed
+        holds its target)."""
+        return frozenset(self.servers or (self.parent,))
 
     def encode(self) -> str:
         return json.dumps(
@@ -171,6 +180,7 @@ class DeployOrder:
                 "n": self.name,
                 "b": self.branch,
                 "ref": self.ref,
+                **({"s": list(self.servers)} if self.servers else {}),
             },
             separators=(",", ":"),
         )
@@ -189,4 +199,7 @@ class DeployOrder:
         project, parent, name, branch, ref = (str(f) for f in fields)
         if not (is_identifier(parent) or _REF.fullmatch(parent)) or not _REF.fullmatch(ref):
             raise ValueError("the button names no server or commit")
-        return cls(project, parent, name, branch, ref)
+        servers = data.get("s") or []
+        if not (isinstance(servers, list) and all(isinstance(s, str) for s in servers)):
+            raise ValueError("the order names no servers")
+        return cls(project, parent, name, branch, ref, tuple(servers))

@@ -107,6 +107,22 @@ class Orders:
             return None
         return self.kv.get(self.keys("order", token))
 
+    def keep_run(self, key: str, run: str, *, open_: bool = True) -> None:
+        """Keep what a confirmed deploy (claim ``key``) has shown in its channel, listed among
+        the open ones (for the reconciler) until its outcome is known."""
+        index = self.keys("orders-open")
+        self.kv.put_listed(self.keys("order-run", key), run, REMEMBER_SECONDS, index, key, open_)
+
+    def run(self, key: str) -> str | None:
+        return self.kv.get(self.keys("order-run", key))
+
+    def open_runs(self) -> set[str]:
+        """The confirmed deploys whose outcome the channel has not been told yet."""
+        return self.kv.members(self.keys("orders-open"))
+
+    def close_run(self, key: str) -> None:
+        self.kv.remove_member(self.keys("orders-open"), key)
+
 
 @dataclass(frozen=True)
 class Store:

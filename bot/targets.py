@@ -1,10 +1,12 @@
-"""``/deployhq deploy <project> <server or group> [branch]``: a server or group found by name or
-identifier in DeployHQ's own lists, the branch's newest commit, and a deploy of it sent once.
+"""``/deployhq deploy <project> <server or group> [branch]``: the server or group found by name
+or identifier in DeployHQ's own lists, and the branch's newest commit, for the person to
+confirm.
 
-Nothing is sent for a server or group the project does not have, nor for a commit the target
-already runs or ran before (never older code, nor the same again). The person confirms first;
-the confirm's Deploy button is then one claim, keyed on project, target and commit, so however
-many click, on however many processes, one deployment is created.
+Nothing is offered for a server or group the project does not have, nor for a commit the
+target already runs or ran before (never older code, nor the same again). The confirm's
+Deploy button carries only a token for the order kept here; pressing it runs the order through
+the one action pipeline (``actions.deploy``), so however many click, on however many
+processes, one deployment is created.
 """
 
 from __future__ import annotations
@@ -16,15 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from bot import metrics
-from bot.card_states import DEPLOY
-from bot.claims import Claims
 from bot.deployhq import DeployHQ, DeployHQError
 from bot.deployments import Deployment, Revision
-from bot.kv import StoreUnavailable
-from bot.messages import deploys, replies
-from bot.messages.text import escape
-from bot.permissions import AccessPolicy, Tell
+from bot.messages import deploys
+from bot.permissions import Tell
 from bot.routing import DeployOrder
 from bot.store import Orders
 
@@ -46,16 +43,7 @@ class Target:
     name: str
     group: bool
     preferred_branch: str = ""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What came of a confirmed deploy: ``outcome`` as counted, and what the channel is told
-    (``said``) or only the person (``told``)."""
-
-    outcome: str
-    said: str = ""
-    deployment: Deployment | None = None
+    servers: tuple[str, ...] = ()  # the servers it names: itself, or the group's
 
 
 def _seg(value: str) -> str:
@@ -70,13 +58,16 @@ def _targets(deployhq: DeployHQ, project: str) -> Iterator[Target]:
             str(server.get("name") or server["identifier"]),
             False,
             str(server.get("preferred_branch") or ""),
+            (str(server["identifier"]),),
         )
     for group in _records(deployhq.read(base + "/server_groups")):
+        members = group.get("servers")
         yield Target(
             str(group["identifier"]),
             str(group.get("name") or group["identifier"]),
             True,
             str(group.get("preferred_branch") or ""),
+            tuple(s["identifier"] for s in _records(members if isinstance(members, list) else [])),
         )
 
 
@@ -115,22 +106,11 @@ def ran_there(deployhq: DeployHQ, project: str, parent: str, ref: str) -> Deploy
 
 
 class Deploys:
-    def __init__(
-        self,
-        deployhq: DeployHQ,
-        claims: Claims,
-        orders: Orders,
-        policy: AccessPolicy,
-        *,
-        doubt_seconds: float = 60.0,
-        deadline_seconds: float = 20.0,
-    ) -> None:
+    """What ``/deployhq deploy`` offers to deploy, and the orders its confirms name."""
+
+    def __init__(self, deployhq: DeployHQ, orders: Orders) -> None:
         self.deployhq = deployhq
-        self.claims = claims
         self.orders = orders
-        self.policy = policy
-        self.doubt_seconds = doubt_seconds
-        self.lease_seconds = deadline_seconds + 2.0
 
     def plan(
         self, project: str, words: tuple[str, ...], tell: Tell
@@ -160,7 +140,7 @@ class Deploys:
         except DeployHQError as error:  # the confirm still names the commit, without its words
             log.info("no commit_info for %s: %s", ref[:7], error)
             commit = Revision(ref)
-        order = DeployOrder(project, target.identifier, target.name, branch, ref)
+        order = DeployOrder(project, target.identifier, target.name, branch, ref, target.servers)
         return order, commit, self.orders.save(order.encode(), ORDER_SECONDS)
 
     def order(self, token: str) -> DeployOrder | None:
@@ -168,99 +148,3 @@ class Deploys:
         confirm, or it is too old (the branch may have moved on since)."""
         saved = self.orders.load(token)
         return DeployOrder.decode(saved) if saved is not None else None
-
-    def deploy(self, order: DeployOrder, user_id: str, tell: Tell) -> Outcome:
-        """The confirmed deploy, sent once across every click and process."""
-        result = self._deploy(order, user_id, tell)
-        metrics.DEPLOYS.labels(result.outcome).inc()
-        log.info("deploy of %s to %s by %s: %s", order.ref[:7], order.parent, user_id,
-                 result.outcome)  # fmt: skip
-        return result
-
-    def _deploy(self, order: DeployOrder, user_id: str, tell: Tell) -> Outcome:
-        if not self.policy.check(user_id, tell, order.project):  # before any call
-            return Outcome("forbidden")
-        try:
-            acquired, claim = self.claims.take(order.key, user_id, DEPLOY, order.ref)
-        except StoreUnavailable:
-            tell(replies.store_unavailable())
-            return Outcome("unavailable")
-        if not acquired:
-            if claim.in_doubt:
-                settled = self._settle(order, claim)
-                if settled is None:
-                    tell(deploys.never_queued())
-                    return Outcome("busy")
-                claim = settled
-            tell(
-                replies.already_acted(
-                    claim.user_id,
-                    claim.at,
-                    DEPLOY,
-                    done=claim.done,
-                    in_doubt=claim.in_doubt,
-                    on_card=False,
-                )
-            )
-            return Outcome("busy")
-        try:  # DeployHQ's record, read now: the commit is still new to the target
-            ran = ran_there(self.deployhq, order.project, order.parent, order.ref)
-        except DeployHQError as error:
-            self._release(order, claim)
-            tell(escape(replies.describe_error(error)))
-            return Outcome("failed")
-        if ran is not None:
-            self._release(order, claim)
-            tell(deploys.already_there(order.ref, order.name, ran))
-            return Outcome("out-of-date")
-        try:
-            sending = self.claims.mark_sending(
-                order.key, claim, self.lease_seconds, self.doubt_seconds, order.ref
-            )
-        except StoreUnavailable:
-            sending = None
-        if sending is None:
-            tell(deploys.lapsed())
-            return Outcome("failed")
-        try:
-            answer = self.deployhq.deploy(order.project, order.parent, order.branch, order.ref)
-        except DeployHQError as error:
-            if error.may_have_happened:
-                try:
-                    self.claims.doubt(order.key, sending)
-                except StoreUnavailable:
-                    log.error("store unavailable; in-doubt deploy of %s not recorded", order.key)
-                return Outcome("in-doubt", deploys.in_doubt(user_id, order))
-            self._release(order, sending)
-            if error.status == 422:
-                return Outcome("refused", deploys.refused(user_id, order, error.message))
-            tell(escape(replies.describe_error(error)))
-            return Outcome("failed")
-        try:
-            self.claims.finish(order.key, sending)
-        except StoreUnavailable:
-            log.warning("store unavailable; deploy of %s done but not recorded", order.key)
-        return Outcome("deployed", deploys.deployed(user_id, order, answer), answer)
-
-    def _settle(self, order: DeployOrder, claim: Any) -> Any:
-        """An in-doubt deploy, settled from DeployHQ's record: a deployment of the commit to the
-        target proves it; none by the end of the doubt window frees the order."""
-        try:
-            ran = ran_there(self.deployhq, order.project, order.parent, order.ref)
-        except DeployHQError:
-            return claim
-        try:
-            if ran is not None:
-                return self.claims.settle(order.key, claim, True) or claim
-            if claim.doubt_over():
-                self.claims.settle(order.key, claim, False)
-                return None
-        except StoreUnavailable:
-            pass
-        return claim
-
-    def _release(self, order: DeployOrder, claim: Any) -> None:
-        try:
-            self.claims.release(order.key, claim)
-        except StoreUnavailable:
-            log.warning("store unavailable; the claim on %s frees itself", order.key)

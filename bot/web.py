@@ -18,6 +18,8 @@ from werkzeug.exceptions import HTTPException
 
 from bot import logs, metrics, slack_adapter
 from bot.actions import Actions
+from bot.actions.deploy import ChannelMessages, DeployOrders
+from bot.actions.on_card import CardActions
 from bot.app import build_app
 from bot.background import EXTENSION, Pools
 from bot.card_publisher import Publisher
@@ -92,30 +94,29 @@ def create_app(
         cache=store.usergroups,
         projects=settings.projects,
     )
-    settler = Settler(deployhq, store.claims, cards)
+    kinds = CardActions(deployhq, cards)
+    messages = ChannelMessages(poster, client, settings.slack_channel)
+    orders = DeployOrders(deployhq, store.orders, messages)
+    settler = Settler(store.claims)
     reconciler = Reconciler(
-        store, cards, outbox, settler, deployhq, interval=settings.reconcile_interval
+        store,
+        cards,
+        outbox,
+        settler,
+        deployhq,
+        kinds,
+        orders,
+        interval=settings.reconcile_interval,
     )
     actions = Actions(
-        deployhq,
         store.claims,
-        cards,
         settler,
-        reconciler,
         policy=policy,
         rechecks=pools.retries,
         doubt_seconds=settings.retry_doubt_seconds,
         deadline_seconds=settings.deployhq_timeout,
     )
-
-    deploys = Deploys(
-        deployhq,
-        store.claims,
-        store.orders,
-        policy,
-        doubt_seconds=settings.retry_doubt_seconds,
-        deadline_seconds=settings.deployhq_timeout,
-    )
+    deploys = Deploys(deployhq, store.orders)
 
     identity = Identity(client, settings.slack_bot_token)
     bolt = build_app(
@@ -123,6 +124,8 @@ def create_app(
         client=client,
         identity=identity,
         actions=actions,
+        kinds=kinds,
+        orders=orders,
         policy=policy,
         deployhq=deployhq,
         pools=pools,

@@ -33,6 +33,15 @@ def answers(slack: FakeSlack, key: str) -> list[dict[str, Any]]:
     return slack.responses(key)
 
 
+def channel_said(slack: FakeSlack) -> list[dict[str, Any]]:
+    """The channel's messages about a deploy, as posted then edited (newest last)."""
+    return [
+        m
+        for m in slack.api_calls("chat.postMessage") + slack.api_calls("chat.update")
+        if "thread_ts" not in m and "metadata" not in m
+    ]
+
+
 def confirm_of(bot: BotServer, text: str, key: str = "c1") -> dict[str, Any]:
     bot.command(text, key=key)
     bot.settle()
@@ -83,8 +92,8 @@ def test_deploy_by_name_or_identifier_confirms_then_deploys_once(
         "main",
         NEW_REF,
     )
-    said = fake_slack.wait_for(lambda: answers(fake_slack, "k1"))[-1]
-    assert said["response_type"] == "in_channel"
+    said = fake_slack.wait_for(lambda: channel_said(fake_slack))[-1]
+    assert said["channel"] == "C0DEPLOYS"  # where the command was typed
     assert said["text"].startswith(
         ":rocket: <@U0ANN> deployed `0123456` of `main` to *Production Server* · new deployment `"
     )

@@ -1,22 +1,21 @@
-"""One action per failure, whatever breaks (tests/support/crash.py runs each case).
+"""One action, whatever breaks (tests/support/crash.py runs each case).
 
-For Retry, Roll back and Deploy latest: the first clicker's process SIGKILLed at each step of
-the action pipeline (claim taken; preflight read; "sending" marked; call sent but not answered;
-answer received; claim finished; card saved), and the answer lost after DeployHQ did the work (a
-timeout, a proxy's 504 page, a dropped connection), Redis flushed after the action, DeployHQ's
-clock ten minutes ahead and behind. Each case runs two instances of the Procfile's gunicorn on
-one Redis; the card as it first looked is clicked on both until it settles. DeployHQ must have
-done exactly one action, and the card must end on what DeployHQ did. The cases mostly wait
-(for leases to lapse), so they run four at a time.
+For every action (Retry, Roll back, Deploy latest, Abort, and /deployhq deploy's confirm): the
+first clicker's process SIGKILLed at each step of the action pipeline (claim taken; preflight
+read; "sending" marked; call sent but not answered; answer received; claim finished; card
+saved), and the answer lost after DeployHQ did the work (a timeout, a proxy's 504 page, a
+dropped connection), Redis flushed after the action, DeployHQ's clock ten minutes ahead and
+behind. Each case runs two instances of the Procfile's gunicorn on one Redis; the card as it
+first looked (or the confirm) is clicked on both until it settles. DeployHQ must have done
+exactly one action, and the card (or the channel's message) must end on what DeployHQ did.
+The cases mostly wait (for leases to lapse), so they run four at a time.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.support.crash import ACTIONS, FAULTS, STEPS, Outcome, run
-
-DONE = {"retry": "Retried by", "rollback": "Rolled back by", "deploy": "deployed by"}
+from tests.support.crash import ACTIONS, DONE, FAULTS, STEPS, Outcome, run
 
 CASES = [
     (action, step, fault)

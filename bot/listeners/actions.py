@@ -7,7 +7,8 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.actions import Actions
+from bot.actions import ActionResult, Actions
+from bot.actions.on_card import CardActions
 from bot.background import Background
 from bot.card_states import ABORT, DEPLOY, RETRY, ROLLBACK
 from bot.messages import notes, replies
@@ -27,26 +28,19 @@ from bot.routing import (
 log = logging.getLogger(__name__)
 
 
-def register(app: App, actions: Actions, background: Background) -> None:
-    def retry_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()  # the answer leaves when this returns; the retry itself runs after it
-        log.info("Retry clicked by %s", (body.get("user") or {}).get("id"))
-        background.run("retry click", clicked, actions, RETRY, body, respond)
+def register(app: App, actions: Actions, kinds: CardActions, background: Background) -> None:
+    def on(action: str, label: str) -> Any:
+        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            ack()  # the answer leaves when this returns; the action itself runs after it
+            log.info("%s clicked by %s", label, (body.get("user") or {}).get("id"))
+            background.run(f"{action} click", clicked, actions, kinds, action, body, respond)
 
-    def rollback_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        log.info("Roll back clicked by %s", (body.get("user") or {}).get("id"))
-        background.run("rollback click", clicked, actions, ROLLBACK, body, respond)
+        return click
 
-    def deploy_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        log.info("Deploy latest clicked by %s", (body.get("user") or {}).get("id"))
-        background.run("deploy click", clicked, actions, DEPLOY, body, respond)
-
-    def abort_clicked(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        log.info("Abort clicked by %s", (body.get("user") or {}).get("id"))
-        background.run("abort click", clicked, actions, ABORT, body, respond)
+    retry_clicked = on(RETRY, "Retry")
+    rollback_clicked = on(ROLLBACK, "Roll back")
+    deploy_clicked = on(DEPLOY, "Deploy latest")
+    abort_clicked = on(ABORT, "Abort")
 
     app.action(RETRY_ACTION)(retry_clicked)
     app.action(ROLLBACK_ACTION)(rollback_clicked)
@@ -56,7 +50,9 @@ def register(app: App, actions: Actions, background: Background) -> None:
     app.action(OPEN_ACTION)(acknowledge)
 
 
-def clicked(actions: Actions, action: str, body: dict[str, Any], respond: Respond) -> None:
+def clicked(
+    actions: Actions, kinds: CardActions, action: str, body: dict[str, Any], respond: Respond
+) -> None:
     """Act on what the clicked button names, answering the clicker privately when the card
     cannot show the outcome."""
     user_id = str((body.get("user") or {}).get("id", ""))
@@ -72,16 +68,16 @@ def clicked(actions: Actions, action: str, body: dict[str, Any], respond: Respon
         log.warning("%s click by %s with an unreadable button: %s", action, user_id, exc)
         tell(respond, replies.unreadable_button(action))
         return
-    if isinstance(target, RollbackTarget):
-        result = actions.rollback(target, user_id, note)
-    elif isinstance(target, DeployTarget):
-        result = actions.deploy_latest(target, user_id, note)
-    elif isinstance(target, AbortTarget):
-        result = actions.abort(target, user_id, note)
-    else:
-        result = actions.retry(target, user_id, note)
+    result = actions.run(kinds.of(target, action), user_id, note)
+    told_privately(respond, result)
+
+
+def told_privately(respond: Respond, result: ActionResult) -> None:
+    """An outcome no view showed (there was no card, say) goes to the person who asked."""
     if result.state is not None and not result.card_updated:
-        tell(respond, notes.outcome_note(result.state, result.deployment))
+        said = notes.outcome_note(result.state, result.deployment)
+        if said:
+            tell(respond, said)
 
 
 def acknowledge(ack: Ack) -> None:

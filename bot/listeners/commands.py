@@ -14,11 +14,14 @@ from slack_bolt import Ack, App, Respond
 
 from bot import commands
 from bot.actions import Actions
+from bot.actions.deploy import DeployOrders
+from bot.actions.on_card import CardActions
 from bot.background import Pools
 from bot.card_states import Refused
 from bot.deployhq import DeployHQ, DeployHQError, deployment_page_url
+from bot.deployments import Deployment
 from bot.kv import StoreUnavailable
-from bot.listeners.actions import tell
+from bot.listeners.actions import tell, told_privately
 from bot.messages import deploys as deploy_messages
 from bot.messages import notes, replies
 from bot.messages.text import Message, escape, notice
@@ -36,6 +39,8 @@ def register(
     *,
     deployhq: DeployHQ,
     actions: Actions,
+    kinds: CardActions,
+    orders: DeployOrders,
     policy: AccessPolicy,
     deploys: Deploys,
     web_url: str,
@@ -76,9 +81,8 @@ def register(
                     urls = [page_url(d.project_permalink, d.identifier) for d in failed]
                     _private(respond, replies.failed_list(project, failed, urls))
                 case commands.Retry(project, deployment_id):
-                    deployment, result = actions.retry_command(
-                        project, deployment_id, user_id, note
-                    )
+                    deployment, retry = kinds.retry_command(project, deployment_id)
+                    result = actions.run(retry, user_id, note)
                     if result.outcome == "retried" and result.deployment is not None:
                         said = replies.command_outcome(user_id, result.deployment, "retried")
                     elif isinstance(result.state, Refused):
@@ -98,8 +102,12 @@ def register(
                     if planned is not None:
                         _private(respond, deploy_messages.confirm(*planned))
                 case commands.Rollback(project, deployment_id):
-                    rolled = actions.rollback_command(project, deployment_id, user_id, note)
-                    if rolled is not None and rolled.state is not None:
+                    rollback = kinds.rollback_command(project, deployment_id)
+                    if isinstance(rollback, Deployment):
+                        note(replies.nothing_to_roll_back_to(rollback))
+                        return
+                    rolled = actions.run(rollback, user_id, note)
+                    if rolled.state is not None:
                         said = notes.outcome_note(rolled.state, rolled.deployment)
                         if rolled.outcome == "rolled-back":
                             _say(respond, said)
@@ -123,11 +131,11 @@ def register(
         if order is None:
             tell(respond, deploy_messages.expired())
             return
-        result = deploys.deploy(order, user_id, lambda text: tell(respond, text))
-        if result.said:
-            _send(
-                respond, response_type="in_channel", replace_original=False, **notice(result.said)
-            )
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        action = orders.of(order, str(channel or ""))
+        told_privately(respond, actions.run(action, user_id, lambda text: tell(respond, text)))
 
     def deploy_cancelled(ack: Ack, respond: Respond) -> None:
         ack()

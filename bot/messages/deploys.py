@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot import card_states as s
 from bot.deployments import Deployment, Revision
 from bot.messages.text import Block, Message, mention, mrkdwn_text, outside, plain_text, when
 from bot.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION, DeployOrder
@@ -104,12 +105,26 @@ def in_doubt(user_id: str, order: DeployOrder) -> str:
     )
 
 
-def never_queued() -> str:
+def unknown(user_id: str, order: DeployOrder) -> str:
     return (
-        ":information_source: DeployHQ never queued the earlier deploy of this commit: "
-        "press Deploy again to send it."
+        f":grey_question: DeployHQ never answered {mention(user_id)}'s deploy of {_what(order)}, "
+        "and its record cannot tell whether it happened. Nothing more will be sent; check "
+        "DeployHQ."
     )
 
 
-def lapsed() -> str:
-    return ":warning: Nothing was deployed: the bot lost its hold on this deploy. Try again."
+def outcome(state: s.CardState, order: DeployOrder) -> str:
+    """What the channel is told of a confirmed deploy, once DeployHQ was asked."""
+    match state:
+        case s.InDoubt(user_id):
+            return in_doubt(user_id, order)
+        case s.Refused(user_id, reason):
+            return refused(user_id, order, reason)
+        case s.Unknown(user_id):
+            return unknown(user_id, order)
+        case s.NotDone(user_id, problem):
+            return (
+                f":warning: {mention(user_id)}'s deploy of {_what(order)} did not go through: "
+                f"{outside(problem, 600)}"
+            )
+    return ""

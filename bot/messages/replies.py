@@ -245,6 +245,23 @@ def already_acted(
     return f"{mention(user_id)} already {verb} {when(at)}; it is retried only once."
 
 
+def servers_busy(user_id: str, action: str, at: datetime) -> str:
+    """Why nothing was sent: another action under way is changing the same servers."""
+    what = _ASKED_ON_SERVERS.get(action, "act")
+    return (
+        f":information_source: Nothing was sent: {mention(user_id)} asked DeployHQ to "
+        f"{what} on these servers {when(at)}, and that is still under way. Two actions "
+        "never change one server at once; look again once it has settled."
+    )
+
+
+_ASKED_ON_SERVERS = {
+    s.RETRY: "retry a deployment",
+    s.ROLLBACK: "roll back",
+    s.DEPLOY: "deploy",
+}
+
+
 def store_unavailable() -> str:
     return (
         ":warning: Nothing was sent to DeployHQ: the bot cannot reach its Redis, which it needs "

@@ -1,7 +1,8 @@
 """One failure, two instances of the bot (the Procfile's gunicorn, sharing a Redis), and a fault
 at one step of an action: a SIGKILL between two steps, an answer lost after DeployHQ did the
 work, Redis flushed, or DeployHQ's clock off by ten minutes. Then people click the card as it
-first looked, on both instances, until it settles. What DeployHQ *did* is counted.
+first looked (or press the confirm ``/deployhq deploy`` showed), on both instances, until it
+settles. What DeployHQ *did* is counted.
 
 Used by tests/test_one_action.py (which asserts exactly one action in every case) and by
 bench/one_action.py (which prints the whole table).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from tests.support.signed import (
     SigningKey,
     at,
     click_body,
+    command_body,
     delivery,
     slack_headers,
 )
@@ -38,19 +41,40 @@ from tests.support.signed import (
 # test makes itself: the call sent, DeployHQ done, the answer not yet back.
 STEPS = ("claimed", "preflight", "sending", "in-call", "answered", "finished", "card-saved")
 FAULTS = ("timeout", "504", "dropped", "redis-flushed", "clock+10m", "clock-10m")
-ACTIONS = ("retry", "rollback", "deploy")
+# "deploy" is the card's Deploy latest; "order" is /deployhq deploy's confirmed order.
+ACTIONS = ("retry", "rollback", "deploy", "abort", "order")
 NEW_REF = (
     "0123456789abcdef0123456789abcdef01234567"  # the branch's newest commit, for Deploy latest
 )
-# Each action: its button, what the fake DeployHQ calls the request, the card's word once done.
+# Each action: its button, what the fake DeployHQ calls the request, the word once done.
 _BUTTON = {
     "retry": "deployhq_retry",
     "rollback": "deployhq_rollback",
     "deploy": "deployhq_deploy_latest",
+    "abort": "deployhq_abort",
+    "order": "deployhq_deploy_confirm",
 }
-_KIND = {"retry": "retry", "rollback": "rollback", "deploy": "create"}
-_DONE = {"retry": "Retried by", "rollback": "Rolled back by", "deploy": "deployed by"}
+_KIND = {
+    "retry": "retry",
+    "rollback": "rollback",
+    "deploy": "create",
+    "abort": "abort",
+    "order": "create",
+}
+# What DeployHQ records having done, for each action (``FakeDeployHQ.done``).
+_DID = {"retry": "retry", "rollback": "rollback", "deploy": "deploy", "abort": "abort",
+        "order": "deploy"}  # fmt: skip
+DONE = {
+    "retry": "Retried by",
+    "rollback": "Rolled back by",
+    "deploy": "deployed by",
+    "abort": "Aborted by",
+    "order": " deployed `0123456`",
+}
 GOOD_ID = "11111111-2222-3333-4444-555555555555"
+# Fakes are built one at a time: Debian 12's Python 3.11.2 can fail to build Flask apps in
+# several threads at once (``SystemError: AST constructor recursion depth mismatch``).
+_BUILDING = threading.Lock()
 _KEY = SigningKey()
 
 
@@ -81,8 +105,9 @@ class Outcome:
 class Scenario:
     def __init__(self, action: str) -> None:
         self.action = action
-        self.slack = FakeSlack().start()
-        self.deployhq = FakeDeployHQ().start()
+        with _BUILDING:
+            self.slack = FakeSlack().start()
+            self.deployhq = FakeDeployHQ().start()
         self.redis = RedisServer()
         self.redis.start()
         self.folder = tempfile.mkdtemp(prefix="bot-failpoint-")
@@ -125,6 +150,12 @@ class Scenario:
         self.slack.stop()
         self.deployhq.stop()
 
+    def post(self, server: Gunicorn, body: bytes) -> None:
+        with suppress(requests.RequestException):  # the worker died under it: that is the point
+            requests.post(
+                server.url + "/slack/events", data=body, headers=slack_headers(body), timeout=5
+            )
+
     def click(self, server: Gunicorn, value: str, user_id: str) -> None:
         action_id = _BUTTON[self.action]
         body = click_body(
@@ -133,15 +164,37 @@ class Scenario:
             user_id=user_id,
             action_id=action_id,
         )
-        with suppress(requests.RequestException):  # the worker died under it: that is the point
-            requests.post(
-                server.url + "/slack/events", data=body, headers=slack_headers(body), timeout=5
+        self.post(server, body)
+
+    def value(self, server: Gunicorn) -> str:
+        """What the first clicker presses: the card's button as it first offered the action,
+        or (for an order) the Deploy button of the confirm ``/deployhq deploy`` showed."""
+        if self.action == "order":
+            url = self.slack.response_url("confirm")
+            self.post(server, command_body("deploy my-project 7563d091", response_url=url))
+            said = self.slack.wait_for(lambda: self.slack.responses("confirm"))[-1]
+            return str(buttons(said)[_BUTTON["order"]]["value"])
+        requests.post(
+            f"{server.url}/deployhq/webhook?token={WEBHOOK_SECRET}", json=delivery(), timeout=10
+        )
+        if self.action == "abort":  # a run under way: the failure retried first
+            retry = str(buttons(self._card("deployhq_retry"))["deployhq_retry"]["value"])
+            self.post(
+                server, click_body(retry, response_url=self.slack.response_url("r"), user_id="U0R")
             )
+            self.deployhq.wait_for(self.deployhq.actions)
+        return str(buttons(self.card())[_BUTTON[self.action]]["value"])
+
+    def did(self) -> int:
+        """What DeployHQ did of this action."""
+        return sum(1 for kind, _ in self.deployhq.actions() if kind == _DID[self.action])
 
     def card(self) -> dict[str, Any]:
         """The card as it first offered the action (Roll back and Deploy latest come once the
         last good deployment and the branch's newest commit are known)."""
-        action_id = _BUTTON[self.action]
+        return self._card(_BUTTON[self.action])
+
+    def _card(self, action_id: str) -> dict[str, Any]:
         return self.slack.wait_for(
             lambda: next(
                 (
@@ -155,14 +208,31 @@ class Scenario:
         )
 
     def settled(self) -> str:
-        """The card's last state line once it shows DeployHQ acted (or "" until then)."""
+        """The card's last state line (the channel's message, for an order) once it shows
+        DeployHQ acted (or "" until then)."""
+        if self.action == "order":
+            said = [
+                m["text"]
+                for m in self.slack.api_calls("chat.postMessage")
+                + self.slack.api_calls("chat.update")
+                if "metadata" not in m and "thread_ts" not in m
+            ]
+            return next((m for m in reversed(said) if DONE["order"] in m), "")
         updates = [u for u in self.slack.api_calls("chat.update") if "blocks" in u]
         if not updates:
             return ""
         last = updates[-1]
         line = state_line(last)
         header = last["blocks"][0]["text"]["text"]
-        if any(word in line for word in _DONE.values()) or "queued" in header:
+        if self.action == "abort":  # the abort's line follows the retried run's
+            lines = [
+                str(e.get("text", ""))
+                for b in last["blocks"]
+                if b["type"] == "context"
+                for e in b["elements"]
+            ]
+            return next((x for x in lines if DONE["abort"] in x), "")
+        if any(word in line for word in DONE.values()) or "queued" in header:
             return line
         return ""
 
@@ -191,18 +261,15 @@ def run(action: str, step: str | None = None, fault: str | None = None) -> Outco
         elif step == "in-call":
             scenario.deployhq.script(kind, Reply(200, None, delay=3))
 
-        requests.post(
-            f"{first.url}/deployhq/webhook?token={WEBHOOK_SECRET}", json=delivery(), timeout=10
-        )
-        value = str(buttons(scenario.card())[_BUTTON[action]]["value"])
+        value = scenario.value(second)  # what comes before the action passes no failpoint
 
         scenario.click(first, value, "U0FIRST")
         if step == "in-call":
-            scenario.deployhq.wait_for(scenario.deployhq.actions)
+            scenario.deployhq.wait_for(scenario.did)
             for worker in first.workers():
                 os.kill(worker, signal.SIGKILL)
         if fault == "redis-flushed":
-            scenario.deployhq.wait_for(scenario.deployhq.actions)
+            scenario.deployhq.wait_for(scenario.did)
             time.sleep(0.3)
             scenario.redis.flush()
 
@@ -222,9 +289,11 @@ def run(action: str, step: str | None = None, fault: str | None = None) -> Outco
                 "retry": scenario.deployhq.retries,
                 "rollback": scenario.deployhq.rollbacks,
                 "deploy": scenario.deployhq.created,
+                "abort": scenario.deployhq.aborts,
+                "order": scenario.deployhq.created,
             }[action]()
         )
-        done = len(scenario.deployhq.actions())
+        done = scenario.did()
         outcome = Outcome(done, asked, line, time.monotonic() - started)
     finally:
         scenario.stop()

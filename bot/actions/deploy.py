@@ -1,0 +1,176 @@
+"""``/deployhq deploy``'s confirmed order as an action of the one pipeline: its claim is the
+order (one deployment of one commit to one server or group), it holds the servers it changes,
+its preflight finds the commit still new there, and DeployHQ's record proves it by a deployment
+of that commit there. Its outcome is one channel message, posted once DeployHQ has answered and
+edited as DeployHQ's record settles it, whichever process (or the reconciler) learns it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot import card_states as s
+from bot.actions.kinds import ActionName, Go, Hold, Proof, Stop
+from bot.claims import ActionClaim
+from bot.deployhq import DeployHQ
+from bot.deployments import Deployment
+from bot.kv import StoreUnavailable
+from bot.messages import deploys
+from bot.messages.text import notice
+from bot.routing import DeployOrder
+from bot.slack_client import SLACK_ERRORS, refused, slack_error
+from bot.store import Orders
+from bot.targets import ran_there
+
+log = logging.getLogger(__name__)
+
+
+class ChannelMessages:
+    """Posts and edits the bot's own messages in a channel; a channel the bot may not post in
+    gives way to ``fallback`` (the channel cards go to), so the team is always told."""
+
+    def __init__(self, poster: WebClient, client: WebClient, fallback: str) -> None:
+        self.poster = poster  # never re-sends a post by itself (a lost answer may be a post)
+        self.client = client
+        self.fallback = fallback
+
+    def post(self, channel: str, mrkdwn: str) -> tuple[str, str]:
+        """``(channel, ts)`` of the message posted; ``("", "")`` when none could be."""
+        for where in dict.fromkeys(c for c in (channel, self.fallback) if c):
+            try:
+                answer = self.poster.chat_postMessage(channel=where, **notice(mrkdwn))
+                return str(answer.get("channel") or where), str(answer.get("ts") or "")
+            except SLACK_ERRORS as exc:
+                log.warning("could not post a deploy's outcome to %s: %s", where, slack_error(exc))
+                if not refused(exc):
+                    break  # it may have been taken: never a second copy
+        return "", ""
+
+    def update(self, channel: str, ts: str, mrkdwn: str) -> bool:
+        try:
+            self.client.chat_update(channel=channel, ts=ts, **notice(mrkdwn))
+            return True
+        except SLACK_ERRORS as exc:
+            log.warning("could not edit a deploy's message: %s", slack_error(exc))
+            return False
+
+
+class OrderView:
+    """Where a confirmed deploy's outcome is shown: one channel message (``Orders`` keeps where
+    it is), and privately to the person for what never reached DeployHQ."""
+
+    def __init__(
+        self, orders: Orders, messages: ChannelMessages, order: DeployOrder, channel: str
+    ) -> None:
+        self.orders = orders
+        self.messages = messages
+        self.order = order
+        self.channel = channel
+
+    def show(self, state: s.CardState, note: str, answer: Deployment | None = None) -> bool:
+        if isinstance(state, s.Requested):  # kept before anything is sent, for the reconciler
+            self._keep({"order": self.order.encode(), "channel": self.channel}, open_=True)
+            return True
+        text = deploys.outcome(state, self.order)
+        run = self._run()
+        if not text or (isinstance(state, s.NotDone) and not run.get("ts")):
+            self._keep(run, open_=False)
+            return False  # the channel heard nothing of it: only the person is told
+        return self._say(text, final=not isinstance(state, s.InDoubt))
+
+    def done(
+        self, claim: ActionClaim, answer: Deployment, at: datetime
+    ) -> tuple[s.CardState, bool]:
+        ref = answer.end_revision.ref if answer.end_revision else claim.ref
+        state = s.RolledBack(claim.user_id, at, ref, answer.status, answer.identifier, s.DEPLOY)
+        return state, self._say(deploys.deployed(claim.user_id, self.order, answer), final=True)
+
+    def _say(self, text: str, *, final: bool) -> bool:
+        """Post the channel's message, or edit the one posted; closed once final."""
+        run = self._run()
+        channel, ts = str(run.get("where") or ""), str(run.get("ts") or "")
+        if not (ts and self.messages.update(channel, ts, text)):
+            channel, ts = self.messages.post(self.channel, text)
+        self._keep({**run, "where": channel, "ts": ts}, open_=not final)
+        return bool(ts)
+
+    def _run(self) -> dict[str, Any]:
+        try:
+            raw = self.orders.run(self.order.key)
+            run = json.loads(raw) if raw else {}
+        except (StoreUnavailable, ValueError):
+            run = {}
+        return run if isinstance(run, dict) else {}
+
+    def _keep(self, run: dict[str, Any], *, open_: bool) -> None:
+        try:
+            self.orders.keep_run(self.order.key, json.dumps(run), open_=open_)
+        except StoreUnavailable:
+            log.warning("store unavailable; where the deploy of %s is shown is not kept",
+                        self.order.key)  # fmt: skip
+
+
+class Deploy:
+    """A confirmed ``/deployhq deploy`` order, sent once across every click and process."""
+
+    name: ActionName = "deploy"
+    on_card = False
+
+    def __init__(self, deployhq: DeployHQ, order: DeployOrder, view: OrderView) -> None:
+        self.deployhq = deployhq
+        self.order = order
+        self.key = order.key
+        self.project = order.project
+        self.deployment = ""
+        self.view = view
+
+    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+        """With its servers held, DeployHQ's record shows the commit is still new there."""
+        order = self.order
+        busy = hold.servers(order.changes)
+        if busy is not None:
+            return busy
+        ran = ran_there(self.deployhq, order.project, order.parent, order.ref)
+        if ran is not None:
+            return Stop("out-of-date", deploys.already_there(order.ref, order.name, ran))
+        return Go(
+            lambda: self.deployhq.deploy(order.project, order.parent, order.branch, order.ref),
+            order.ref,
+        )
+
+    def prove(self, claim: ActionClaim) -> Proof:
+        """A deployment of the commit to the server or group: the preflight found none before
+        the call went out."""
+        order = self.order
+        return Proof(done=ran_there(self.deployhq, order.project, order.parent, order.ref))
+
+
+class DeployOrders:
+    """Makes the action a confirm's button names, and the one the reconciler settles."""
+
+    def __init__(self, deployhq: DeployHQ, orders: Orders, messages: ChannelMessages) -> None:
+        self.deployhq = deployhq
+        self.orders = orders
+        self.messages = messages
+
+    def of(self, order: DeployOrder, channel: str) -> Deploy:
+        view = OrderView(self.orders, self.messages, order, channel)
+        return Deploy(self.deployhq, order, view)
+
+    def kept(self, key: str) -> Deploy | None:
+        """The confirmed deploy under claim ``key`` whose outcome the channel has not been
+        told; None when none is kept."""
+        raw = self.orders.run(key)
+        try:
+            run = json.loads(raw) if raw else None
+            order = DeployOrder.decode(str(run["order"])) if isinstance(run, dict) else None
+        except (ValueError, KeyError):
+            order = None
+        if order is None or not isinstance(run, dict):
+            return None
+        return self.of(order, str(run.get("channel") or ""))

@@ -1,0 +1,254 @@
+"""The actions a failure card offers: Retry, Roll back and Deploy latest (one per failure: they
+share its claim) and Abort (one per run under way). Each supplies its preflight, its call and
+its proof to the pipeline; the card is where their outcome is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+from itertools import takewhile
+
+from bot import card_rules, preflights
+from bot import card_states as s
+from bot.actions.kinds import LAPSED, ActionName, Go, Hold, Proof, Stop
+from bot.cards import Cards
+from bot.claims import ActionClaim
+from bot.deployhq import DeployHQ
+from bot.deployments import FAILED, Deployment, Revision
+from bot.history import last_good, newer_on_servers, rolled_back_by
+from bot.messages import notes, replies
+from bot.routing import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
+
+log = logging.getLogger(__name__)
+
+
+class CardView:
+    """An action's outcome, on the failure's card and in its thread."""
+
+    def __init__(self, cards: Cards, target: ActionTarget) -> None:
+        self.cards = cards
+        self.target = target
+
+    def show(self, state: s.CardState, note: str, answer: Deployment | None = None) -> bool:
+        return self.cards.on_action(self.target, state, note, answer)
+
+    def done(
+        self, claim: ActionClaim, answer: Deployment, at: datetime
+    ) -> tuple[s.CardState, bool]:
+        """The card says who acted, and follows what DeployHQ queued."""
+        if claim.action == s.ABORT:
+            aborted = s.Aborted(claim.user_id, at, answer.status)
+            shown = self.show(aborted, notes.outcome_note(aborted, answer))
+            self.cards.on_record(answer)  # the card shows the run as DeployHQ now gives it
+            return aborted, shown
+        if claim.action in (s.ROLLBACK, s.DEPLOY):
+            ref = answer.end_revision.ref if answer.end_revision else claim.ref
+            rolled = s.RolledBack(
+                claim.user_id, at, ref, answer.status, answer.identifier, claim.action
+            )
+            note = notes.outcome_note(rolled, answer)
+            return rolled, self.cards.on_action(self.target, rolled, note, rolled_back=answer)
+        retried = s.Retried(claim.user_id, at)
+        return retried, self.show(retried, notes.outcome_note(retried, answer), answer)
+
+
+class _OnFailure:
+    """What Retry, Roll back and Deploy latest share: the failure's claim, and a preflight that
+    finds it still the latest word on its servers, and holds them."""
+
+    name: ActionName = "retry"
+    on_card = True
+
+    def __init__(self, deployhq: DeployHQ, cards: Cards, target: ActionTarget) -> None:
+        self.deployhq = deployhq
+        self.cards = cards
+        self.target = target
+        self.key = target.run_key
+        self.project = target.project
+        self.deployment = target.deployment
+        self.view = CardView(cards, target)
+
+    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+        checked = self._failure(hold)
+        if isinstance(checked, Stop):
+            return checked
+        record, listed = checked
+        return self.go(record, listed)
+
+    def go(self, record: Deployment, older: Iterator[Deployment]) -> Go | Stop:
+        """The action's own check and call; ``older``: the rest of the servers' history."""
+        return Go(lambda: self.deployhq.retry(self.project, self.target.deployment))
+
+    def prove(self, claim: ActionClaim) -> Proof:
+        """A retry shows as the failure's run changing."""
+        record = self.deployhq.deployment(self.project, self.target.deployment)
+        moved = record.status != FAILED or record.run_key != self.target.run_key
+        return Proof(done=record if moved else None)
+
+    def _failure(self, hold: Hold) -> tuple[Deployment, Iterator[Deployment]] | Stop:
+        """DeployHQ's record of the failure, read now: still failed, still this run, not
+        archived, and nothing queued on any of its servers since, by DeployHQ's own clock,
+        whatever became of it. Its servers are held from before that history is read, so no
+        other action can be queued on them meanwhile. Two calls: the record, and the recent
+        deployments to its servers (usually one page)."""
+        target, action = self.target, self.name
+        record = self.deployhq.deployment(target.project, target.deployment)
+        if record.status != FAILED or record.run_key != target.run_key:
+            shows = f"{record.status} ({record.run_key})"
+            log.info("%s of %s not sent: DeployHQ shows it %s", action, target.run_key, shows)
+            self._put_back(record)
+            return Stop("superseded", replies.failure_moved_on(record, action), deployment=record)
+        if not hold.renew():  # the next read may take a whole deadline too
+            return LAPSED
+        if record.archived:
+            self._put_back(record)
+            return Stop("refused", replies.archived(action), deployment=record)
+        busy = hold.servers(record.server_keys)
+        if busy is not None:
+            return busy
+        listed = iter(self.deployhq.history(target.project, to=record.parent))
+        newer = newer_on_servers(listed, record)
+        if newer is not None:
+            # Never older code over newer, and never a second action after a first one whose
+            # own deployment (a rollback's, say) failed too.
+            log.info("%s of %s not sent: overtaken by %s", action, target.run_key, newer.short_id)
+            state = s.Overtaken(newer.identifier, newer.status, newer.finished_at)
+            self.cards.on_action(target, state, replies.overtaken(newer, action))
+            return Stop("overtaken", replies.overtaken(newer, action), state, newer)
+        return record, listed
+
+    def _put_back(self, record: Deployment) -> None:
+        """The card leaves "requested" for what DeployHQ's record shows."""
+        if not self.cards.on_record(record):
+            state = card_rules.resting_state(record)
+            self.cards.on_action(self.target, state, replies.failure_moved_on(record), record)
+
+
+class Retry(_OnFailure):
+    name: ActionName = "retry"
+
+
+class _NewDeployment(_OnFailure):
+    """A rollback or a Deploy latest: a new deployment on the failure's servers, to ``ref``."""
+
+    def prove(self, claim: ActionClaim) -> Proof:
+        """A new deployment on the failure's servers, to the claim's revision, queued after it;
+        anything else queued there since leaves the record unable to tell."""
+        record = self.deployhq.deployment(self.project, self.target.deployment)
+        listed = self.deployhq.history(self.project, to=record.parent)
+        history = list(takewhile(lambda d: d.identifier != record.identifier, listed))
+        done = rolled_back_by(history, record, claim.ref) if claim.ref else None
+        return Proof(done=done, other=newer_on_servers(history, record))
+
+
+class Rollback(_NewDeployment):
+    name: ActionName = "rollback"
+    target: RollbackTarget
+
+    def go(self, record: Deployment, older: Iterator[Deployment]) -> Go | Stop:
+        """The last good deployment, recomputed now, is still the one the button named."""
+        good = last_good(older, record)
+        if good is None or good.identifier != self.target.to:
+            now = good.identifier if good else None
+            log.info("rollback of %s not sent: DeployHQ now gives %s", self.key, now)
+            self.cards.on_rollback_target(self.target, good, record)
+            return Stop("out-of-date", replies.rollback_target_moved(good), deployment=record)
+        ref = good.end_revision.ref if good.end_revision else ""
+        return Go(lambda: self.deployhq.rollback(self.project, good.identifier), ref)
+
+
+class DeployLatest(_NewDeployment):
+    name: ActionName = "deploy"
+    target: DeployTarget
+
+    def go(self, record: Deployment, older: Iterator[Deployment]) -> Go | Stop:
+        """The commit the button named is still the branch's newest, and new to the servers."""
+        target = self.target
+        stop = preflights.deploy_latest(self.deployhq, target, record, older)
+        if stop is None:
+            return Go(
+                lambda: self.deployhq.deploy(
+                    self.project, record.parent, record.branch, target.ref
+                ),
+                target.ref,
+            )
+        log.info("deploy of %s to %s not sent: %s", target.ref[:7], self.key, stop.why)
+        if stop.latest:
+            self.cards.on_latest(target, Revision(stop.latest), record)
+        else:
+            self._put_back(record)
+        return Stop("out-of-date", stop.why, deployment=record)
+
+
+class Abort:
+    """Abort the run under way that the card's button names, once per run. It queues nothing,
+    so it holds no servers, and it is never in the way of stopping."""
+
+    name: ActionName = "abort"
+    on_card = True
+
+    def __init__(self, deployhq: DeployHQ, cards: Cards, target: AbortTarget) -> None:
+        self.deployhq = deployhq
+        self.cards = cards
+        self.target = target
+        self.key = target.run_key
+        self.project = target.project
+        self.deployment = target.deployment
+        self.view = CardView(cards, target)
+
+    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+        """The run named is still pending or running, by DeployHQ's record read now."""
+        target = self.target
+        record = self.deployhq.deployment(target.project, target.run)
+        stop = preflights.abort(target, record)
+        if stop is None:
+            return Go(lambda: replace(record, status=self.deployhq.abort(self.project, target.run)))
+        log.info("abort of %s not sent: DeployHQ shows it %s", target.run_key, record.status)
+        shows = f"DeployHQ shows the deployment as {record.status}."
+        self.cards.on_action(target, s.NotDone(user_id, shows, s.ABORT), stop.why)
+        self.cards.on_record(record)
+        return Stop("superseded", stop.why, deployment=record)
+
+    def prove(self, claim: ActionClaim) -> Proof:
+        """Proven once the run is no longer under way."""
+        record = self.deployhq.deployment(self.project, self.target.run)
+        return Proof(done=record if preflights.abort(self.target, record) is not None else None)
+
+
+class CardActions:
+    """Makes the action a card's button (or ``/deployhq retry|rollback``) names."""
+
+    def __init__(self, deployhq: DeployHQ, cards: Cards) -> None:
+        self.deployhq = deployhq
+        self.cards = cards
+
+    def retry_command(self, project: str, deployment_id: str) -> tuple[Deployment, Retry]:
+        """``/deployhq retry``: the failure as DeployHQ gives it now, so a click on its card and
+        this command share one claim. ``DeployHQError`` when it cannot be read."""
+        deployment = self.deployhq.deployment(project, deployment_id)
+        return deployment, Retry(self.deployhq, self.cards, ActionTarget.of(deployment))
+
+    def rollback_command(self, project: str, deployment_id: str) -> Rollback | Deployment:
+        """``/deployhq rollback``: back to the last good deployment DeployHQ gives on the
+        failure's servers, as the card's button would; the failure when there is none.
+        ``DeployHQError`` when DeployHQ cannot be read."""
+        deployment = self.deployhq.deployment(project, deployment_id)
+        good = last_good(self.deployhq.history(project, to=deployment.parent), deployment)
+        if good is None:
+            return deployment
+        target = RollbackTarget(project, deployment.identifier, deployment.run_key, good.identifier)
+        return Rollback(self.deployhq, self.cards, target)
+
+    def of(self, target: ActionTarget, name: str) -> Retry | Rollback | DeployLatest | Abort:
+        """The action ``name`` on ``target`` (whose kind the button's decoding chose)."""
+        if isinstance(target, AbortTarget) or name == s.ABORT:
+            assert isinstance(target, AbortTarget)
+            return Abort(self.deployhq, self.cards, target)
+        kinds: dict[str, type[Retry | Rollback | DeployLatest]] = {
+            s.ROLLBACK: Rollback,
+            s.DEPLOY: DeployLatest,
+        }
+        return kinds.get(name, Retry)(self.deployhq, self.cards, target)
