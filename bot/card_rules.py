@@ -16,6 +16,7 @@ from bot import card_states as s
 from bot.card_states import CardState
 from bot.deployments import FAILED, FINAL_STATUSES, Deployment, Revision
 from bot.messages import notes
+from bot.messages.notes import ENDED_BY_ITSELF
 
 MAX_PENDING_NOTES = 20
 
@@ -60,6 +61,12 @@ class Card:
         return self.deployment.status not in FINAL_STATUSES
 
     @property
+    def abort_held(self) -> bool:
+        """The bot aborted the run the card follows (DeployHQ took it): whatever status
+        DeployHQ then reports for that run, failed or cancelled, it was an abort."""
+        return isinstance(self.aborted, s.Aborted) and self.aborted.status not in ENDED_BY_ITSELF
+
+    @property
     def settled(self) -> bool:
         """Nothing left to do unless a notification or a click arrives."""
         return self.confirmed and self.drawn and not self.notes and not self.live
@@ -73,6 +80,7 @@ class Card:
             and self.confirmed
             and self.deployment.status == FAILED
             and self.explained != self.deployment.run_key
+            and not self.abort_held  # an aborted run did not fail by itself
         )
 
     def noting(self, note: str) -> Card:
@@ -102,6 +110,10 @@ def advance(card: Card, deployment: Deployment, *, trusted: bool) -> Card | None
     ``trusted``: DeployHQ's own record, as opposed to a delivery's word."""
     if deployment.progress <= card.deployment.progress:
         return None
+    if card.abort_held and deployment.queued_at != card.deployment.queued_at:
+        card = replace(card, aborted=None)  # a new run since the abort: its own story
+    if card.abort_held and deployment.status in (FAILED, "cancelled"):
+        return _aborted_run(card, deployment, trusted=trusted)
     state: CardState
     if deployment.status == FAILED:
         state = s.Failed(again=True, retried_by=card.retried_by)
@@ -115,6 +127,19 @@ def advance(card: Card, deployment: Deployment, *, trusted: bool) -> Card | None
         card = replace(card, latest=None, aborted=None)
     return changed(card, deployment=deployment, state=state, confirmed=confirmed).noting(
         notes.event_note(deployment)
+    )
+
+
+def _aborted_run(card: Card, deployment: Deployment, *, trusted: bool) -> Card:
+    """The run the bot aborted, as DeployHQ now reports it (``failed`` or ``cancelled``): still
+    an abort, by whoever asked for it, and never a failure of its own."""
+    assert isinstance(card.aborted, s.Aborted)
+    aborted = replace(card.aborted, status=deployment.status)
+    if trusted:
+        deployment = keep_names(deployment, card.deployment)
+    state = s.Progress(card.retried_by, card.retried_at)
+    return changed(card, deployment=deployment, state=state, aborted=aborted).noting(
+        notes.aborted_run(aborted.user_id, deployment)
     )
 
 
@@ -132,8 +157,12 @@ def follow_rollback(card: Card, deployment: Deployment) -> Card | None:
 
 
 def confirmed(card: Card, record: Deployment) -> Card:
-    """The card confirmed by DeployHQ's record (never older than what it shows)."""
-    if record.progress < card.deployment.progress:
+    """The card confirmed by DeployHQ's record: never older than what it shows, except for the
+    run it describes, where DeployHQ's record wins (its times name the run, so a delivery's
+    own times never make a later click take the failure for another one)."""
+    shown = card.deployment
+    same_run = record.identifier == shown.identifier and record.status == shown.status
+    if record.progress < shown.progress and not same_run:
         return replace(card, confirmed=True)
     state = card.state
     if record.status != FAILED:

@@ -55,14 +55,18 @@ class Requested:
 
 @dataclass(frozen=True)
 class InDoubt:
-    """DeployHQ's answer to the action never came: it may have been queued; the bot checks."""
+    """No proper answer to the action came: it may have been queued; the bot checks.
+    ``said``: what DeployHQ answered instead, in its words (its status, how long it asked to
+    wait), or "" when it did not answer at all."""
 
     TAG: ClassVar[str] = "InDoubt"
     DATES: ClassVar[tuple[str, ...]] = ("at",)
+    LATER: ClassVar[tuple[str, ...]] = ("said",)
 
     user_id: str
     at: datetime
     action: str = RETRY
+    said: str = ""
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,12 @@ class DeployHQError(Exception):
         self.status = status
         self.kind = kind
         self.retry_after = retry_after
+        self.what = ""  # what was being read, when the caller names it (``reading``)
+
+    def reading(self, what: str) -> DeployHQError:
+        """The same error, naming what was being read (``the project's servers``)."""
+        self.what = what
+        return self
 
     @property
     def may_have_happened(self) -> bool:
@@ -193,11 +199,13 @@ class DeployHQ:
         return list(islice(failed, count))
 
     def history(
-        self, project: str, *, to: str = "", max_pages: int = HISTORY_PAGES
+        self, project: str, *, to: str = "", max_pages: int = HISTORY_PAGES, whole: bool = False
     ) -> Iterator[Deployment]:
         """The project's deployments, newest first (DeployHQ lists no previews), filtered to
         those deployed to ``to`` (a server's or server group's identifier) when given: up to
-        ``max_pages`` pages of 50, each read only when the one before has been used up."""
+        ``max_pages`` pages of 50, each read only when the one before has been used up.
+        ``whole``: a reader that needs more than that hears so (``DeployHQError``, kind
+        ``too-long``) instead of a list that merely ends."""
         params: dict[str, Any] = {"per_page": PER_PAGE}
         if to:
             params["to"] = to
@@ -217,6 +225,12 @@ class DeployHQ:
                     continue  # one odd record must not hide the others
             if not records or not _more_pages(data, page, len(records)):
                 return
+        if whole:
+            raise DeployHQError(
+                f"DeployHQ lists more than {max_pages * PER_PAGE} deployments since; the bot "
+                "reads no further",
+                kind="too-long",
+            ).reading("the servers' recent deployments")
 
     def read(self, path: str, **params: str) -> Any:
         """A plain read of ``path``, as JSON (``targets.py`` reads servers and groups)."""

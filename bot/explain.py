@@ -15,7 +15,7 @@ from bot.card_store import CardStore
 from bot.deployer import Deployers
 from bot.deployhq import DeployHQ, DeployHQError
 from bot.deployments import Deployment, Revision
-from bot.history import last_good
+from bot.history import last_good, reach
 from bot.kv import StoreUnavailable
 from bot.messages.notes import deployer_told, failure_log
 
@@ -106,7 +106,7 @@ class Explainer:
                 found = self.deployhq.step_log(project, deployment)
             else:
                 found = self.deployhq.failure_log(project, deployment.identifier)
-            good = last_good(self.deployhq.history(project, to=deployment.parent), deployment)
+            good = last_good(self.deployhq.history(project, to=reach(deployment)), deployment)
             latest = self._latest(deployment)
         except DeployHQError as error:
             log.warning("could not look up deployment %s: %s", deployment.identifier, error)

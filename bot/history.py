@@ -1,6 +1,8 @@
-"""A server's history, as DeployHQ lists it (newest first): what a rollback would put back, what
-has run since a failure, and what proves a rollback went through. Every answer is decided by
-DeployHQ's own timestamps."""
+"""The servers' history, as DeployHQ lists it (newest first): what a rollback would put back,
+what has run since a failure, and what proves a rollback went through. Servers and groups
+overlap: a deployment counts for a server whether it went to that server, to a group holding
+it, or to a group it belongs to, so every answer is read from deployments whose servers
+*overlap*, and decided by DeployHQ's own timestamps."""
 
 from __future__ import annotations
 
@@ -9,22 +11,32 @@ from collections.abc import Iterable
 from bot.deployments import Deployment
 
 
+def reach(failed: Deployment) -> str:
+    """Which of DeployHQ's lists holds every deployment that overlaps ``failed``'s servers,
+    as its ``to=`` filter: a lone server in no group (by DeployHQ's record) has only its own;
+    anything else (a server in a group, a group) is read from the project's whole list, so
+    the answer holds whether ``to=`` lists only exact parents or group deployments too."""
+    lone = len(failed.server_ids) == 1 and len(failed.servers) <= 1
+    return failed.server_ids[0] if lone and not any(failed.server_groups) else ""
+
+
 def last_good(history: Iterable[Deployment], failed: Deployment) -> Deployment | None:
-    """The newest completed deployment on exactly ``failed``'s servers, from before it: what a
-    rollback would put back. ``history`` is newest first, as DeployHQ lists it. DeployHQ rolls
-    back to no config-files-only or archived deployment, so neither is offered."""
+    """The newest completed deployment from before ``failed`` on any of its servers: what a
+    rollback would put back, offered only when it went to exactly those servers (anything
+    else means no single rollback restores them without older code somewhere). ``history``
+    is newest first, as DeployHQ lists it. DeployHQ rolls back to no config-files-only or
+    archived deployment, so neither is offered."""
     for deployment in history:
-        if deployment.identifier == failed.identifier:
+        if deployment.identifier == failed.identifier or deployment.is_preview:
             continue
-        same_servers = deployment.server_keys == failed.server_keys
         if (
             deployment.status == "completed"
-            and same_servers
-            and not deployment.config_files_only
-            and not deployment.archived
+            and deployment.server_keys & failed.server_keys
+            and not deployment.config_files_only  # it changed no code
+            and not deployment.archived  # DeployHQ refuses it: the one before is offered
             and _before(deployment, failed)
         ):
-            return deployment
+            return deployment if deployment.server_keys == failed.server_keys else None
     return None
 
 

@@ -32,8 +32,8 @@ def deploy_latest(
 ) -> Stop | None:
     """The commit the button named is still the branch's newest, and it is new to the
     failure's servers: not what the failed run deployed, nor what any earlier deployment on
-    them did (that would be older code, or the same). ``older``: the deployments on those
-    servers from before the failure, newest first. ``DeployHQError`` when DeployHQ cannot
+    them did, alone or in a group (that would be older code, or the same). ``older``: the
+    deployments from before the failure, newest first. ``DeployHQError`` when DeployHQ cannot
     be read."""
     if not record.parent:
         return Stop(
@@ -58,7 +58,8 @@ def deploy_latest(
         )
     for earlier in older:
         ran = earlier.end_revision.ref if earlier.end_revision else ""
-        if ran == latest and not earlier.is_preview:
+        overlaps = earlier.server_keys & record.server_keys
+        if overlaps and ran == latest and not earlier.is_preview:
             moment = earlier.finished_at
             at = f" {when(moment)}" if moment else ""
             return Stop(

@@ -20,7 +20,7 @@ from bot.actions.on_card import CardActions
 from bot.card_rules import Card
 from bot.cards import Cards
 from bot.deployhq import DeployHQ, DeployHQError
-from bot.history import newer_on_servers
+from bot.history import newer_on_servers, reach
 from bot.kv import StoreUnavailable
 from bot.messages import notes
 from bot.outbox import Outbox
@@ -160,7 +160,9 @@ class Reconciler:
             action = card.state.action
             if action in (s.ROLLBACK, s.DEPLOY):
                 try:
-                    history = self.deployhq.history(deployment.project_permalink, to=record.parent)
+                    history = self.deployhq.history(
+                        deployment.project_permalink, to=reach(record), whole=True
+                    )
                     if newer_on_servers(history, record) is not None:
                         return
                 except DeployHQError:

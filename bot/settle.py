@@ -54,9 +54,9 @@ class Settler:
                 if done is not None:
                     view.done(done, proof.done, claim.at)
                 return done or self.claims.held(key)
-            if not claim.doubt_over():
+            if not (proof.absent or claim.doubt_over()):
                 return claim
-            if proof.other is not None:
+            if proof.other is not None and not proof.absent:
                 done = self.claims.settle(key, claim, done=True)
                 if done is not None:
                     log.warning("%s of %s: outcome unknown", claim.action, key)

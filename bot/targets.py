@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 # asked to run the command again.
 ORDER_SECONDS = 15 * 60
 
-# How many deployments to the target are read for "has this commit run there already".
-HISTORY_PAGES = 2
+# How many pages of 50 deployments are read for "has this commit run there already".
+HISTORY_PAGES = 5
 _BRANCH = re.compile(r"[0-9A-Za-z._/-]{1,100}")
 
 
@@ -50,9 +50,16 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def _read(deployhq: DeployHQ, path: str, what: str) -> Any:
+    try:
+        return _records(deployhq.read(path))
+    except DeployHQError as error:
+        raise error.reading(what) from None
+
+
 def _targets(deployhq: DeployHQ, project: str) -> Iterator[Target]:
     base = f"/projects/{_seg(project)}"
-    for server in _records(deployhq.read(base + "/servers")):
+    for server in _read(deployhq, base + "/servers", f"{project}'s servers"):
         yield Target(
             str(server["identifier"]),
             str(server.get("name") or server["identifier"]),
@@ -60,7 +67,7 @@ def _targets(deployhq: DeployHQ, project: str) -> Iterator[Target]:
             str(server.get("preferred_branch") or ""),
             (str(server["identifier"]),),
         )
-    for group in _records(deployhq.read(base + "/server_groups")):
+    for group in _read(deployhq, base + "/server_groups", f"{project}'s server groups"):
         members = group.get("servers")
         yield Target(
             str(group["identifier"]),
@@ -89,18 +96,26 @@ def find_target(found: list[Target], word: str) -> Target | None:
 
 def project_branch(deployhq: DeployHQ, project: str) -> str:
     """The project's branch, from its repository as DeployHQ gives it; "" when none."""
-    data = deployhq.read(f"/projects/{_seg(project)}")
+    try:
+        data = deployhq.read(f"/projects/{_seg(project)}")
+    except DeployHQError as error:
+        raise error.reading(f"the project {project}") from None
     repository = data.get("repository") if isinstance(data, dict) else None
     branch = repository.get("branch") if isinstance(repository, dict) else None
     return branch.strip() if isinstance(branch, str) else ""
 
 
-def ran_there(deployhq: DeployHQ, project: str, parent: str, ref: str) -> Deployment | None:
-    """The deployment to ``parent`` that last ran (or is running) ``ref``, if any: the newest
-    one first, so "what it already runs" is found before "what it ran before"."""
-    for earlier in deployhq.history(project, to=parent, max_pages=HISTORY_PAGES):
+def ran_there(
+    deployhq: DeployHQ, project: str, servers: frozenset[str], ref: str
+) -> Deployment | None:
+    """The deployment on any of ``servers`` (by itself, or in a group) that last ran (or is
+    running) ``ref``, if any: the newest one first, so "what it already runs" is found before
+    "what it ran before". Read from the project's whole list (whatever DeployHQ's ``to=``
+    counts as deployed to a server), at most ``HISTORY_PAGES`` pages."""
+    for earlier in deployhq.history(project, max_pages=HISTORY_PAGES):
         ran = earlier.end_revision.ref if earlier.end_revision else ""
-        if ran == ref and not earlier.is_preview and earlier.status != "cancelled":
+        overlaps = bool(earlier.server_keys & servers)
+        if overlaps and ran == ref and not earlier.is_preview and earlier.status != "cancelled":
             return earlier
     return None
 
@@ -130,8 +145,11 @@ class Deploys:
         if not branch:
             tell(deploys.no_branch(target.name))
             return None
-        ref = self.deployhq.latest_revision(project, branch)
-        ran = ran_there(self.deployhq, project, target.identifier, ref)
+        try:
+            ref = self.deployhq.latest_revision(project, branch)
+        except DeployHQError as error:
+            raise error.reading(f"the latest commit of {branch}") from None
+        ran = ran_there(self.deployhq, project, frozenset(target.servers), ref)
         if ran is not None:
             tell(deploys.already_there(ref, target.name, ran))
             return None

@@ -12,7 +12,7 @@ from bot import commands
 from bot.config import Settings
 from bot.routing import DeployOrder
 from tests.conftest import BotServer
-from tests.support.fakes import FakeDeployHQ, FakeSlack
+from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.signed import delivery
 
 NEW_REF = "0123456789abcdef0123456789abcdef01234567"
@@ -192,3 +192,19 @@ def test_a_confirm_the_bot_did_not_show_deploys_nothing(
     assert len(deployhq.calls) == asked and deployhq.created() == []
     said = fake_slack.wait_for(lambda: answers(fake_slack, "k1"))[-1]
     assert "this confirm is too old, or not one the bot showed" in said["text"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "named"),
+    [("servers", "my-project's servers"), ("server_groups", "my-project's server groups"),
+     ("latest_revision", "the latest commit of main")],
+)  # fmt: skip
+def test_a_read_deployhq_refuses_is_named_with_its_words(
+    bot: BotServer, deployhq: FakeDeployHQ, kind: str, named: str
+):
+    deployhq.script(kind, Reply(404, {"error": "Record not found"}))
+    message = confirm_of(bot, f"deploy my-project {SERVER}")
+    assert message["text"] == (
+        f"Could not read {named} from DeployHQ. DeployHQ answered HTTP 404: “Record not found”."
+    )
+    assert deployhq.created() == []

@@ -118,7 +118,11 @@ def test_a_lost_answer_after_the_deployment_was_created_sends_no_second_one(
     fake_deployhq.script("create", Reply(504, raw=b"<html>504</html>", after_work=True))
 
     bot.click(value, user_id="U0FIRST", action_id="deployhq_deploy_latest")
-    fake_slack.wait_for(lambda: updates(fake_slack, "may have queued it"))
+    fake_slack.wait_for(
+        lambda: updates(
+            fake_slack, "DeployHQ answered HTTP 504. It may still have queued the deploy"
+        )
+    )
     bot.click(value, user_id="U0SECOND", key="second", action_id="deployhq_deploy_latest")
 
     done = fake_slack.wait_for(lambda: updates(fake_slack, "deployed by <@U0FIRST>"))[-1]
@@ -273,7 +277,9 @@ def test_a_lost_abort_settled_by_the_run_ending_by_itself_says_so_not_aborted(
     fake_deployhq.script("abort", Reply(504, {"error": "Gateway Timeout"}))  # never reached it
 
     bot.click(value, user_id="U0FIRST", key="first", action_id="deployhq_abort")
-    fake_slack.wait_for(lambda: updates(fake_slack, "did not answer the abort"))
+    fake_slack.wait_for(
+        lambda: updates(fake_slack, "DeployHQ answered HTTP 504: “Gateway Timeout”")
+    )
     fake_deployhq.set_status(DEPLOYMENT_ID, "completed", completed_at="2025-10-27T11:00:00Z")
     bot.click(value, user_id="U0SECOND", key="second", action_id="deployhq_abort")
 
@@ -310,3 +316,68 @@ def test_someone_outside_the_allowed_users_is_refused_with_no_call(
     assert note["text"].startswith(":no_entry_sign: You are not among the people allowed")
     assert len(fake_deployhq.calls) == before
     assert fake_deployhq.created() == [] and fake_deployhq.aborts() == []
+
+
+# --- An abort: short doubt, DeployHQ's words, and an abort stays an abort ---------------------
+
+
+def running_card_of(bot: BotServer, slack: FakeSlack) -> dict:
+    bot.webhook(delivery())
+    first = slack.wait_for(lambda: next((m for m in slack.api_calls("chat.postMessage")), None))
+    bot.click(retry_value(first), user_id="U0RETRY", key="retry")
+    return card_with(slack, "deployhq_abort")
+
+
+def test_an_abort_deployhq_answered_with_503_is_back_once_its_record_shows_the_run_going(
+    start_bot: Callable[..., BotServer],
+    env: dict[str, str],
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+):
+    """DeployHQ asked for 2 s and did not abort: its record, read once the pause is over,
+    shows the run still going, so Abort is offered again then, not a minute later."""
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_TIMEOUT": "1"}))
+    value = buttons(running_card_of(bot, fake_slack))["deployhq_abort"]["value"]
+    busy = Reply(503, {"error": "Updating the repository"}, headers={"Retry-After": "2"})
+    fake_deployhq.script("abort", busy)
+
+    bot.click(value, user_id="U0FIRST", key="first", action_id="deployhq_abort")
+    said = "DeployHQ answered HTTP 503: “Updating the repository”, and asked to wait 2 s."
+    (doubt,) = fake_slack.wait_for(lambda: updates(fake_slack, said))
+    assert "It may still have queued the abort" in lines(doubt)
+    asked = fake_slack.wait_for(
+        lambda: [u for u in fake_slack.api_calls("chat.update") if "deployhq_abort" in buttons(u)
+                 and u["ts"] == doubt["ts"] and fake_slack.api_calls("chat.update").index(u)
+                 > fake_slack.api_calls("chat.update").index(doubt)],
+        timeout=6,
+    )  # fmt: skip
+    assert "never queued" in lines(asked[-1])
+    assert fake_deployhq.done[-1][0] == "retry"  # nothing was aborted yet
+
+    bot.click(value, user_id="U0SECOND", key="second", action_id="deployhq_abort")
+    fake_slack.wait_for(lambda: updates(fake_slack, "Aborted by <@U0SECOND>"))
+    assert [kind for kind, _ in fake_deployhq.done] == ["retry", "abort"]
+
+
+def test_a_run_the_bot_aborted_that_deployhq_reports_as_failed_stays_an_abort(
+    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    fake_deployhq.abort_status = "failed"
+    value = buttons(running_card_of(bot, fake_slack))["deployhq_abort"]["value"]
+    bot.click(value, user_id="U0FIRST", key="first", action_id="deployhq_abort")
+    fake_slack.wait_for(lambda: updates(fake_slack, "Aborted by <@U0FIRST>"))
+    # Then DeployHQ's notification: the aborted run, failed.
+    run = fake_deployhq.deployments[DEPLOYMENT_ID]
+    queued = run["timestamps"]["queued_at"]
+    bot.webhook(
+        delivery(timestamps={"queued_at": queued, "started_at": queued,
+                             "completed_at": fake_deployhq.now(), "duration": 1})
+    )  # fmt: skip
+    bot.settle()
+
+    last = [u for u in fake_slack.api_calls("chat.update") if "blocks" in u][-1]
+    assert last["blocks"][0]["text"]["text"].startswith(":no_entry_sign: Deployment aborted")
+    assert "Aborted by <@U0FIRST>" in lines(last) and "DeployHQ status: *failed*" in lines(last)
+    assert "Failed again" not in lines(last)
+    thread = [m["text"] for m in fake_slack.api_calls("chat.postMessage") if "thread_ts" in m]
+    assert not [t for t in thread if "Why it failed" in t or "Failed again" in t], thread

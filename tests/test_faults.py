@@ -141,7 +141,11 @@ def test_deployhq_faults_say_what_happened_and_leave_retry_usable(
     bot.click(retry_value(first_card(fake_slack)), user_id="U0FIRST")
 
     if reply.status >= 500:
-        (doubt,) = fake_slack.wait_for(lambda: updates_saying(fake_slack, "may have queued it"))
+        # DeployHQ answered: its status (and its words, when it gave any) are what is shown.
+        (doubt,) = fake_slack.wait_for(
+            lambda: updates_saying(fake_slack, f"DeployHQ answered HTTP {reply.status}")
+        )
+        assert "It may still have queued the retry" in state_line(doubt)
         assert "deployhq_retry" not in buttons(doubt)
         said = "never queued, so nothing was retried"
     (failed,) = fake_slack.wait_for(lambda: updates_saying(fake_slack, "did not go through"))

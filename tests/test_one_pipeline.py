@@ -186,7 +186,9 @@ def test_a_504_after_the_create_is_settled_in_the_channel_without_a_second_press
     started = time.monotonic()
     doubtful_bot.click(token, action_id="deployhq_deploy_confirm", key="k1", user_id="U0ANN")
 
-    fake_slack.wait_for(lambda: any("may have queued it" in m for m in channel_said(fake_slack)))
+    fake_slack.wait_for(
+        lambda: any("DeployHQ answered HTTP 504" in m for m in channel_said(fake_slack))
+    )
     (created,) = [ident for kind, ident in deployhq.actions() if kind == "deploy"]
     named = fake_slack.wait_for(
         lambda: [m for m in channel_said(fake_slack) if created[:8] in m], timeout=10

@@ -69,7 +69,8 @@ def test_a_500_leaves_the_retry_in_doubt_until_deployhqs_record_settles_it(
     fake_deployhq.script("retry", Reply(500, {"status": 500, "error": "Internal error"}))
 
     bot.click(retry_value(card))
-    doubt = final_update(fake_slack, "may have queued it")
+    doubt = final_update(fake_slack, "DeployHQ answered HTTP 500: “Internal error”.")
+    assert "It may still have queued the retry" in state_line(doubt)
     assert "deployhq_retry" not in buttons(doubt)
     failed = final_update(fake_slack, "never queued")
     assert "deployhq_retry" in buttons(failed)

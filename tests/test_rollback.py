@@ -155,7 +155,9 @@ def test_a_refused_rollback_shows_deployhqs_reason_and_a_500_leaves_it_in_doubt(
     fake_deployhq.script("rollback", Reply(500, {"error": "boom"}))
     roll_back(bot, card, key="again")
     # A 500 may stand for a rollback queued: nothing more is offered until DeployHQ says.
-    doubt = fake_slack.wait_for(lambda: updates(fake_slack, "DeployHQ did not answer the rollback"))
+    doubt = fake_slack.wait_for(
+        lambda: updates(fake_slack, "DeployHQ answered HTTP 500: “boom”. It may still have queued")
+    )
     assert not {"deployhq_retry", "deployhq_rollback"} & set(buttons(doubt[-1]))
 
 

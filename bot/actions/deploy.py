@@ -135,7 +135,7 @@ class Deploy:
         busy = hold.servers(order.changes)
         if busy is not None:
             return busy
-        ran = ran_there(self.deployhq, order.project, order.parent, order.ref)
+        ran = ran_there(self.deployhq, order.project, order.changes, order.ref)
         if ran is not None:
             return Stop("out-of-date", deploys.already_there(order.ref, order.name, ran))
         return Go(
@@ -147,7 +147,7 @@ class Deploy:
         """A deployment of the commit to the server or group: the preflight found none before
         the call went out."""
         order = self.order
-        return Proof(done=ran_there(self.deployhq, order.project, order.parent, order.ref))
+        return Proof(done=ran_there(self.deployhq, order.project, order.changes, order.ref))
 
 
 class DeployOrders:

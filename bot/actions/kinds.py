@@ -69,10 +69,12 @@ LAPSED = Stop("failed")
 class Proof:
     """What DeployHQ's record shows of an action whose answer was lost: ``done``, the record
     that proves it happened; ``other``, something else that ran on those servers since, so the
-    record cannot tell."""
+    record cannot tell; ``absent``, the record proves it did not happen (an abort whose run is
+    still going), so nobody need wait out the doubt window."""
 
     done: Deployment | None = None
     other: Deployment | None = None
+    absent: bool = False
 
 
 class Hold(Protocol):

@@ -16,9 +16,9 @@ from bot import card_states as s
 from bot.actions.kinds import LAPSED, ActionName, Go, Hold, Proof, Stop
 from bot.cards import Cards
 from bot.claims import ActionClaim
-from bot.deployhq import DeployHQ
+from bot.deployhq import DeployHQ, DeployHQError
 from bot.deployments import FAILED, Deployment, Revision
-from bot.history import last_good, newer_on_servers, rolled_back_by
+from bot.history import last_good, newer_on_servers, reach, rolled_back_by
 from bot.messages import notes, replies
 from bot.routing import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
 
@@ -109,7 +109,7 @@ class _OnFailure:
         busy = hold.servers(record.server_keys)
         if busy is not None:
             return busy
-        listed = iter(self.deployhq.history(target.project, to=record.parent))
+        listed = iter(self.deployhq.history(target.project, to=reach(record), whole=True))
         newer = newer_on_servers(listed, record)
         if newer is not None:
             # Never older code over newer, and never a second action after a first one whose
@@ -118,13 +118,23 @@ class _OnFailure:
             state = s.Overtaken(newer.identifier, newer.status, newer.finished_at)
             self.cards.on_action(target, state, replies.overtaken(newer, action))
             return Stop("overtaken", replies.overtaken(newer, action), state, newer)
-        return record, listed
+        return record, _older(listed)
 
     def _put_back(self, record: Deployment) -> None:
         """The card leaves "requested" for what DeployHQ's record shows."""
         if not self.cards.on_record(record):
             state = card_rules.resting_state(record)
             self.cards.on_action(self.target, state, replies.failure_moved_on(record), record)
+
+
+def _older(listed: Iterator[Deployment]) -> Iterator[Deployment]:
+    """What the list holds past the failure, ending quietly at DeployHQ's bound: nothing
+    older can make acting unsafe, only what to roll back to unknown."""
+    try:
+        yield from listed
+    except DeployHQError as error:
+        if error.kind != "too-long":
+            raise
 
 
 class Retry(_OnFailure):
@@ -138,7 +148,7 @@ class _NewDeployment(_OnFailure):
         """A new deployment on the failure's servers, to the claim's revision, queued after it;
         anything else queued there since leaves the record unable to tell."""
         record = self.deployhq.deployment(self.project, self.target.deployment)
-        listed = self.deployhq.history(self.project, to=record.parent)
+        listed = self.deployhq.history(self.project, to=reach(record), whole=True)
         history = list(takewhile(lambda d: d.identifier != record.identifier, listed))
         done = rolled_back_by(history, record, claim.ref) if claim.ref else None
         return Proof(done=done, other=newer_on_servers(history, record))
@@ -213,9 +223,12 @@ class Abort:
         return Stop("superseded", stop.why, deployment=record)
 
     def prove(self, claim: ActionClaim) -> Proof:
-        """Proven once the run is no longer under way."""
+        """Proven once the run is no longer under way; disproven while it still is (an abort
+        DeployHQ took stops the run at once)."""
         record = self.deployhq.deployment(self.project, self.target.run)
-        return Proof(done=record if preflights.abort(self.target, record) is not None else None)
+        if preflights.abort(self.target, record) is None:
+            return Proof(absent=True)
+        return Proof(done=record)
 
 
 class CardActions:
@@ -236,7 +249,7 @@ class CardActions:
         failure's servers, as the card's button would; the failure when there is none.
         ``DeployHQError`` when DeployHQ cannot be read."""
         deployment = self.deployhq.deployment(project, deployment_id)
-        good = last_good(self.deployhq.history(project, to=deployment.parent), deployment)
+        good = last_good(self.deployhq.history(project, to=reach(deployment)), deployment)
         if good is None:
             return deployment
         target = RollbackTarget(project, deployment.identifier, deployment.run_key, good.identifier)

@@ -244,11 +244,12 @@ class Actions:
             claim = self.claims.doubt(action.key, claim)
         except StoreUnavailable:
             log.error("store unavailable; in-doubt %s of %s not recorded", action.name, action.key)
-        state = s.InDoubt(user_id, claim.at, action.name)
+        state = s.InDoubt(user_id, claim.at, action.name, replies.answered(error))
         shown = action.view.show(state, notes.outcome_note(state, None))
-        if self.rechecks is not None:
+        if self.rechecks is not None:  # not before DeployHQ's pause is over, if it asked for one
+            after = max(self.recheck_after, (error.retry_after or 0.0) + 0.5)
             self.rechecks.later(
-                self.recheck_after, f"re-checking an in-doubt {action.name}", self.recheck, action
+                after, f"re-checking an in-doubt {action.name}", self.recheck, action
             )
         return ActionResult("in-doubt", state, card_updated=shown)
 

@@ -69,6 +69,15 @@ def deployment_card(
     """
     project = deployment.project_name
     headline = _headline(deployment, state)
+    # The run the bot aborted reads as an abort, whether DeployHQ says failed or cancelled.
+    stopped = (
+        isinstance(aborted, s.Aborted)
+        and aborted.status not in ENDED_BY_ITSELF
+        and deployment.status in ("failed", "cancelled")
+        and (running is None or running.identifier == deployment.identifier)
+    )
+    if stopped:
+        headline = _HEADLINES["cancelled"]
     tag = _fingerprint(deployment, state)
 
     blocks: list[Block] = [
@@ -95,11 +104,11 @@ def deployment_card(
                 ),
             }
         )
-    line = _state_line(deployment, state)
+    line = _state_line(deployment, aborted if stopped and aborted else state)
     if not confirmed:
         line += " · :hourglass: Not yet confirmed with DeployHQ; Retry appears once it is."
     elements = [mrkdwn_text(line, 3000)]
-    if aborted is not None:
+    if aborted is not None and not stopped:
         elements.append(mrkdwn_text(_state_line(running or deployment, aborted), 3000))
     blocks.append(
         {
@@ -321,6 +330,12 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
                 f":no_entry: Retry is no longer safe: deployment `{outside(newer_id[:8], 8)}` "
                 f"({outside(newer_status, 50)}{since}) has run on these servers since, so a "
                 "retry would put older code back. Deploy afresh from DeployHQ."
+            )
+        case s.InDoubt(user_id, at, action, said) if said:
+            return (
+                f":hourglass_flowing_sand: {outside(said, 700)} It may still have queued the "
+                f"{action} requested by {mention(user_id)} {when(at)}: the bot is checking "
+                "DeployHQ's record and will show what it finds here."
             )
         case s.InDoubt(user_id, at, action):
             return (

@@ -97,7 +97,13 @@ def refused(user_id: str, order: DeployOrder, reason: str) -> str:
     )
 
 
-def in_doubt(user_id: str, order: DeployOrder) -> str:
+def in_doubt(user_id: str, order: DeployOrder, said: str = "") -> str:
+    if said:
+        return (
+            f":hourglass_flowing_sand: {outside(said, 700)} It may still have queued "
+            f"{mention(user_id)}'s deploy of {_what(order)}: nothing more is sent for it until "
+            "DeployHQ's record shows what happened."
+        )
     return (
         f":hourglass_flowing_sand: DeployHQ did not answer {mention(user_id)}'s deploy of "
         f"{_what(order)}. It may have queued it: nothing more is sent for it until DeployHQ's "
@@ -116,8 +122,8 @@ def unknown(user_id: str, order: DeployOrder) -> str:
 def outcome(state: s.CardState, order: DeployOrder) -> str:
     """What the channel is told of a confirmed deploy, once DeployHQ was asked."""
     match state:
-        case s.InDoubt(user_id):
-            return in_doubt(user_id, order)
+        case s.InDoubt(user_id, _, _, said):
+            return in_doubt(user_id, order, said)
         case s.Refused(user_id, reason):
             return refused(user_id, order, reason)
         case s.Unknown(user_id):

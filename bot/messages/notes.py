@@ -25,8 +25,9 @@ DONE_WORD = {
 }
 
 
-# A run that ended so, under an abort, ended by itself: the abort did not stop it.
-ENDED_BY_ITSELF = ("completed", "failed")
+# A run that ended so, under an abort, ended by itself: the abort did not stop it. (A run the
+# bot aborted may read ``failed`` as well as ``cancelled``: DeployHQ does not say which.)
+ENDED_BY_ITSELF = ("completed",)
 
 
 def requested(user_id: str, action: str) -> str:
@@ -54,6 +55,14 @@ def event_note(deployment: Deployment) -> str:
     if status == "cancelled":
         return ":no_entry_sign: Cancelled."
     return f":grey_question: DeployHQ status: *{outside(status, 50)}*."
+
+
+def aborted_run(user_id: str, deployment: Deployment) -> str:
+    """The run the bot aborted, as DeployHQ reports it once stopped."""
+    return (
+        f":no_entry_sign: Stopped by the abort {mention(user_id)} asked for. DeployHQ status: "
+        f"*{outside(deployment.status, 50)}*."
+    )
 
 
 def deployer_told(member: str) -> str:
@@ -110,8 +119,8 @@ def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
             return f":no_entry: DeployHQ refused the {action}: “{outside(reason, 500)}”"
         case s.NotDone(_, problem, action):
             return f":warning: The {action} did not go through: {outside(problem, 600)}"
-        case s.InDoubt(_, _, action):
-            return in_doubt(action)
+        case s.InDoubt(_, _, action, said):
+            return in_doubt(action, said)
         case s.Unknown(_, _, action):
             return (
                 f":grey_question: DeployHQ never answered the {action}, and its record cannot "
@@ -120,7 +129,14 @@ def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
     return ""
 
 
-def in_doubt(action: str = s.RETRY) -> str:
+def in_doubt(action: str = s.RETRY, said: str = "") -> str:
+    """``said``: what DeployHQ answered instead (``replies.answered``), or "" for no answer."""
+    if said:
+        return (
+            f":hourglass_flowing_sand: {outside(said, 700)} It may still have queued the "
+            f"{action}: the bot is checking DeployHQ's record and will show the outcome on the "
+            "card; nothing more will be sent for it until it knows."
+        )
     return (
         f":hourglass_flowing_sand: DeployHQ did not answer in time, so the {action} may have "
         "been queued. The bot is checking DeployHQ and will show the outcome on the card; "

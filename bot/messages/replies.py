@@ -29,6 +29,7 @@ class FailedCall(Protocol):
     status: int | None
     kind: str
     retry_after: float | None
+    what: str
 
 
 # --- answers to /deployhq ----------------------------------------------------------------------
@@ -269,11 +270,31 @@ def store_unavailable() -> str:
     )
 
 
+def answered(error: FailedCall) -> str:
+    """What DeployHQ answered instead of doing what was asked, in its words (plain text, to
+    escape): "DeployHQ answered HTTP 500: “…”", and how long it asked to wait; "" when it did
+    not answer at all (a timeout, a dropped connection)."""
+    if error.status is None:
+        return ""
+    words = error.message.strip()
+    quoted = f": “{words}”" if words and not words.startswith(f"HTTP {error.status}") else ""
+    wait = ""
+    if error.retry_after:
+        wait = f", and asked to wait {math.ceil(error.retry_after)} s"
+    return f"DeployHQ answered HTTP {error.status}{quoted}{wait}."
+
+
 def describe_error(error: FailedCall) -> str:
-    """Plain text for people about a DeployHQ call that failed (never with credentials).
+    """Plain text for people about a DeployHQ call that failed (never with credentials),
+    naming what was being read when the caller said.
 
     It may quote DeployHQ, so escape it before it goes into mrkdwn.
     """
+    said = _describe(error)
+    return f"Could not read {error.what} from DeployHQ. {said}" if error.what else said
+
+
+def _describe(error: FailedCall) -> str:
     wait = f" for {math.ceil(error.retry_after)} s" if error.retry_after else ""
     if error.status == 401:
         return (
@@ -285,6 +306,8 @@ def describe_error(error: FailedCall) -> str:
             f"DeployHQ refused the bot's API credentials (HTTP 403): {error.message}. An admin "
             "should check the permissions of DEPLOYHQ_USERNAME's API key."
         )
+    if error.status == 404 and error.what:
+        return f"DeployHQ answered HTTP 404: “{error.message}”."
     if error.status == 404:
         return "DeployHQ says that project or deployment was not found."
     if error.status == 429 or error.kind == "busy":

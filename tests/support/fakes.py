@@ -385,6 +385,12 @@ class FakeDeployHQ(FakeServer):
         self.latest: dict[str, str] = {}  # each branch's newest commit (else the fake's own)
         self.commits: dict[str, dict[str, str]] = {}  # commit_info's author, message, by ref
         self.group_names: dict[str, str] = {}  # server groups' names, by identifier
+        # How to=<server> reads: "parent" lists only deployments made to that server itself;
+        # "members" also lists a group's deployments under each of its servers. DeployHQ's
+        # description does not say which it does.
+        self.to_reading = "parent"
+        # The status an aborted run reads as: DeployHQ's docs do not say cancelled or failed.
+        self.abort_status = "cancelled"
 
         @self.app.get("/projects/<project>/deployments/<deployment>/steps/<step>/logs")
         def logs(project: str, deployment: str, step: str) -> Response:
@@ -507,11 +513,11 @@ class FakeDeployHQ(FakeServer):
                 with self._lock:
                     current = self._current(deployment, project)
                     if current.get("status") in ("pending", "running"):
-                        current["status"] = "cancelled"
+                        current["status"] = self.abort_status
                         current.setdefault("timestamps", {})["completed_at"] = self.now()
                         for listed in self.history:
                             if listed["identifier"] == deployment:
-                                listed["status"] = "cancelled"
+                                listed["status"] = self.abort_status
                         self.done.append(("abort", deployment))
                     return Reply(200, {"status": str(current.get("status"))})
 
@@ -625,7 +631,7 @@ class FakeDeployHQ(FakeServer):
                     self.answer(r, steps=False)
                     for r in self.history
                     if not str(r.get("status", "")).startswith("preview_")
-                    and (to is None or parent_of(r) == to)
+                    and (to is None or self._went_to(r, to))
                     and (not running or r.get("status") in ("pending", "running"))
                 ]
             body = {
@@ -680,6 +686,12 @@ class FakeDeployHQ(FakeServer):
                     return "Cannot rollback to the latest deployment for this server"
                 break
         return ""
+
+    def _went_to(self, record: dict[str, Any], to: str) -> bool:
+        if parent_of(record) == to:
+            return True
+        servers = {str(s.get("identifier")) for s in record.get("servers") or []}
+        return self.to_reading == "members" and to in servers
 
     def actions(self) -> list[tuple[str, str]]:
         """What DeployHQ did (retries and rollbacks), not what it was asked."""
