@@ -268,9 +268,10 @@ def run(action: str, step: str | None = None, fault: str | None = None) -> Outco
             scenario.deployhq.wait_for(scenario.did)
             for worker in first.workers():
                 os.kill(worker, signal.SIGKILL)
-        if fault == "redis-flushed":
+        if fault == "redis-flushed":  # once the action is done and shown, Redis forgets it all
             scenario.deployhq.wait_for(scenario.did)
-            time.sleep(0.3)
+            with suppress(AssertionError):
+                scenario.slack.wait_for(scenario.settled, timeout=10)
             scenario.redis.flush()
 
         # Everyone clicks the card as it first looked, on both instances, until it settles.
