@@ -20,28 +20,14 @@ from bot.config import Settings
 from bot.kv import Keys, MemoryKeyValue
 from tests.conftest import BotServer
 from tests.support.cards import buttons
-from tests.support.crash import GOOD_ID, Scenario
+from tests.support.crash import Scenario
+from tests.support.crash import good_deployment as good
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
-from tests.support.signed import at, delivery
+from tests.support.signed import delivery
 
 NEW_REF = "0123456789abcdef0123456789abcdef01234567"
 SERVER = "7563d091"
 PAGE_504 = b"<html>504 Gateway Time-out</html>"
-
-
-def good() -> dict[str, Any]:
-    """What Roll back goes back to: completed on the same server an hour before the failure."""
-    return delivery(
-        identifier=GOOD_ID,
-        status="completed",
-        end_revision={"ref": "a1b2c3d4e5f6", "message": "Known good"},
-        timestamps={
-            "queued_at": at(-3600),
-            "started_at": at(-3598),
-            "completed_at": at(-3540),
-            "duration": 58,
-        },
-    )
 
 
 @pytest.fixture
@@ -106,24 +92,30 @@ def told(slack: FakeSlack, key: str) -> str:
     return " ".join(str(r.get("text")) for r in slack.responses(key))
 
 
+def race(
+    bot: BotServer, other: BotServer, slack: FakeSlack, fake: FakeDeployHQ, action_id: str
+) -> None:
+    """The card's button on one instance and the confirm of ``/deployhq deploy`` on another,
+    pressed at the same moment, each preflight slow enough to overlap the other's."""
+    bot.webhook(delivery())
+    button = buttons(card_with(slack, action_id))[action_id]
+    token = confirm_token(other)
+    slow_history(fake)
+    together(
+        lambda: bot.click(button["value"], action_id=action_id, key="card"),
+        lambda: other.click(token, action_id="deployhq_deploy_confirm", key="command"),
+    )
+    bot.settle()
+    other.settle()
+
+
 def test_deploy_latest_and_a_deploy_of_the_same_commit_at_once_make_one_deployment(
     bot: BotServer,
     start_bot: Callable[..., BotServer],
     deployhq: FakeDeployHQ,
     fake_slack: FakeSlack,
 ):
-    other = start_bot()
-    bot.webhook(delivery())
-    latest = buttons(card_with(fake_slack, "deployhq_deploy_latest"))["deployhq_deploy_latest"]
-    token = confirm_token(other)
-    slow_history(deployhq)
-
-    together(
-        lambda: bot.click(latest["value"], action_id="deployhq_deploy_latest", key="card"),
-        lambda: other.click(token, action_id="deployhq_deploy_confirm", key="command"),
-    )
-    bot.settle()
-    other.settle()
+    race(bot, start_bot(), fake_slack, deployhq, "deployhq_deploy_latest")
 
     assert len(deployhq.created()) == 1
     assert [kind for kind, _ in deployhq.actions()] == ["deploy"]
@@ -137,18 +129,7 @@ def test_a_roll_back_and_a_deploy_of_a_newer_commit_at_once_queue_one_of_them(
     deployhq: FakeDeployHQ,
     fake_slack: FakeSlack,
 ):
-    other = start_bot()
-    bot.webhook(delivery())
-    rollback = buttons(card_with(fake_slack, "deployhq_rollback"))["deployhq_rollback"]
-    token = confirm_token(other)
-    slow_history(deployhq)
-
-    together(
-        lambda: bot.click(rollback["value"], action_id="deployhq_rollback", key="card"),
-        lambda: other.click(token, action_id="deployhq_deploy_confirm", key="command"),
-    )
-    bot.settle()
-    other.settle()
+    race(bot, start_bot(), fake_slack, deployhq, "deployhq_rollback")
 
     assert len(deployhq.actions()) == 1, deployhq.actions()
     assert len(deployhq.rollbacks()) + len(deployhq.created()) == 1

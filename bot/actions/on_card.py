@@ -55,11 +55,9 @@ class CardView:
         return retried, self.show(retried, notes.outcome_note(retried, answer), answer)
 
 
-class _OnFailure:
-    """What Retry, Roll back and Deploy latest share: the failure's claim, and a preflight that
-    finds it still the latest word on its servers, and holds them."""
+class _OnCard:
+    """An action a card's button names: its claim is the button's target, its view the card."""
 
-    name: ActionName = "retry"
     on_card = True
 
     def __init__(self, deployhq: DeployHQ, cards: Cards, target: ActionTarget) -> None:
@@ -70,6 +68,13 @@ class _OnFailure:
         self.project = target.project
         self.deployment = target.deployment
         self.view = CardView(cards, target)
+
+
+class _OnFailure(_OnCard):
+    """What Retry, Roll back and Deploy latest share: the failure's claim, and a preflight that
+    finds it still the latest word on its servers, and holds them."""
+
+    name: ActionName = "retry"
 
     def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
         checked = self._failure(hold)
@@ -193,21 +198,12 @@ class DeployLatest(_NewDeployment):
         return Stop("out-of-date", stop.why, deployment=record)
 
 
-class Abort:
+class Abort(_OnCard):
     """Abort the run under way that the card's button names, once per run. It queues nothing,
     so it holds no servers, and it is never in the way of stopping."""
 
     name: ActionName = "abort"
-    on_card = True
-
-    def __init__(self, deployhq: DeployHQ, cards: Cards, target: AbortTarget) -> None:
-        self.deployhq = deployhq
-        self.cards = cards
-        self.target = target
-        self.key = target.run_key
-        self.project = target.project
-        self.deployment = target.deployment
-        self.view = CardView(cards, target)
+    target: AbortTarget
 
     def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
         """The run named is still pending or running, by DeployHQ's record read now."""

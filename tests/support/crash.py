@@ -78,7 +78,7 @@ _BUILDING = threading.Lock()
 _KEY = SigningKey()
 
 
-def _good() -> dict[str, Any]:
+def good_deployment() -> dict[str, Any]:
     """The deployment a rollback goes back to: completed on the same server an hour before."""
     return delivery(
         identifier=GOOD_ID,
@@ -113,9 +113,9 @@ class Scenario:
         self.folder = tempfile.mkdtemp(prefix="bot-failpoint-")
         self.servers: list[Gunicorn] = []
         self.output = ""  # what the bot's processes printed, once stopped
-        self.deployhq.history[:] = [delivery(), _good()]
+        self.deployhq.history[:] = [delivery(), good_deployment()]
         self.deployhq.record(delivery())
-        self.deployhq.record(_good())
+        self.deployhq.record(good_deployment())
         self.deployhq.latest["main"] = NEW_REF  # the branch has moved on since the failure
 
     def env(self, **extra: str) -> dict[str, str]:
