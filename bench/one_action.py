@@ -1,11 +1,12 @@
-"""One action per failure, whatever breaks: ``python -m bench.one_action``.
+"""One action, whatever breaks: ``python -m bench.one_action``.
 
-For Retry and for Roll back, runs one failure through every fault the pipeline must survive
+For every action (Retry, Roll back, Deploy latest, Abort, and ``/deployhq deploy``'s confirmed
+order, shown as ``order``), runs one case through every fault the pipeline must survive
 (tests/support/crash.py): the first clicker's process SIGKILLed at each step, the answer lost
 after DeployHQ did the work (a timeout, a proxy's 504, a dropped connection), Redis flushed
 after the action, and DeployHQ's clock ten minutes ahead or behind. Two instances of the bot
-(the Procfile's gunicorn) share a Redis; people click the card as it first looked, on both,
-until it settles. Prints what DeployHQ did in each case (it must be 1), what it was asked,
+(the Procfile's gunicorn) share a Redis; people click the card as it first looked (or press
+the confirm again), on both, until it settles. Prints what DeployHQ did in each case (it must be 1), what it was asked,
 how the card ended and how long it took.
 """
 

@@ -207,9 +207,10 @@ class Scenario:
             )
         )
 
-    def settled(self) -> str:
+    def settled(self, *, ever: bool = False) -> str:
         """The card's last state line (the channel's message, for an order) once it shows
-        DeployHQ acted (or "" until then)."""
+        DeployHQ acted (or "" until then). ``ever``: any of its updates, not only the last:
+        once Redis has forgotten every card, nothing orders the redraws still under way."""
         if self.action == "order":
             said = [
                 m["text"]
@@ -219,9 +220,11 @@ class Scenario:
             ]
             return next((m for m in reversed(said) if DONE["order"] in m), "")
         updates = [u for u in self.slack.api_calls("chat.update") if "blocks" in u]
-        if not updates:
-            return ""
-        last = updates[-1]
+        if ever:
+            return next((s for u in reversed(updates) if (s := self._shows(u))), "")
+        return self._shows(updates[-1]) if updates else ""
+
+    def _shows(self, last: dict[str, Any]) -> str:
         line = state_line(last)
         header = last["blocks"][0]["text"]["text"]
         if self.action == "abort":  # the abort's line follows the retried run's
@@ -277,14 +280,14 @@ def run(action: str, step: str | None = None, fault: str | None = None) -> Outco
         # Everyone clicks the card as it first looked, on both instances, until it settles.
         deadline = time.monotonic() + 40
         n = 0
-        while not scenario.settled() and time.monotonic() < deadline:
+        while not scenario.settled(ever=fault == "redis-flushed") and time.monotonic() < deadline:
             scenario.click((first, second)[n % 2], value, f"U0LATER{n}")
             n += 1
             time.sleep(0.4)
         for extra in range(4):  # and once more on each after it has settled
             scenario.click((first, second)[extra % 2], value, f"U0AFTER{extra}")
         time.sleep(0.5)
-        line = scenario.settled() or "(never settled)"
+        line = scenario.settled(ever=fault == "redis-flushed") or "(never settled)"
         asked = len(
             {
                 "retry": scenario.deployhq.retries,
