@@ -6,8 +6,8 @@ order, shown as ``order``), runs one case through every fault the pipeline must 
 after DeployHQ did the work (a timeout, a proxy's 504, a dropped connection), Redis flushed
 after the action, and DeployHQ's clock ten minutes ahead or behind. Two instances of the bot
 (the Procfile's gunicorn) share a Redis; people click the card as it first looked (or press
-the confirm again), on both, until it settles. Prints what DeployHQ did in each case (it must be 1), what it was asked,
-how the card ended and how long it took.
+the confirm again), on both, until it settles. Prints what DeployHQ did in each case (it must
+be 1), what it was asked, how the card ended and how long it took.
 """
 
 from __future__ import annotations
