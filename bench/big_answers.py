@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from bot.deployhq import DeployHQ, DeployHQError
+from bot.deployhq.client import DeployHQ, DeployHQError
 
 DEPLOYMENT = "6bd5cdc4-d652-92e8-322f-287929091f03"
 ENTRIES = 300  # of about 100 kB each (a page of entries with long details)

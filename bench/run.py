@@ -24,8 +24,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bot.deployments import Deployment
-from bot.routing import ActionTarget
+from bot.deployhq.deployment import Deployment
+from bot.slack.routing import ActionTarget
 from tests.support.fakes import deployment_json
 from tests.support.gunicorn import Gunicorn
 from tests.support.redis_server import RedisServer

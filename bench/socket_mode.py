@@ -25,7 +25,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.config import Settings
-from bot.socket_mode import Status
+from bot.slack.socket_mode import Status
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.redis_server import RedisServer
 from tests.support.signed import SIGNING_SECRET, WEBHOOK_SECRET, SigningKey
@@ -74,7 +74,7 @@ class BoltAdapter:
 
 def create_app(kind: str) -> Flask:
     """The bot, with Socket Mode on Bolt's ``kind`` adapter (gunicorn calls this)."""
-    import bot.web
+    import bot.web.factory
 
     def adapter(app: App, settings: Settings, client: WebClient) -> BoltAdapter:
         return BoltAdapter(kind, app, settings, client)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from bot.deployments import is_permalink
+from bot.deployhq.deployment import is_permalink
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 

@@ -17,9 +17,9 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
-from bot.background import EXTENSION
 from bot.config import Settings
-from bot.web import RECONCILER, SOCKET_MODE, create_app
+from bot.runtime.background import EXTENSION
+from bot.web.factory import RECONCILER, SOCKET_MODE, create_app
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.redis_server import RedisServer
 from tests.support.signed import (

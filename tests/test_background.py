@@ -6,8 +6,8 @@ import logging
 import threading
 import time
 
-from bot import background
-from bot.background import Background, Serving
+from bot.runtime import background
+from bot.runtime.background import Background, Serving
 
 
 def test_work_started_during_a_request_waits_until_it_is_answered():

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from bot.config import Settings
-from bot.deployer import is_email
+from bot.slack.members import is_email
 from tests.conftest import BotServer
 from tests.support.fakes import FakeSlack, Reply
 from tests.support.signed import delivery

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from bot.deployhq import DeployHQ, DeployHQError
-from bot.deployments import Deployment
-from bot.history import last_good
-from bot.kv import RedisKeyValue, open_redis
-from bot.store import Store
+from bot.deployhq.client import DeployHQ, DeployHQError
+from bot.deployhq.deployment import Deployment
+from bot.deployhq.history import last_good
+from bot.store.kv import RedisKeyValue, open_redis
+from bot.store.shared import Store
 from tests.support.fakes import FakeDeployHQ, Reply, deployment_json
 from tests.support.redis_server import free_port
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.deployments import Deployment
+from bot.deployhq.deployment import Deployment
 from tests.support.signed import delivery
 
 
@@ -77,8 +77,8 @@ def test_a_stored_copy_reads_back_the_same():
 
 
 def test_previews_archived_and_aborted_deployments_are_shown_for_what_they_are():
-    from bot import card_states as states
-    from bot.history import newer_on_servers
+    from bot.cards import states
+    from bot.deployhq.history import newer_on_servers
     from bot.messages.card import deployment_card
     from tests.support.signed import at
 

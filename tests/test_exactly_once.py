@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import Settings
-from bot.web import ACTIONS
+from bot.web.factory import ACTIONS
 from tests.conftest import BotServer
 from tests.support.cards import buttons, first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply

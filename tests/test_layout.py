@@ -1,4 +1,4 @@
-"""The shape of ``bot/``: modules small enough to read whole, imports that point one way, pure
+"""The shape of ``bot/``: packages by concept, short functions, imports that point one way, pure
 layers that stay pure, and a README whose layout names every module."""
 
 from __future__ import annotations
@@ -9,7 +9,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "bot"
-MAX_LINES = 400
+MAX_FUNCTION_LINES = 60
+# Longer still, to be split (each by what it decides): nothing may join this list.
+LONG_FUNCTIONS = {"bot/config.py:from_env", "bot/web/factory.py:create_app"}
+# At the top of bot/: the packages, and the settings, logging and metrics modules.
+TOP = {"config.py", "logs.py", "metrics.py", "__init__.py", "__main__.py"}
 
 
 def modules() -> dict[str, Path]:
@@ -48,13 +52,21 @@ def graph() -> dict[str, set[str]]:
     return {name: {d for d in deps if d != name} for name, deps in edges.items()}
 
 
-def test_every_module_is_at_most_400_lines():
-    long = {
-        name: n
-        for name, path in modules().items()
-        if (n := len(path.read_text().splitlines())) > MAX_LINES
-    }
-    assert long == {}
+def test_no_function_is_over_60_lines():
+    long = set()
+    for path in modules().values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            lines = (node.end_lineno or 0) - getattr(node, "lineno", 0) + 1
+            if isinstance(node, ast.FunctionDef) and lines > MAX_FUNCTION_LINES:
+                long.add(f"{path.relative_to(ROOT)}:{node.name}")
+    assert long <= LONG_FUNCTIONS, long - LONG_FUNCTIONS
+
+
+def test_the_top_of_bot_holds_only_packages_and_the_settings_logging_and_metrics():
+    entries = {p.name for p in BOT.iterdir() if p.name != "__pycache__"}
+    packages = {p.name for p in BOT.iterdir() if (p / "__init__.py").exists()}
+    assert entries - packages <= TOP, entries - packages - TOP
+    assert len(entries - {"__init__.py", "__main__.py"}) <= 12
 
 
 def test_no_module_imports_itself_through_others():
@@ -101,10 +113,10 @@ def third_party(name: str) -> set[str]:
 def test_messages_and_card_rules_are_pure():
     """What the bot says, and how a card moves, reach no client, store, parser or I/O."""
     pure = [n for n in modules() if n.startswith("bot.messages")] + [
-        "bot.card_states",
-        "bot.card_rules",
+        "bot.cards.states",
+        "bot.cards.rules",
     ]
-    allowed = {"bot.messages", "bot.card_states", "bot.deployments", "bot.routing"}
+    allowed = {"bot.messages", "bot.cards.states", "bot.deployhq.deployment", "bot.slack.routing"}
     for name in pure:
         outside = {d for d in reaches(name) if not any(d.startswith(a) for a in allowed)}
         assert outside == set(), name
@@ -124,7 +136,7 @@ def test_messages_and_card_rules_are_pure():
 
 def test_slack_errors_are_read_in_the_slack_clients_module_only():
     for name, path in modules().items():
-        if name != "bot.slack_client":
+        if name != "bot.slack.client":
             assert "SlackClientError" not in path.read_text(), name
 
 

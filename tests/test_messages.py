@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot import card_states as states
-from bot.deployhq import DeployHQError
-from bot.deployments import Deployment
+from bot.cards import states
+from bot.deployhq.client import DeployHQError
+from bot.deployhq.deployment import Deployment
 from bot.messages import replies
 from bot.messages.card import deployment_card
 from bot.messages.text import duration_text, when
@@ -144,7 +144,7 @@ def test_durations_read_naturally():
 
 
 def test_deployhqs_offset_times_are_kept_in_utc_and_their_fallback_says_utc():
-    from bot.deployments import Deployment
+    from bot.deployhq.deployment import Deployment
     from tests.support.signed import delivery
 
     d = Deployment.from_api(

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot.claims import ActionClaim, Claims
+from bot.actions.claims import ActionClaim, Claims
 from bot.config import Settings
-from bot.kv import Keys, MemoryKeyValue
+from bot.store.kv import Keys, MemoryKeyValue
 from tests.conftest import BotServer
 from tests.support.cards import buttons
 from tests.support.crash import Scenario

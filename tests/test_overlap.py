@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bot.deployments import Deployment
-from bot.history import last_good, reach
-from bot.routing import ActionTarget, RollbackTarget
+from bot.deployhq.deployment import Deployment
+from bot.deployhq.history import last_good, reach
+from bot.slack.routing import ActionTarget, RollbackTarget
 from tests.conftest import BotServer
 from tests.support.cards import buttons, first_card, retry_value
 from tests.support.fakes import FakeDeployHQ, FakeSlack

@@ -14,8 +14,8 @@ import requests
 import yaml
 
 from bot.config import ConfigError, Settings
-from bot.listeners.commands import COMMAND
-from bot.web import SLACK_EVENTS_PATH, create_app
+from bot.slack.listeners.commands import COMMAND
+from bot.web.factory import SLACK_EVENTS_PATH, create_app
 from tests.support.cards import first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.gunicorn import ROOT, Gunicorn, procfile_command

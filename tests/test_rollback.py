@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.routing import RollbackTarget
+from bot.slack.routing import RollbackTarget
 from tests.conftest import BotServer
 from tests.support.cards import buttons, first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply

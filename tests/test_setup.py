@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from bot.config import Settings
-from bot.listeners.commands import COMMAND
-from bot.web import create_app
+from bot.slack.listeners.commands import COMMAND
+from bot.web.factory import create_app
 from tests.conftest import BotServer
 from tests.support.cards import buttons, first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply

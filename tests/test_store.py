@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.card_rules import Card
-from bot.deployments import Deployment
-from bot.kv import MemoryKeyValue, RedisKeyValue, StoreUnavailable, open_redis
-from bot.store import Store
+from bot.cards.rules import Card
+from bot.deployhq.deployment import Deployment
+from bot.store.kv import MemoryKeyValue, RedisKeyValue, StoreUnavailable, open_redis
+from bot.store.shared import Store
 from tests.support.signed import delivery
 
 

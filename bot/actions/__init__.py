@@ -1,7 +1,4 @@
-"""Every action, through one pipeline: ``pipeline`` (claim, preflight, sending, the call,
-settle), ``kinds`` (what an action supplies to it), ``on_card`` (Retry, Roll back, Deploy
-latest, Abort) and ``deploy`` (``/deployhq deploy``'s confirmed order)."""
-
-from bot.actions.pipeline import ActionResult, Actions
-
-__all__ = ["ActionResult", "Actions"]
+"""Every action, through one pipeline: ``pipeline`` (who may act, the claim and the servers it
+holds, the preflight, sending, the call, settling), ``kinds`` (what an action supplies to it),
+``on_card`` (Retry, Roll back, Deploy latest, Abort) and ``deploy`` (``/deployhq deploy``'s
+confirmed order)."""

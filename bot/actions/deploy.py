@@ -14,18 +14,18 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot import card_states as s
+from bot.actions.claims import ActionClaim
+from bot.actions.deploy_plan import ran_there
 from bot.actions.kinds import ActionName, Go, Hold, Proof, Stop
-from bot.claims import ActionClaim
-from bot.deployhq import DeployHQ
-from bot.deployments import Deployment
-from bot.kv import StoreUnavailable
+from bot.cards import states as s
+from bot.deployhq.client import DeployHQ
+from bot.deployhq.deployment import Deployment
 from bot.messages import deploys
 from bot.messages.text import notice
-from bot.routing import DeployOrder
-from bot.slack_client import SLACK_ERRORS, refused, slack_error
-from bot.store import Orders
-from bot.targets import ran_there
+from bot.slack.client import SLACK_ERRORS, refused, slack_error
+from bot.slack.routing import DeployOrder
+from bot.store.kv import StoreUnavailable
+from bot.store.shared import Orders
 
 log = logging.getLogger(__name__)
 

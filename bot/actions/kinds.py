@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from bot.card_states import CardState
-from bot.claims import ActionClaim
-from bot.deployments import Deployment
+from bot.actions.claims import ActionClaim
+from bot.cards.states import CardState
+from bot.deployhq.deployment import Deployment
 
 ActionName = Literal["retry", "rollback", "deploy", "abort"]
 Outcome = Literal[

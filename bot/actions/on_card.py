@@ -11,16 +11,17 @@ from dataclasses import replace
 from datetime import datetime
 from itertools import takewhile
 
-from bot import card_rules, preflights
-from bot import card_states as s
+from bot.actions import preflights
+from bot.actions.claims import ActionClaim
 from bot.actions.kinds import LAPSED, ActionName, Go, Hold, Proof, Stop
-from bot.cards import Cards
-from bot.claims import ActionClaim
-from bot.deployhq import DeployHQ, DeployHQError
-from bot.deployments import FAILED, Deployment, Revision
-from bot.history import last_good, newer_on_servers, reach, rolled_back_by
+from bot.cards import rules as card_rules
+from bot.cards import states as s
+from bot.cards.changes import Cards
+from bot.deployhq.client import DeployHQ, DeployHQError
+from bot.deployhq.deployment import FAILED, Deployment, Revision
+from bot.deployhq.history import last_good, newer_on_servers, reach, rolled_back_by
 from bot.messages import notes, replies
-from bot.routing import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
+from bot.slack.routing import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
 

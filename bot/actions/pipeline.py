@@ -24,18 +24,19 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot import card_states as s
-from bot import failpoints, metrics
+from bot import metrics
+from bot.actions import failpoints
+from bot.actions.claims import ActionClaim, Claims
 from bot.actions.kinds import DONE, LAPSED, Action, Go, Outcome, Stop
-from bot.background import Runner
-from bot.card_states import CardState
-from bot.claims import ActionClaim, Claims
-from bot.deployhq import DeployHQError
-from bot.deployments import Deployment
-from bot.kv import StoreUnavailable
+from bot.actions.permissions import AccessPolicy, Tell
+from bot.actions.settle import Settler
+from bot.cards import states as s
+from bot.cards.states import CardState
+from bot.deployhq.client import DeployHQError
+from bot.deployhq.deployment import Deployment
 from bot.messages import notes, replies
-from bot.permissions import AccessPolicy, Tell
-from bot.settle import Settler
+from bot.runtime.background import Runner
+from bot.store.kv import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot.cli import manifest
 from bot.config import ConfigError, Settings
-from bot.deployhq import DeployHQError
-from bot.kv import StoreUnavailable
-from bot.routing import WEBHOOK_PATH
-from bot.services import deployhq_client, open_store
-from bot.slack_client import SLACK_ERRORS, slack_error
+from bot.deployhq.client import DeployHQError
+from bot.runtime.connections import deployhq_client, open_store
+from bot.slack.client import SLACK_ERRORS, slack_error
+from bot.slack.routing import WEBHOOK_PATH
+from bot.store.kv import StoreUnavailable
 
 PASS, FAIL, NOTE = "✓", "✗", "·"
 

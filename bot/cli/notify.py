@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import sys
 
-from bot.background import Inline
-from bot.card_publisher import Publisher
-from bot.cards import Cards
+from bot.cards.changes import Cards
+from bot.cards.deliveries import Deliveries
+from bot.cards.explain import Explainer
+from bot.cards.outbox import Outbox
+from bot.cards.publisher import Publisher
 from bot.config import ConfigError, Settings
-from bot.deliveries import Deliveries
-from bot.deployer import Deployers
-from bot.deployhq import DeployHQError
-from bot.explain import Explainer
-from bot.outbox import Outbox
-from bot.services import deployhq_client, open_store
-from bot.slack_client import slack_client, slack_poster
+from bot.deployhq.client import DeployHQError
+from bot.runtime.background import Inline
+from bot.runtime.connections import deployhq_client, open_store
+from bot.slack.client import slack_client, slack_poster
+from bot.slack.members import Deployers
 
 
 def run(project: str, deployment_id: str, channel: str | None) -> int:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from bot import card_states as s
-from bot.card_states import CardState
-from bot.deployments import Deployment, Revision
+from bot.cards import states as s
+from bot.cards.states import CardState
+from bot.deployhq.deployment import Deployment, Revision
 from bot.messages.notes import ENDED_BY_ITSELF, event_note
 from bot.messages.text import (
     Block,
@@ -25,7 +25,7 @@ from bot.messages.text import (
     plain_text,
     when,
 )
-from bot.routing import (
+from bot.slack.routing import (
     ABORT_ACTION,
     DEPLOY_LATEST_ACTION,
     OPEN_ACTION,
@@ -67,8 +67,6 @@ def deployment_card(
     branch's newest commit, offered as Deploy latest beside Retry; ``running``: the deployment
     under way the card follows, offered as Abort; ``aborted``: how an abort of it went.
     """
-    project = deployment.project_name
-    headline = _headline(deployment, state)
     # The run the bot aborted reads as an abort, whether DeployHQ says failed or cancelled.
     stopped = (
         isinstance(aborted, s.Aborted)
@@ -76,15 +74,38 @@ def deployment_card(
         and deployment.status in ("failed", "cancelled")
         and (running is None or running.identifier == deployment.identifier)
     )
-    if stopped:
-        headline = _HEADLINES["cancelled"]
+    headline = _HEADLINES["cancelled"] if stopped else _headline(deployment, state)
     tag = _fingerprint(deployment, state)
+    blocks = _about(deployment, headline, tag)
+    line = _state_line(deployment, aborted if stopped and aborted else state)
+    if not confirmed:
+        line += " · :hourglass: Not yet confirmed with DeployHQ; Retry appears once it is."
+    elements = [mrkdwn_text(line, 3000)]
+    if aborted is not None and not stopped:
+        elements.append(mrkdwn_text(_state_line(running or deployment, aborted), 3000))
+    blocks.append(
+        {
+            "type": "context",
+            "block_id": f"state.{tag}{'' if confirmed else '.u'}",
+            "elements": elements,
+        }
+    )
+    buttons = _buttons(deployment, state, confirmed, rollback_to, latest)
+    abortable = aborted is None or isinstance(aborted, s.NotDone)
+    if running is not None and running.status in UNDER_WAY and abortable:
+        buttons.append(_abort_button(deployment.identifier, running))
+    buttons.append(open_button(page_url))
+    blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
+    return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
 
+
+def _about(deployment: Deployment, headline: tuple[str, str], tag: str) -> list[Block]:
+    """The card's header, its facts, and the commit's first line."""
     blocks: list[Block] = [
         {
             "type": "header",
             "block_id": f"head.{tag}",
-            "text": plain_text(f"{headline[0]} {headline[1]}: {project}", 150),
+            "text": plain_text(f"{headline[0]} {headline[1]}: {deployment.project_name}", 150),
         },
         {
             "type": "section",
@@ -104,21 +125,20 @@ def deployment_card(
                 ),
             }
         )
-    line = _state_line(deployment, aborted if stopped and aborted else state)
-    if not confirmed:
-        line += " · :hourglass: Not yet confirmed with DeployHQ; Retry appears once it is."
-    elements = [mrkdwn_text(line, 3000)]
-    if aborted is not None and not stopped:
-        elements.append(mrkdwn_text(_state_line(running or deployment, aborted), 3000))
-    blocks.append(
-        {
-            "type": "context",
-            "block_id": f"state.{tag}{'' if confirmed else '.u'}",
-            "elements": elements,
-        }
-    )
+    return blocks
+
+
+def _buttons(
+    deployment: Deployment,
+    state: CardState,
+    confirmed: bool,
+    rollback_to: Deployment | None,
+    latest: Revision | None,
+) -> list[Block]:
+    """What a failure offers: Retry, Roll back, Deploy latest; none until DeployHQ's record
+    confirms it, while an action is under way, or for an archived deployment (DeployHQ
+    refuses both retry and rollback of one)."""
     buttons: list[Block] = []
-    # An archived deployment can be neither retried nor rolled back (DeployHQ refuses both).
     open_to_act = isinstance(state, s.OPEN_STATES)
     if confirmed and open_to_act and deployment.status == "failed" and not deployment.archived:
         buttons.append(retry_button(deployment))
@@ -126,12 +146,7 @@ def deployment_card(
             buttons.append(_rollback_button(deployment, rollback_to))
         if latest is not None and deployment.parent and not _runs(deployment, latest.ref):
             buttons.append(_deploy_latest_button(deployment, latest))
-    abortable = aborted is None or isinstance(aborted, s.NotDone)
-    if running is not None and running.status in UNDER_WAY and abortable:
-        buttons.append(_abort_button(deployment.identifier, running))
-    buttons.append(open_button(page_url))
-    blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
-    return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
+    return buttons
 
 
 def facts(deployment: Deployment) -> list[tuple[str, str]]:
@@ -331,6 +346,12 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
                 f"({outside(newer_status, 50)}{since}) has run on these servers since, so a "
                 "retry would put older code back. Deploy afresh from DeployHQ."
             )
+    return _answer_line(deployment, state)
+
+
+def _answer_line(deployment: Deployment, state: CardState) -> str:
+    """What came of an action DeployHQ was asked for: in doubt, unknown, done or refused."""
+    match state:
         case s.InDoubt(user_id, at, action, said) if said:
             return (
                 f":hourglass_flowing_sand: {outside(said, 700)} It may still have queued the "

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot import card_states as s
-from bot.deployments import Deployment, Revision
+from bot.cards import states as s
+from bot.deployhq.deployment import Deployment, Revision
 from bot.messages.text import Block, Message, mention, mrkdwn_text, outside, plain_text, when
-from bot.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION, DeployOrder
+from bot.slack.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION, DeployOrder
 
 
 def _what(order: DeployOrder) -> str:

@@ -6,9 +6,9 @@ a card (``outcome_note``).
 
 from __future__ import annotations
 
-from bot import card_states as s
-from bot.card_states import CardState
-from bot.deployments import Deployment, Step
+from bot.cards import states as s
+from bot.cards.states import CardState
+from bot.deployhq.deployment import Deployment, Step
 from bot.messages.text import clip, duration_text, escape, mention, outside, when
 
 _ASKED = {

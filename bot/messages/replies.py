@@ -7,8 +7,8 @@ import math
 from datetime import datetime
 from typing import Protocol
 
-from bot import card_states as s
-from bot.deployments import Deployment
+from bot.cards import states as s
+from bot.deployhq.deployment import Deployment
 from bot.messages.card import facts, open_button, retry_button
 from bot.messages.notes import DONE_WORD
 from bot.messages.text import Block, Message, mention, mrkdwn_text, notice, outside, when

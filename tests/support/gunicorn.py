@@ -27,7 +27,7 @@ def path_with_venv() -> str:
     return f"{Path(sys.executable).parent}:{os.environ['PATH']}"
 
 
-BOT_APP = "'bot.web:create_app()'"
+BOT_APP = "'bot.web.factory:create_app()'"
 
 
 def children(pid: int) -> list[int]:

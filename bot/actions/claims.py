@@ -1,0 +1,309 @@
+"""One action at a time: the claim an action takes before it may call DeployHQ, and the
+servers it holds while it changes them.
+
+A claim is keyed by what was asked (a failure's ``Deployment.run_key``, a run to abort, a
+``/deployhq deploy`` order), so a button and a command about one failure share it, and a retry
+and a rollback of it exclude each other. An action that queues a deployment also holds each
+**server** it will change (a group counts as each of its servers): no two such actions, from
+whichever card or command, are in flight on one server. A server's hold names the claim that
+took it and lasts exactly as long as that claim is under way (running, sending or in doubt),
+so it is freed with the claim, by DeployHQ's record, and a holder that died frees it when its
+claim lapses. A claim's life:
+
+- ``running``: claimed, nothing sent yet. It lasts ``lock_seconds`` and is renewed before each
+  call; a holder that dies frees the failure that long after, having sent nothing.
+- ``sending``: the call is going out. From here it never expires by itself: its holder has a
+  lease to hear DeployHQ's answer, and past that the claim counts as in doubt.
+- ``in-doubt``: the answer was lost; the action may have happened, so nothing more is sent
+  until DeployHQ's record proves what did (``settle``).
+- ``done``: DeployHQ took it; kept, so later clickers learn who acted and when.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.cards.states import RETRY
+from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
+
+# Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
+CLAIM_SECONDS = 30.0
+RUNNING, SENDING, IN_DOUBT, DONE = "running", "sending", "in-doubt", "done"
+# The claims' keys were named when retrying was the only action; stored claims are found by it.
+_KEY = "retry"
+
+
+@dataclass(frozen=True)
+class ActionClaim:
+    """Who holds (or held) the one action on one failure (a retry or a rollback), and how far
+    it got.
+
+    ``sent_at`` and ``lease_seconds``: when the call went out, and how long its holder has to
+    hear the answer. ``lost_at``: when the answer was lost; DeployHQ's record is looked at for
+    ``doubt_seconds`` from then. ``ref``: for a rollback, the revision it puts back, by which
+    DeployHQ's record proves it.
+    """
+
+    user_id: str
+    at: datetime
+    token: str
+    state: str = RUNNING
+    action: str = RETRY  # or "rollback": one claim per failure covers both
+    ref: str = ""
+    sent_at: datetime | None = None
+    lease_seconds: float = 0.0
+    lost_at: datetime | None = None
+    doubt_seconds: float = 0.0
+    servers: tuple[str, ...] = ()  # the servers it holds (``Claims.hold_servers``)
+
+    @property
+    def done(self) -> bool:
+        return self.state == DONE
+
+    def lost(self, now: datetime | None = None) -> datetime | None:
+        """When the answer was lost: at once for ``in-doubt``; for ``sending``, once the
+        holder's lease has run out (it died, or never heard back); else None."""
+        if self.state == IN_DOUBT:
+            return self.lost_at or self.at
+        if self.state == SENDING and self.sent_at is not None:
+            lapsed = self.sent_at + timedelta(seconds=self.lease_seconds)
+            return lapsed if (now or datetime.now(UTC)) >= lapsed else None
+        return None
+
+    @property
+    def in_doubt(self) -> bool:
+        return self.lost() is not None
+
+    def doubt_over(self, now: datetime | None = None) -> bool:
+        """Whether DeployHQ's record has had the whole doubt window to show the action."""
+        lost = self.lost(now)
+        return lost is not None and (now or datetime.now(UTC)) >= lost + timedelta(
+            seconds=self.doubt_seconds
+        )
+
+    @property
+    def under_way(self) -> bool:
+        """Running, sending or in doubt: what it does to its servers is not yet known."""
+        return self.state != DONE
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {
+            "user": self.user_id,
+            "at": self.at.timestamp(),
+            "token": self.token,
+            "state": self.state,
+            "action": self.action,
+            "ref": self.ref,
+            "sent_at": self.sent_at.timestamp() if self.sent_at else None,
+            "lease": self.lease_seconds,
+            "lost_at": self.lost_at.timestamp() if self.lost_at else None,
+            "doubt": self.doubt_seconds,
+        }
+        if self.servers:  # written only when held, so older claims read back as they were
+            data["servers"] = list(self.servers)
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: str) -> ActionClaim:
+        data = json.loads(raw)
+
+        def moment(key: str) -> datetime | None:
+            value = data.get(key)
+            return datetime.fromtimestamp(float(value), UTC) if value is not None else None
+
+        return cls(
+            user_id=str(data["user"]),
+            at=datetime.fromtimestamp(float(data["at"]), UTC),
+            token=str(data["token"]),
+            state=str(data.get("state", RUNNING)),
+            action=str(data.get("action", RETRY)),
+            ref=str(data.get("ref") or ""),
+            sent_at=moment("sent_at"),
+            lease_seconds=float(data.get("lease") or 0.0),
+            lost_at=moment("lost_at"),
+            doubt_seconds=float(data.get("doubt") or 0.0),
+            servers=tuple(str(s) for s in data.get("servers") or () if isinstance(s, str)),
+        )
+
+
+class Claims:
+    """The claims on failures, in the store; every change is a compare-and-set on the claim as
+    read, so a stale holder can never overwrite a newer claim."""
+
+    def __init__(
+        self,
+        kv: KeyValue,
+        keys: Keys,
+        *,
+        lock_seconds: float = CLAIM_SECONDS,
+        remember_seconds: float = REMEMBER_SECONDS,
+    ) -> None:
+        self.kv = kv
+        self.keys = keys
+        self.lock_seconds = lock_seconds
+        self.remember_seconds = remember_seconds
+
+    def take(
+        self, run_key: str, user_id: str, action: str = RETRY, ref: str = ""
+    ) -> tuple[bool, ActionClaim]:
+        """Take one failure, to retry or roll back: ``(True, mine)``, or ``(False, the
+        holder's)``; a retry and a rollback of the same failure exclude each other."""
+        key = self._key(run_key)
+        mine = ActionClaim(user_id, datetime.now(UTC), uuid.uuid4().hex, action=action, ref=ref)
+        for _ in range(3):  # the holder's claim can expire between our add and get
+            if self.kv.add(key, mine.to_json(), self.lock_seconds):
+                return True, mine
+            held = self.kv.get(key)
+            if held == mine.to_json():  # our add went through but its answer was lost
+                return True, mine
+            if held is not None:
+                return False, ActionClaim.from_json(held)
+        raise StoreUnavailable("the claim kept changing hands")
+
+    def renew(self, run_key: str, claim: ActionClaim) -> bool:
+        """Renew a claim's full lifetime; False when it expired or passed to someone else."""
+        value = claim.to_json()
+        return self.kv.swap(self._key(run_key), value, value, self.lock_seconds)
+
+    def mark_sending(
+        self,
+        run_key: str,
+        claim: ActionClaim,
+        lease_seconds: float,
+        doubt_seconds: float,
+        ref: str = "",
+    ) -> ActionClaim | None:
+        """Make the claim durable just before the call goes out: from now on only DeployHQ's
+        record frees this failure. None when the claim lapsed or passed to someone else (then
+        nothing may be sent)."""
+        sending = replace(
+            claim,
+            state=SENDING,
+            ref=ref,
+            sent_at=datetime.now(UTC),
+            lease_seconds=lease_seconds,
+            doubt_seconds=doubt_seconds,
+        )
+        if self.kv.swap(
+            self._key(run_key), claim.to_json(), sending.to_json(), self.remember_seconds
+        ):
+            return sending
+        return None
+
+    def finish(self, run_key: str, claim: ActionClaim) -> ActionClaim:
+        """Keep a successful claim, so later clickers learn who acted and when; its servers
+        are free again (DeployHQ's answer is its record of what now runs there)."""
+        done = self._move(run_key, claim, DONE)
+        self._free_servers(run_key, claim)
+        return done
+
+    def doubt(self, run_key: str, claim: ActionClaim) -> ActionClaim:
+        """Keep a claim whose outcome is unknown, until DeployHQ's record settles it; the doubt
+        window starts now, when the answer was lost."""
+        return self._move(run_key, claim, IN_DOUBT, lost_at=datetime.now(UTC))
+
+    def settle(self, run_key: str, claim: ActionClaim, done: bool) -> ActionClaim | None:
+        """Settle an in-doubt claim from DeployHQ's record: done, or released when the record
+        proved nothing happened. Only for the claim as read: whoever settles it first does the
+        telling, and a newer claim is never overwritten. None when someone else already had."""
+        key = self._key(run_key)
+        if done:
+            settled = replace(claim, state=DONE)
+            ok = self.kv.swap(key, claim.to_json(), settled.to_json(), self.remember_seconds)
+        else:
+            settled, ok = claim, self.kv.delete_if(key, claim.to_json())
+        if not ok:
+            return None
+        self._free_servers(run_key, claim)
+        return settled
+
+    def held(self, run_key: str) -> ActionClaim | None:
+        """The claim on this failure, if there is one."""
+        raw = self.kv.get(self._key(run_key))
+        return ActionClaim.from_json(raw) if raw else None
+
+    def release(self, run_key: str, claim: ActionClaim) -> None:
+        """Give the failure (and its servers) back, nothing having been sent, if the claim is
+        still ours."""
+        self.kv.delete_if(self._key(run_key), claim.to_json())
+        self._free_servers(run_key, claim)
+
+    def hold_servers(
+        self, run_key: str, claim: ActionClaim, servers: frozenset[str]
+    ) -> tuple[ActionClaim | None, ActionClaim | None]:
+        """Hold every one of ``servers`` for the claim on ``run_key``, or none of them:
+        ``(mine, None)`` with the claim now naming them; ``(None, holder)`` when another action
+        under way holds one of them; ``(None, None)`` when our own claim lapsed meanwhile.
+        A hold whose claim is no longer under way (done, lapsed, settled) is stale and taken
+        over."""
+        mark = _mark(run_key, claim)
+        taken: list[str] = []
+        holder: ActionClaim | None = None
+        for server in sorted(servers):  # one order for everyone, and nothing ever waits
+            key = self._server_key(server)
+            if self._take_server(key, mark):
+                taken.append(key)
+                continue
+            holder = self._holder(self.kv.get(key))
+            break
+        else:
+            mine = replace(claim, servers=tuple(sorted(servers)))
+            if self.kv.swap(self._key(run_key), claim.to_json(), mine.to_json(), self.lock_seconds):
+                return mine, None
+        for key in taken:
+            self.kv.delete_if(key, mark)
+        return None, holder
+
+    def _take_server(self, key: str, mark: str) -> bool:
+        for _ in range(3):  # the hold can change hands between our add and get
+            if self.kv.add(key, mark, self.remember_seconds):
+                return True
+            held = self.kv.get(key)
+            if held == mark:
+                return True
+            if held is None:
+                continue
+            if self._holder(held) is not None:
+                return False
+            if self.kv.swap(key, held, mark, self.remember_seconds):  # a stale hold
+                return True
+        return False
+
+    def _holder(self, held: str | None) -> ActionClaim | None:
+        """The claim under way that a server's hold names; None when it is stale."""
+        try:
+            data = json.loads(held or "")
+            claim = self.held(str(data["run"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if claim is None or claim.token != data.get("token") or not claim.under_way:
+            return None
+        return claim
+
+    def _free_servers(self, run_key: str, claim: ActionClaim) -> None:
+        mark = _mark(run_key, claim)
+        for server in claim.servers:
+            self.kv.delete_if(self._server_key(server), mark)
+
+    def _server_key(self, server: str) -> str:
+        return self.keys("server", server)
+
+    def _move(self, run_key: str, claim: ActionClaim, state: str, **changes: Any) -> ActionClaim:
+        moved = replace(claim, state=state, **changes)
+        key = self._key(run_key)
+        if not self.kv.swap(key, claim.to_json(), moved.to_json(), self.remember_seconds):
+            # Lost (Redis forgot it) or taken over: what DeployHQ did still stands, so say it.
+            self.kv.add(key, moved.to_json(), self.remember_seconds)
+        return moved
+
+    def _key(self, run_key: str) -> str:
+        return self.keys(_KEY, run_key)
+
+
+def _mark(run_key: str, claim: ActionClaim) -> str:
+    """What a server's hold says: whose claim holds it."""
+    return json.dumps({"run": run_key, "token": claim.token}, separators=(",", ":"))

@@ -1,0 +1,145 @@
+"""The card of a deployment: every change is written to its record first, then shown.
+
+Three things change a card: a DeployHQ notification (``on_notification``), DeployHQ's record read
+back (``on_record``), and an action on its failure (``on_action``). Each is applied to the
+record under the card's lock (see ``card_rules`` for how a card moves), then handed to the
+outbox, which pushes it to Slack off the request thread (``card_publisher`` draws it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from bot.cards import rules as card_rules
+from bot.cards.deliveries import Deliveries
+from bot.cards.outbox import Outbox
+from bot.cards.rules import Card
+from bot.cards.states import CardState
+from bot.cards.store import CardBusy, CardStore
+from bot.deployhq.deployment import Deployment, Revision
+from bot.slack.routing import ActionTarget
+from bot.store.kv import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Cards:
+    def __init__(self, store: CardStore, deliveries: Deliveries, outbox: Outbox) -> None:
+        self.store = store
+        self.deliveries = deliveries
+        self.outbox = outbox
+
+    def on_notification(self, deployment: Deployment, channel: str) -> str:
+        """Record what a notification says; the card's push then shows it in Slack.
+
+        Returns ``accepted`` (a new failure, to confirm and post), ``updated``, ``duplicate``
+        (decided as the delivery is recorded), ``stale``, ``too-old``, ``ignored``, or
+        ``queued`` when another process is changing the card right now: the delivery is then
+        kept and applied, in order, by the card's next push; a request thread never waits.
+        Raises ``StoreUnavailable``.
+        """
+        if not self.store.first_delivery(deployment.run_key, deployment.status):
+            log.info("duplicate notification %s %s", deployment.run_key, deployment.status)
+            return "duplicate"
+        # A rollback's deployment: its failure's card follows it.
+        card_id = self.store.followed(deployment.identifier) or deployment.identifier
+        try:
+            with self.store.card_lock(card_id, wait=False):
+                result = self.deliveries.apply(deployment, channel, card_id)
+        except CardBusy:
+            raw = json.dumps({"channel": channel, "deployment": deployment.to_api()})
+            self.store.queue_delivery(card_id, raw)
+            result = "queued"
+        if result in ("accepted", "updated", "queued"):
+            self.outbox.show(card_id)
+        return result
+
+    def on_record(self, record: Deployment) -> bool:
+        """Show DeployHQ's record of a carded deployment if it has moved on; True if it had."""
+        try:
+            card_id = self.store.followed(record.identifier) or record.identifier
+            with self.store.card_lock(card_id):
+                if card_id != record.identifier:
+                    moved = self.deliveries.follow_rollback(card_id, record)
+                else:
+                    card = self.store.card(record.identifier)
+                    advanced = (
+                        None if card is None else card_rules.advance(card, record, trusted=True)
+                    )
+                    moved = advanced is not None
+                    if advanced is not None:
+                        self.store.save_card(advanced)
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s not updated", record.identifier)
+            return False
+        if moved:
+            self.outbox.show(card_id)
+        return moved
+
+    def on_action(
+        self,
+        target: ActionTarget,
+        state: CardState,
+        note: str,
+        deployment: Deployment | None = None,
+        *,
+        rolled_back: Deployment | None = None,
+    ) -> bool:
+        """Show an action's progress on the card and ``note`` in its thread (see
+        ``card_rules.acted``); ``rolled_back``: the new deployment a rollback queued, whose
+        notifications update this card from now on. False when there is no card to show it
+        on, so the caller can tell the person directly.
+        """
+        try:
+            with self.store.card_lock(target.deployment):
+                card = self.store.card(target.deployment)
+                if card is None:
+                    return False
+                if rolled_back is not None:
+                    self.store.follow(rolled_back.identifier, target.deployment)
+                self.store.save_card(
+                    card_rules.acted(card, target.run_key, state, note, deployment, rolled_back)
+                )
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s not updated", target.deployment)
+            return False
+        self.outbox.show(target.deployment)
+        return True
+
+    def on_rollback_target(
+        self, target: ActionTarget, good: Deployment | None, record: Deployment
+    ) -> None:
+        """The Roll back button named another target than DeployHQ gives now: redraw the card
+        with the one it gives (or none), back on the failure."""
+        try:
+            with self.store.card_lock(target.deployment):
+                card = self.store.card(target.deployment)
+                if card is None or card.deployment.run_key != target.run_key:
+                    return
+                self.store.save_card(card_rules.target_moved(card, good, record))
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s not redrawn", target.deployment)
+            return
+        self.outbox.show(target.deployment)
+
+    def on_latest(self, target: ActionTarget, latest: Revision | None, record: Deployment) -> None:
+        """The Deploy latest button named another commit than DeployHQ gives now: redraw the
+        card with the one it gives, back on the failure."""
+        try:
+            with self.store.card_lock(target.deployment):
+                card = self.store.card(target.deployment)
+                if card is None or card.deployment.run_key != target.run_key:
+                    return
+                self.store.save_card(card_rules.latest_moved(card, latest, record))
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s not redrawn", target.deployment)
+            return
+        self.outbox.show(target.deployment)
+
+    def post_record(self, record: Deployment, channel: str) -> Card | None:
+        """Post a card for DeployHQ's record, as a failure notification would (``notify``)."""
+        with self.store.card_lock(record.identifier):
+            self.store.save_card(Card(channel, record, card_rules.resting_state(record)))
+        self.outbox.push_now(record.identifier)
+        return self.store.card(record.identifier)

@@ -1,0 +1,137 @@
+"""Why a deployment failed: once a failure's card is out, its failing step and the end of that
+step's log go to the card's thread, and the last good deployment on the same servers gives the
+card its Roll back button; the branch's newest commit, when the failed run was not it, its
+Deploy latest button; and the deployer, when Slack has a member with exactly their email, is
+mentioned there."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bot.cards import rules as card_rules
+from bot.cards.rules import Card
+from bot.cards.store import CardStore
+from bot.deployhq.client import DeployHQ, DeployHQError
+from bot.deployhq.deployment import Deployment, Revision
+from bot.deployhq.history import last_good, reach
+from bot.messages.notes import deployer_told, failure_log
+from bot.slack.members import Deployers
+from bot.store.kv import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Explainer:
+    def __init__(
+        self, deployhq: DeployHQ | None, store: CardStore, deployers: Deployers | None = None
+    ) -> None:
+        self.deployhq = deployhq
+        self.store = store
+        self.deployers = deployers  # None: the deployer is never mentioned
+
+    def _tell_deployer(self, card: Card) -> bool:
+        """Mention the failure's deployer in its thread, once per failure (the explanation's
+        claim makes this the only look-up of the run; a look-up tried again after a DeployHQ
+        error finds the note already written). True when a note was added."""
+        deployment = card.deployment
+        if self.deployers is None or card.mentioned == deployment.run_key:
+            return False
+        member = self.deployers.member(deployment.deployer)
+        try:
+            with self.store.card_lock(deployment.identifier):
+                current = self.store.card(deployment.identifier)
+                if (
+                    current is None
+                    or current.deployment.run_key != deployment.run_key
+                    or current.mentioned == deployment.run_key
+                ):
+                    return False
+                current = replace(current, mentioned=deployment.run_key)
+                if member is not None:
+                    current = current.noting(deployer_told(member))
+                self.store.save_card(current)
+        except StoreUnavailable:
+            return False
+        return member is not None
+
+    def claim(self, deployment_id: str) -> Card | None:
+        """The card to explain, claimed on its record so that two pushes never look it up
+        twice; None when it wants no explaining (or another push has claimed it)."""
+        if self.deployhq is None:
+            return None
+        try:
+            with self.store.card_lock(deployment_id):
+                current = self.store.card(deployment_id)
+                if current is None or not current.wants_explaining:
+                    return None
+                card = replace(current, explained=current.deployment.run_key)
+                self.store.save_card(card)
+        except StoreUnavailable:
+            return None
+        return card
+
+    def _latest(self, deployment: Deployment) -> Revision | None:
+        """The branch's newest commit, with its message and author, when it is not what the
+        failed run deployed and there is one server or group to deploy it to: Deploy latest."""
+        if not (deployment.branch and deployment.parent and deployment.end_revision):
+            return None
+        assert self.deployhq is not None
+        project = deployment.project_permalink
+        try:  # not knowing it must not cost the card its log and its Roll back
+            ref = self.deployhq.latest_revision(project, deployment.branch)
+        except DeployHQError as error:
+            log.info("no latest revision of %s: %s", deployment.branch, error)
+            return None
+        if ref == deployment.end_revision.ref:
+            return None
+        try:
+            return self.deployhq.commit(project, ref)
+        except DeployHQError as error:  # the button still names the commit, without its words
+            log.info("no commit_info for %s: %s", ref[:7], error)
+            return Revision(ref)
+
+    def look_up(self, card: Card) -> bool:
+        """Look up why the card's deployment failed, and note it on the card; True when the
+        card changed (so it is to be shown again)."""
+        assert self.deployhq is not None
+        told = self._tell_deployer(card)
+        deployment = card.deployment
+        project = deployment.project_permalink
+        try:
+            # DeployHQ's record, read to confirm the card, names the failing step: only its
+            # log is read here (else the record is read again), and the last good deployment
+            # from the deployments to the same servers.
+            if card.confirmed and deployment.steps_read:
+                found = self.deployhq.step_log(project, deployment)
+            else:
+                found = self.deployhq.failure_log(project, deployment.identifier)
+            good = last_good(self.deployhq.history(project, to=reach(deployment)), deployment)
+            latest = self._latest(deployment)
+        except DeployHQError as error:
+            log.warning("could not look up deployment %s: %s", deployment.identifier, error)
+            if error.kind == "too-large":
+                return told  # it will not shrink: not looked up again
+            try:  # let a later push try again
+                with self.store.card_lock(deployment.identifier):
+                    current = self.store.card(deployment.identifier)
+                    if current is not None and current.explained == deployment.run_key:
+                        self.store.save_card(replace(current, explained=""))
+            except StoreUnavailable:
+                pass
+            return told
+        if found is None and good is None and latest is None:
+            return told  # nothing more to note, nothing to offer
+        try:
+            with self.store.card_lock(deployment.identifier):
+                current = self.store.card(deployment.identifier)
+                if current is None or current.deployment.run_key != deployment.run_key:
+                    return told
+                if found is not None:
+                    current = current.noting(failure_log(*found))
+                if good is not None or latest is not None:
+                    current = card_rules.changed(current, rollback_to=good, latest=latest)
+                self.store.save_card(current)
+        except StoreUnavailable:
+            return told
+        return True

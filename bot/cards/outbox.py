@@ -1,0 +1,62 @@
+"""Cards reach Slack from here: on a pool of their own, and again until Slack takes them.
+
+A card's record is written first (see ``cards``); ``show`` pushes it (``card_publisher``) on the
+Slack pool, off every request thread, so a rate-limited Slack (the client waits out
+``Retry-After``) delays only other cards. A push Slack refuses is tried again a few times within
+a minute; after that the reconciler keeps trying every ``RECONCILE_INTERVAL``, for as long as
+the card stays unsettled. Once a failure's card is out, why it failed is looked up on the
+lookups pool (``explain``), and the card is shown again with what was found.
+"""
+
+from __future__ import annotations
+
+from bot.cards.explain import Explainer
+from bot.cards.publisher import Publisher
+from bot.cards.rules import Card
+from bot.runtime.background import Runner
+
+BACKOFF_SECONDS = (2.0, 5.0, 15.0, 30.0)
+
+
+class Outbox:
+    def __init__(
+        self,
+        publisher: Publisher,
+        explainer: Explainer,
+        *,
+        slack: Runner,
+        lookups: Runner,
+        backoff: tuple[float, ...] = BACKOFF_SECONDS,
+    ) -> None:
+        self.publisher = publisher
+        self.explainer = explainer
+        self.slack = slack  # where pushes run: they may wait out Slack's Retry-After
+        self.lookups = lookups  # where failures are looked up: DeployHQ may be slow to answer
+        self.backoff = backoff
+
+    def show(self, deployment_id: str) -> None:
+        """Bring the card in Slack up to its record, soon, off this thread."""
+        self.slack.run("showing a card in Slack", self._attempt, deployment_id, 0)
+
+    def push_now(self, deployment_id: str) -> bool:
+        """Push the card in this thread; True once Slack shows everything its record holds."""
+        shown = self.publisher.sync(deployment_id)
+        card = self.explainer.claim(deployment_id)
+        if card is not None:
+            self.lookups.run("looking up why a deployment failed", self._explain, card)
+        return shown
+
+    def _explain(self, card: Card) -> None:
+        if self.explainer.look_up(card):
+            self.show(card.deployment.identifier)
+
+    def _attempt(self, deployment_id: str, attempt: int) -> None:
+        if self.push_now(deployment_id) or attempt >= len(self.backoff):
+            return
+        self.slack.later(
+            self.backoff[attempt],
+            "showing a card in Slack again",
+            self._attempt,
+            deployment_id,
+            attempt + 1,
+        )

@@ -1,0 +1,171 @@
+"""No card left behind: every open card is brought back in line with DeployHQ and Slack.
+
+Every ``interval`` seconds one process (whichever takes the turn in the store) goes through the
+cards that are not settled: one whose record Slack has not shown yet is pushed again; one whose
+action is in doubt is settled from DeployHQ's record; one whose deployment or action is under way
+is compared with DeployHQ's record and redrawn when DeployHQ has moved on. So a notification
+that never came, a Slack outage, or a process that died mid-retry still ends on the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+from bot.actions.deploy import DeployOrders
+from bot.actions.on_card import CardActions
+from bot.actions.settle import Settler
+from bot.cards import rules as card_rules
+from bot.cards import states as s
+from bot.cards.changes import Cards
+from bot.cards.outbox import Outbox
+from bot.cards.rules import Card
+from bot.deployhq.client import DeployHQ, DeployHQError
+from bot.deployhq.history import newer_on_servers, reach
+from bot.messages import notes
+from bot.slack.routing import AbortTarget, ActionTarget
+from bot.store.kv import StoreUnavailable
+from bot.store.shared import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 60.0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        cards: Cards,
+        outbox: Outbox,
+        settler: Settler,
+        deployhq: DeployHQ,
+        card_actions: CardActions,
+        deploy_orders: DeployOrders,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.cards = cards
+        self.outbox = outbox  # pushes a card Slack has not shown yet, in this thread
+        self.settler = settler  # settles an action in doubt from DeployHQ's record
+        self.deployhq = deployhq
+        self.card_actions = card_actions
+        self.deploy_orders = deploy_orders
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Reconcile in a daemon thread of this process until ``stop``."""
+        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        # Processes started together spread out, so the turn does not always fall to one.
+        while not self._stop.wait(self.interval * random.uniform(0.8, 1.2)):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("reconciling cards failed")
+
+    def run_once(self) -> int:
+        """Check every open card, if this process has the turn; how many were checked."""
+        turn = self.interval * 0.8
+        try:
+            token = self.store.turns.take("reconcile", turn)
+            if token is None:
+                return 0
+            open_cards = sorted(self.store.cards.open_cards())
+            open_orders = sorted(self.store.orders.open_runs())
+        except StoreUnavailable:
+            return 0
+        work = [(self.check, c) for c in open_cards] + [(self.check_order, o) for o in open_orders]
+        for check, name in work:
+            if self._stop.is_set():
+                break
+            try:  # a slow pass keeps its turn, so the next one does not start beside it
+                if not self.store.turns.keep("reconcile", token, turn):
+                    log.warning("reconciling took longer than its turn; the rest waits")
+                    break
+            except StoreUnavailable:
+                return 0
+            try:
+                check(name)
+            except StoreUnavailable:
+                return 0
+            except Exception:
+                log.exception("reconciling %s failed", name)
+        return len(work)
+
+    def check_order(self, key: str) -> None:
+        """A confirmed ``/deployhq deploy`` whose outcome the channel was not told: settled
+        from DeployHQ's record once its answer is lost (its holder died, say)."""
+        action = self.deploy_orders.kept(key)
+        claim = self.store.claims.held(key)
+        if action is None or claim is None:
+            self.store.orders.close_run(key)  # nothing under way: nothing to tell
+            return
+        if claim.in_doubt or claim.done:
+            self.settler.resolve(action, claim)
+
+    def check(self, deployment_id: str) -> None:
+        card = self.store.cards.card(deployment_id)
+        if card is None:
+            self.store.cards.drop_card(deployment_id)  # expired: take it off the list
+            return
+        if not (card.confirmed and card.drawn and not card.notes):
+            self.outbox.push_now(deployment_id)
+            card = self.store.cards.card(deployment_id) or card
+        if not card.live:
+            return
+        target = ActionTarget.of(card.deployment)
+        if isinstance(card.aborted, s.Requested | s.InDoubt):
+            running = card.rolled_back or card.deployment
+            abort = AbortTarget.of_run(card.deployment.identifier, running)
+            claim = self.store.claims.held(abort.run_key)
+            if claim is not None and (claim.in_doubt or claim.done):
+                self.settler.resolve(self.card_actions.of(abort, s.ABORT), claim)
+                return
+        if isinstance(card.state, s.Requested | s.InDoubt):
+            claim = self.store.claims.held(target.run_key)
+            if claim is not None and (claim.in_doubt or claim.done):
+                # settled from DeployHQ's record
+                self.settler.resolve(self.card_actions.of(target, claim.action), claim)
+                return
+            if claim is not None and not claim.done:
+                return  # its holder is still asking DeployHQ
+        self._follow(card, target)
+
+    def _follow(self, card: Card, target: ActionTarget) -> None:
+        """Redraw the card when DeployHQ's record has moved on from what it shows."""
+        # After a rollback the card follows the deployment the rollback queued.
+        deployment = card.rolled_back or card.deployment
+        try:
+            record = self.deployhq.deployment(deployment.project_permalink, deployment.identifier)
+        except DeployHQError as error:
+            log.warning("could not check deployment %s: %s", deployment.identifier, error)
+            return
+        if self.cards.on_record(record):
+            log.info("card of %s caught up with DeployHQ: %s", deployment.identifier, record.status)
+            return
+        if isinstance(card.state, s.Requested) and record.run_key == target.run_key:
+            # Its claim is gone: its holder died before marking it sending (so nothing was
+            # sent), or the store lost it. A rollback leaves the failure's record as it was, so
+            # only the servers' history can tell; anything newer there and nothing is said.
+            action = card.state.action
+            if action in (s.ROLLBACK, s.DEPLOY):
+                try:
+                    history = self.deployhq.history(
+                        deployment.project_permalink, to=reach(record), whole=True
+                    )
+                    if newer_on_servers(history, record) is not None:
+                        return
+                except DeployHQError:
+                    return
+            state = card_rules.resting_state(record)
+            self.cards.on_action(target, state, notes.interrupted(action))

@@ -1,0 +1,92 @@
+"""Button clicks. Each is acknowledged at once; the action runs after the answer has left."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.actions.on_card import CardActions
+from bot.actions.pipeline import ActionResult, Actions
+from bot.cards.states import ABORT, DEPLOY, RETRY, ROLLBACK
+from bot.messages import notes, replies
+from bot.messages.text import notice
+from bot.runtime.background import Background
+from bot.slack.routing import (
+    ABORT_ACTION,
+    DEPLOY_LATEST_ACTION,
+    OPEN_ACTION,
+    RETRY_ACTION,
+    ROLLBACK_ACTION,
+    AbortTarget,
+    ActionTarget,
+    DeployTarget,
+    RollbackTarget,
+)
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, actions: Actions, kinds: CardActions, background: Background) -> None:
+    def on(action: str, label: str) -> Any:
+        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            ack()  # the answer leaves when this returns; the action itself runs after it
+            log.info("%s clicked by %s", label, (body.get("user") or {}).get("id"))
+            background.run(f"{action} click", clicked, actions, kinds, action, body, respond)
+
+        return click
+
+    retry_clicked = on(RETRY, "Retry")
+    rollback_clicked = on(ROLLBACK, "Roll back")
+    deploy_clicked = on(DEPLOY, "Deploy latest")
+    abort_clicked = on(ABORT, "Abort")
+
+    app.action(RETRY_ACTION)(retry_clicked)
+    app.action(ROLLBACK_ACTION)(rollback_clicked)
+    app.action(DEPLOY_LATEST_ACTION)(deploy_clicked)
+    app.action(ABORT_ACTION)(abort_clicked)
+    # A link button still reports its click; answer it so Slack shows no error.
+    app.action(OPEN_ACTION)(acknowledge)
+
+
+def clicked(
+    actions: Actions, kinds: CardActions, action: str, body: dict[str, Any], respond: Respond
+) -> None:
+    """Act on what the clicked button names, answering the clicker privately when the card
+    cannot show the outcome."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+
+    def note(text: str) -> None:
+        tell(respond, text)
+
+    kind = {ROLLBACK: RollbackTarget, DEPLOY: DeployTarget, ABORT: AbortTarget}
+    try:
+        target = kind.get(action, ActionTarget).decode(value)
+    except ValueError as exc:
+        log.warning("%s click by %s with an unreadable button: %s", action, user_id, exc)
+        tell(respond, replies.unreadable_button(action))
+        return
+    result = actions.run(kinds.of(target, action), user_id, note)
+    told_privately(respond, result)
+
+
+def told_privately(respond: Respond, result: ActionResult) -> None:
+    """An outcome no view showed (there was no card, say) goes to the person who asked."""
+    if result.state is not None and not result.card_updated:
+        said = notes.outcome_note(result.state, result.deployment)
+        if said:
+            tell(respond, said)
+
+
+def acknowledge(ack: Ack) -> None:
+    ack()
+
+
+def tell(respond: Respond, mrkdwn: str) -> None:
+    """A private note to whoever clicked; a failure to send it is logged, never raised."""
+    try:
+        respond(response_type="ephemeral", replace_original=False, **notice(mrkdwn))
+    except Exception:
+        log.exception("could not send a private note through the response URL")

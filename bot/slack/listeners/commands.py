@@ -1,0 +1,183 @@
+"""``/deployhq``: help is answered in the acknowledgement itself; the rest after it. And the
+confirm ``/deployhq deploy`` shows: Deploy (after the answer, on the retries pool) or Cancel.
+
+Every subcommand but ``help`` is checked against the bot's scope (DEPLOYHQ_PROJECTS, and the
+allowed users and groups when set) before any call to DeployHQ.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.actions.deploy import DeployOrders
+from bot.actions.deploy_plan import Deploys
+from bot.actions.on_card import CardActions
+from bot.actions.permissions import AccessPolicy
+from bot.actions.pipeline import Actions
+from bot.cards.states import Refused
+from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
+from bot.deployhq.deployment import Deployment
+from bot.messages import deploys as deploy_messages
+from bot.messages import notes, replies
+from bot.messages.text import Message, escape, notice
+from bot.runtime.background import Pools
+from bot.slack import command_words as commands
+from bot.slack.listeners.actions import tell, told_privately
+from bot.slack.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION
+from bot.store.kv import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/deployhq"
+
+
+@dataclass(frozen=True)
+class Keyboard:
+    """What ``/deployhq`` and its confirm's buttons do, each answer after the acknowledgement."""
+
+    deployhq: DeployHQ
+    actions: Actions
+    kinds: CardActions
+    orders: DeployOrders
+    policy: AccessPolicy
+    deploys: Deploys
+    web_url: str
+    pools: Pools
+
+    def on_command(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        command = commands.parse(str(body.get("text", "")))
+        user_id = str(body.get("user_id", ""))
+        if isinstance(command, commands.Help):
+            # Pure and quick: the answer goes back with the acknowledgement, waiting on nothing.
+            ack(response_type="ephemeral", **replies.usage(commands.USAGE, command.problem))
+            return
+        ack()  # the answer leaves when this returns; the command runs after it
+        acting = isinstance(command, commands.Retry | commands.Rollback | commands.Deploy)
+        pool = self.pools.retries if acting else self.pools.commands
+        pool.run(COMMAND, self.run, command, user_id, respond)
+
+    def run(self, command: commands.Command, user_id: str, respond: Respond) -> None:
+        log.info("%s by %s: %s", COMMAND, user_id, type(command).__name__)
+
+        def note(text: str) -> None:
+            tell(respond, text)
+
+        if not self.policy.check(user_id, note, getattr(command, "project", "")):
+            return  # before any call to DeployHQ
+        try:
+            match command:
+                case commands.Status(project, deployment_id):
+                    d = self.deployhq.deployment(project, deployment_id)
+                    url = self.page_url(d)
+                    _private(respond, replies.deployment_summary(d, page_url=url))
+                case commands.ListFailed(project, count):
+                    failed = self.deployhq.failed_deployments(project, count)
+                    urls = [self.page_url(d) for d in failed]
+                    _private(respond, replies.failed_list(project, failed, urls))
+                case commands.Retry(project, deployment_id):
+                    self.retry(project, deployment_id, user_id, respond)
+                case commands.Deploy(project, words):
+                    self.plan(project, words, respond)
+                case commands.Rollback(project, deployment_id):
+                    self.rollback(project, deployment_id, user_id, respond)
+        except DeployHQError as error:
+            tell(respond, escape(replies.describe_error(error)))
+
+    def page_url(self, deployment: Deployment) -> str:
+        return deployment_page_url(
+            self.web_url, deployment.project_permalink, deployment.identifier
+        )
+
+    def retry(self, project: str, deployment_id: str, user_id: str, respond: Respond) -> None:
+        """``/deployhq retry``: the channel hears what DeployHQ did, the person the rest."""
+        deployment, retry = self.kinds.retry_command(project, deployment_id)
+        result = self.actions.run(retry, user_id, lambda text: tell(respond, text))
+        if result.outcome == "retried" and result.deployment is not None:
+            _say(respond, replies.command_outcome(user_id, result.deployment, "retried"))
+        elif isinstance(result.state, Refused):
+            reason = result.state.reason
+            _say(respond, replies.command_outcome(user_id, deployment, "refused", reason))
+        elif result.state is not None:
+            tell(respond, notes.outcome_note(result.state, result.deployment))
+
+    def plan(self, project: str, words: tuple[str, ...], respond: Respond) -> None:
+        """``/deployhq deploy``: what it would deploy, confirmed privately first."""
+        try:
+            planned = self.deploys.plan(project, words, lambda text: tell(respond, text))
+        except StoreUnavailable:
+            tell(respond, replies.store_unavailable())
+            return
+        if planned is not None:
+            _private(respond, deploy_messages.confirm(*planned))
+
+    def rollback(self, project: str, deployment_id: str, user_id: str, respond: Respond) -> None:
+        rollback = self.kinds.rollback_command(project, deployment_id)
+        if isinstance(rollback, Deployment):
+            tell(respond, replies.nothing_to_roll_back_to(rollback))
+            return
+        rolled = self.actions.run(rollback, user_id, lambda text: tell(respond, text))
+        if rolled.state is not None:
+            said = notes.outcome_note(rolled.state, rolled.deployment)
+            if rolled.outcome == "rolled-back":
+                _say(respond, said)
+            else:
+                tell(respond, said)
+
+    def deploy_confirmed(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        self.pools.retries.run("deploy confirm", self.confirmed, body, respond)
+
+    def confirmed(self, body: dict[str, Any], respond: Respond) -> None:
+        """The confirm's Deploy: the order it names, through the one action pipeline."""
+        user_id = str((body.get("user") or {}).get("id", ""))
+        value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+        try:
+            order = self.deploys.order(value)
+        except (ValueError, StoreUnavailable) as exc:
+            log.warning("deploy confirm by %s could not be read: %s", user_id, exc)
+            order = None
+        if order is None:
+            tell(respond, deploy_messages.expired())
+            return
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+        action = self.orders.of(order, str(channel or ""))
+        told_privately(respond, self.actions.run(action, user_id, lambda t: tell(respond, t)))
+
+
+def register(app: App, keyboard: Keyboard) -> None:
+    # Bolt passes arguments by name, so each listener is a plain function of them.
+    def on_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        keyboard.on_command(ack, body, respond)
+
+    def deploy_confirmed(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        keyboard.deploy_confirmed(ack, body, respond)
+
+    app.command(COMMAND)(on_command)
+    app.action(DEPLOY_CONFIRM_ACTION)(deploy_confirmed)
+    app.action(DEPLOY_CANCEL_ACTION)(deploy_cancelled)
+
+
+def deploy_cancelled(ack: Ack, respond: Respond) -> None:
+    ack()
+    _send(respond, response_type="ephemeral", replace_original=True,
+          **notice(deploy_messages.cancelled()))  # fmt: skip
+
+
+def _private(respond: Respond, message: Message) -> None:
+    _send(respond, response_type="ephemeral", **message)
+
+
+def _say(respond: Respond, mrkdwn: str) -> None:
+    _send(respond, response_type="in_channel", **notice(mrkdwn))
+
+
+def _send(respond: Respond, **message: Any) -> None:
+    try:
+        respond(**message)
+    except Exception:
+        log.exception("could not answer %s through its response URL", COMMAND)

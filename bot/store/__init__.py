@@ -1,0 +1,1 @@
+"""What the bot keeps: the key-value layer (Redis or memory), and the shared records on it."""

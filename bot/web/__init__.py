@@ -1,0 +1,1 @@
+"""The WSGI app: its factory and routes, DeployHQ's webhook, and the health check."""
