@@ -14,12 +14,10 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 import redis
 import requests
-from flask import Flask
 from werkzeug.serving import make_server
 
 from bot.config import Settings
-from bot.runtime.background import EXTENSION
-from bot.web.factory import RECONCILER, SOCKET_MODE, create_app
+from bot.web.factory import BotApp, create_app
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.redis_server import RedisServer
 from tests.support.signed import (
@@ -35,7 +33,7 @@ from tests.support.signed import (
 class BotServer:
     """The bot's WSGI app on a free port, with helpers that speak to it like Slack and DeployHQ."""
 
-    def __init__(self, app: Flask, slack: FakeSlack, deployhq: FakeDeployHQ | None = None) -> None:
+    def __init__(self, app: BotApp, slack: FakeSlack, deployhq: FakeDeployHQ | None = None) -> None:
         self.app = app
         self.slack = slack
         self.deployhq = deployhq
@@ -49,11 +47,7 @@ class BotServer:
 
     def stop(self) -> None:
         self._server.shutdown()
-        self.app.extensions[RECONCILER].stop()
-        self.app.extensions[EXTENSION].close(wait=False)  # nothing of it may reach a later test
-        socket_mode = self.app.extensions[SOCKET_MODE]
-        if socket_mode is not None:
-            socket_mode.close()
+        self.app.bot.stop()  # nothing of it may reach a later test
 
     def slack_post(self, body: str, **header_options: Any) -> requests.Response:
         return self.http.post(
@@ -113,7 +107,7 @@ class BotServer:
 
     def settle(self, timeout: float = 15.0) -> None:
         """Wait until the work the bot started after answering is done."""
-        background = self.app.extensions[EXTENSION]
+        background = self.app.bot.pools
         deadline = time.monotonic() + timeout
         while background.pending and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import Settings
-from bot.web.factory import ACTIONS
 from tests.conftest import BotServer
 from tests.support.cards import buttons, first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
@@ -89,7 +88,7 @@ def test_a_retry_deployhq_never_queued_is_offered_again_once_the_doubt_has_run_o
     fake_deployhq: FakeDeployHQ,
 ):
     bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_TIMEOUT": "1"}))
-    bot.app.extensions[ACTIONS].doubt_seconds = 2.0  # a minute, in production
+    bot.app.bot.actions.doubt_seconds = 2.0  # a minute, in production
     bot.webhook(delivery())
     value = retry_value(first_card(fake_slack))
     # Timed out, and DeployHQ never processed it: its record keeps showing the failure.

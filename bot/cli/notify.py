@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import sys
 
-from bot.cards.changes import Cards
-from bot.cards.deliveries import Deliveries
-from bot.cards.explain import Explainer
-from bot.cards.outbox import Outbox
-from bot.cards.publisher import Publisher
 from bot.config import ConfigError, Settings
 from bot.deployhq.client import DeployHQError
-from bot.runtime.background import Inline
-from bot.runtime.connections import deployhq_client, open_store
-from bot.slack.client import slack_client, slack_poster
-from bot.slack.members import Deployers
+from bot.runtime.connections import deployhq_client
+from bot.runtime.wiring import build
 
 
 def run(project: str, deployment_id: str, channel: str | None) -> int:
@@ -44,26 +37,13 @@ def run(project: str, deployment_id: str, channel: str | None) -> int:
             file=sys.stderr,
         )
         return 1
-    stores = open_store(settings)
-    store = stores.cards
-    deliveries = Deliveries(store)
-    client = slack_client(settings)
-    deployers = Deployers(client, stores.deployers) if settings.mention_deployer else None
-    publisher = Publisher(
-        client,
-        store,
-        deliveries,
-        settings.deployhq_web_url,
-        deployhq=deployhq,
-        poster=slack_poster(settings),
-        slack_timeout=settings.slack_timeout,
-    )
-    # No pools in a one-shot command: the card is pushed, and its failure looked up, right here.
-    outbox = Outbox(
-        publisher, Explainer(deployhq, store, deployers), slack=Inline(), lookups=Inline()
-    )
-    cards = Cards(store, deliveries, outbox)
-    card = cards.post_record(record, target)
+    # The bot as the server builds it, not started: the card is pushed right here, and its
+    # failure looked up before the command ends (its pools are drained).
+    bot = build(settings, deployhq=deployhq)
+    try:
+        card = bot.cards.post_record(record, target)
+    finally:
+        bot.pools.close(wait=True)
     if card is None or not card.drawn:
         print("Slack did not take the card; the log above says why.", file=sys.stderr)
         return 1

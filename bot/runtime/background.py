@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-EXTENSION = "deployhq-bot.background"
 """Where ``create_app`` leaves the worker's pools, for gunicorn's ``worker_exit`` to drain."""
 
 # Acks first: work started while this process is answering requests is held until they are

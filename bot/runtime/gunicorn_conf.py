@@ -15,7 +15,6 @@ from gunicorn import glogging
 
 from bot.config import ConfigError, Settings
 from bot.logs import scrub_handlers
-from bot.runtime.background import EXTENSION, Pools
 
 # prometheus-client's own variable. Not imported from bot.metrics: prometheus-client chooses its
 # storage when first imported, so it must not be imported here before this is set.
@@ -90,15 +89,9 @@ def child_exit(server: Any, worker: Any) -> None:
 def worker_exit(server: Any, worker: Any) -> None:
     """Close the Socket Mode connection (Slack then sends to the other workers), and finish the
     work queued after acks before the worker goes (within graceful_timeout)."""
-    from bot.web.factory import (
-        SOCKET_MODE,  # loaded by now; importing it earlier would load metrics
-    )
-
-    app = getattr(worker, "wsgi", None)
-    extensions = getattr(app, "extensions", {})
-    socket_mode = extensions.get(SOCKET_MODE)
-    if socket_mode is not None:
-        socket_mode.close()
-    pools = extensions.get(EXTENSION)
-    if isinstance(pools, Pools):
-        pools.close()
+    bot = getattr(getattr(worker, "wsgi", None), "bot", None)
+    if bot is None:
+        return
+    if bot.socket_mode is not None:
+        bot.socket_mode.close()
+    bot.pools.close()

@@ -1,0 +1,172 @@
+"""The one place the bot is put together: ``build(settings, …)`` makes every part and hands
+each to the next, in the order a click, a webhook and a card redraw pass through them; nothing
+is assigned after it is made. The web app (``web.factory``), the command line (``cli``) and the
+tests all use it; ``Bot.start`` starts what runs in the background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+
+from bot.actions.deploy import ChannelMessages, DeployOrders
+from bot.actions.deploy_plan import Deploys
+from bot.actions.on_card import CardActions
+from bot.actions.permissions import AccessPolicy
+from bot.actions.pipeline import Actions
+from bot.actions.settle import Settler
+from bot.cards.changes import Cards
+from bot.cards.deliveries import Deliveries
+from bot.cards.explain import Explainer
+from bot.cards.outbox import Outbox
+from bot.cards.publisher import Publisher
+from bot.cards.reconcile import Reconciler
+from bot.config import Settings
+from bot.deployhq.client import DeployHQ
+from bot.deployhq.notifications import WebhookAuth
+from bot.runtime.background import Pools
+from bot.runtime.connections import deployhq_client, open_store
+from bot.slack.app import build_app
+from bot.slack.client import slack_client, slack_poster
+from bot.slack.identity import Identity
+from bot.slack.members import Deployers
+from bot.slack.socket_mode import SocketMode
+from bot.store.shared import Store
+from bot.web.webhook import Webhook
+
+
+@dataclass(frozen=True)
+class Bot:
+    """Every part of one running bot (one per worker process)."""
+
+    settings: Settings
+    store: Store
+    pools: Pools
+    cards: Cards
+    reconciler: Reconciler
+    actions: Actions
+    identity: Identity
+    bolt: App
+    verifier: SignatureVerifier
+    webhook: Webhook
+    socket_mode: SocketMode | None
+
+    def start(self) -> Bot:
+        """Start what works in the background: who the bot is, the reconciler, Socket Mode."""
+        self.identity.start()
+        self.reconciler.start()
+        if self.socket_mode is not None:
+            self.socket_mode.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the background work, dropping what has not started."""
+        self.reconciler.stop()
+        self.pools.close(wait=False)
+        if self.socket_mode is not None:
+            self.socket_mode.close()
+
+
+def build(
+    settings: Settings,
+    *,
+    client: WebClient | None = None,
+    store: Store | None = None,
+    deployhq: DeployHQ | None = None,
+    pools: Pools | None = None,
+) -> Bot:
+    """Make the whole bot; collaborators not given are made from ``settings``."""
+    poster = client or slack_poster(settings)
+    client = client or slack_client(settings)
+    store = store or open_store(settings)
+    deployhq = deployhq or deployhq_client(settings, store.pauses)
+    pools = pools or Pools.create()
+    slack = _Slack(client, poster)
+    publisher, outbox, cards = _cards(settings, slack, store, deployhq, pools)
+    policy = _policy(settings, client, store)
+    kinds = CardActions(deployhq, cards)
+    orders = DeployOrders(
+        deployhq, store.orders, ChannelMessages(poster, client, settings.slack_channel)
+    )
+    settler = Settler(store.claims)
+    reconciler = Reconciler(
+        store, cards, outbox, settler, deployhq, kinds, orders, interval=settings.reconcile_interval
+    )
+    actions = Actions(
+        store.claims,
+        settler,
+        policy=policy,
+        rechecks=pools.retries,
+        doubt_seconds=settings.retry_doubt_seconds,
+        deadline_seconds=settings.deployhq_timeout,
+    )
+    identity = Identity(client, settings.slack_bot_token)
+    bolt = build_app(
+        settings,
+        client=client,
+        identity=identity,
+        actions=actions,
+        kinds=kinds,
+        orders=orders,
+        policy=policy,
+        deployhq=deployhq,
+        pools=pools,
+        deploys=Deploys(deployhq, store.orders),
+    )
+    webhook = Webhook(
+        settings,
+        auth=WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key),
+        policy=policy,
+        cards=cards,
+        publisher=publisher,
+        slack=pools.slack,
+    )
+    socket_mode = SocketMode(bolt, settings, client) if settings.slack_app_token else None
+    verifier = SignatureVerifier(settings.slack_signing_secret)
+    return Bot(
+        settings, store, pools, cards, reconciler, actions, identity, bolt, verifier, webhook,
+        socket_mode,
+    )  # fmt: skip
+
+
+def _policy(settings: Settings, client: WebClient, store: Store) -> AccessPolicy:
+    """Who may act, on which projects."""
+    return AccessPolicy(
+        settings.retry_allowed_users,
+        settings.retry_allowed_usergroups,
+        client=client,
+        cache=store.usergroups,
+        projects=settings.projects,
+    )
+
+
+@dataclass(frozen=True)
+class _Slack:
+    client: WebClient  # retries what is safe to retry
+    poster: WebClient  # never re-sends a post by itself
+
+
+def _cards(
+    settings: Settings, slack: _Slack, store: Store, deployhq: DeployHQ, pools: Pools
+) -> tuple[Publisher, Outbox, Cards]:
+    """A card: its record first (cards), then Slack (outbox → publisher), then why it failed."""
+    deliveries = Deliveries(
+        store.cards, max_delivery_age=timedelta(seconds=settings.max_delivery_age)
+    )
+    publisher = Publisher(
+        slack.client,
+        store.cards,
+        deliveries,
+        settings.deployhq_web_url,
+        deployhq=deployhq,
+        poster=slack.poster,
+        slack_timeout=settings.slack_timeout,
+    )
+    deployers = Deployers(slack.client, store.deployers) if settings.mention_deployer else None
+    explainer = Explainer(deployhq, store.cards, deployers)
+    outbox = Outbox(publisher, explainer, slack=pools.slack, lookups=pools.lookups)
+    return publisher, outbox, Cards(store.cards, deliveries, outbox)
