@@ -39,10 +39,9 @@ def test_with_no_request_in_hand_work_starts_at_once():
     assert started == [threading.current_thread()]
 
 
-def test_a_closing_pool_starts_what_was_held_and_drains_it(monkeypatch):
+def test_a_closing_pool_starts_what_was_held_and_drains_it():
     serving = Serving()
-    monkeypatch.setattr(background, "SERVING", serving)
-    pool = Background(2, "test")
+    pool = Background(2, "test", serving=serving)
     done = threading.Event()
     with serving.request():
         pool.run("a task", done.set)

@@ -98,9 +98,6 @@ def _start(ready: list[Callable[[], None]]) -> None:
         start()
 
 
-SERVING = Serving()
-
-
 class PoolClosed(RuntimeError):
     """Work was handed to a pool of a worker that is stopping."""
 
@@ -125,12 +122,19 @@ class Inline:
 
 class Background:
     def __init__(
-        self, max_workers: int = 16, name: str = "after-ack", *, after: Background | None = None
+        self,
+        max_workers: int = 16,
+        name: str = "after-ack",
+        *,
+        after: Background | None = None,
+        serving: Serving | None = None,
     ) -> None:
         """``after``: a pool whose work comes first; each task here waits (at most
-        AFTER_SECONDS) until that pool has nothing pending."""
+        AFTER_SECONDS) until that pool has nothing pending. ``serving``: the requests whose
+        answers its work waits for (acks first); its own when not given."""
         self.name = name
         self._after = after
+        self.serving = serving or Serving()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending = 0
@@ -142,7 +146,7 @@ class Background:
         return self._pending
 
     def run(self, what: str, work: Callable[..., object], *args: Any) -> None:
-        """Start ``work(*args)`` once this process's requests are answered (``SERVING``); if
+        """Start ``work(*args)`` once this process's requests are answered (``serving``); if
         it raises, the traceback is logged under ``what``. ``RuntimeError`` once closed."""
         if self._closed:
             raise PoolClosed(f"the {self.name} pool has closed")
@@ -159,7 +163,7 @@ class Background:
                     self._pending -= 1
                 log.info("%s not started: shutting down", what)
 
-        SERVING.after_answers(start)
+        self.serving.after_answers(start)
 
     def later(self, delay: float, what: str, work: Callable[..., object], *args: Any) -> None:
         """``run`` after ``delay`` seconds (dropped if the pool has closed by then)."""
@@ -187,7 +191,7 @@ class Background:
             self._closed = True
             self._pool.shutdown(wait=False, cancel_futures=True)
             return
-        SERVING.release()  # what waited for acks starts now
+        self.serving.release()  # what waited for acks starts now
         self._closed = True
         waiting = self._pending
         if waiting:
@@ -216,21 +220,23 @@ class Background:
 class Pools:
     """One bounded pool per kind of work, so one slow service cannot starve the others."""
 
-    retries: (
-        Background  # Retry clicks and /deployhq retry: DeployHQ calls, each within its deadline
-    )
+    retries: Background  # actions and /deployhq's: DeployHQ calls, each within its deadline
     commands: Background  # the other /deployhq commands (status, failed)
     slack: Background  # card posts and updates: may wait out Slack's Retry-After
     lookups: Background  # why a deployment failed: reads DeployHQ may be slow to answer
+    serving: Serving  # the requests this process is answering (the gunicorn worker counts them)
 
     @classmethod
     def create(cls) -> Pools:
-        slack = Background(8, "slack")
+        serving = Serving()
+        slack = Background(8, "slack", serving=serving)
         return cls(
-            retries=Background(32, "retries"),
-            commands=Background(8, "commands"),
+            retries=Background(32, "retries", serving=serving),
+            commands=Background(8, "commands", serving=serving),
             slack=slack,
-            lookups=Background(2, "lookups", after=slack),  # cards first, then why they failed
+            # cards first, then why they failed
+            lookups=Background(2, "lookups", after=slack, serving=serving),
+            serving=serving,
         )
 
     def all(self) -> tuple[Background, ...]:

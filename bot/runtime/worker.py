@@ -16,12 +16,11 @@ import selectors
 import socket
 import time
 from collections import deque
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
-
-from bot.runtime.background import SERVING
 
 HEAD_SECONDS = 5.0
 BODY_SECONDS = 10.0  # a body is at most 1 MB (notifications.MAX_BODY_BYTES)
@@ -128,11 +127,16 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]
             self.nr_conns -= 1
             conn.close()
 
+    def _serving(self) -> AbstractContextManager[None]:
+        """The request counted by the pools of the bot this worker serves."""
+        bot = getattr(self.wsgi, "bot", None)
+        return bot.pools.serving.request() if bot is not None else nullcontext()
+
     def handle_request(self, req: Any, conn: Any) -> Any:
         if isinstance(conn.sock, DeadlineSocket):
             conn.sock.arm(BODY_SECONDS)  # the head is in; the application reads the body
         try:
-            with SERVING.request():  # the work after acks waits for them (bot.background)
+            with self._serving():  # the work after acks waits for them (runtime.background)
                 return super().handle_request(req, conn)
         finally:
             if isinstance(conn.sock, DeadlineSocket):
