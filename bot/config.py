@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -168,182 +169,463 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and check every setting; raise ``ConfigError`` naming all problems at once."""
+        """Read and check every setting (``SETTINGS``); raise ``ConfigError`` naming all
+        problems at once."""
         env = os.environ if environ is None else environ
         problems: list[str] = []
-
-        def get(name: str) -> str:
-            value = env.get(name, "").strip()
-            return "" if value == PLACEHOLDERS.get(name) else value
-
-        def required(name: str, meaning: str) -> str:
-            value = get(name)
-            if not value:
-                still = " (it still holds .env.example's placeholder)" if env.get(name) else ""
-                problems.append(f"{name} is not set{still}: {meaning}")
-            return value
-
-        token = required("SLACK_BOT_TOKEN", "the bot token, xoxb-…, from the app's OAuth page")
-        if token and not token.startswith("xoxb-"):
-            problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
-        signing_secret = required("SLACK_SIGNING_SECRET", "from the app's Basic Information page")
-        channel = required("SLACK_CHANNEL", "the id of the channel for failure notifications")
-        if channel and not is_channel_id(channel):
-            problems.append(
-                f"SLACK_CHANNEL must be a channel id like C0123456789, not {channel!r} "
-                "(open the channel's details in Slack to copy it)"
-            )
-        account = required("DEPLOYHQ_ACCOUNT", "your DeployHQ subdomain: <account>.deployhq.com")
-        account = account.lower()
-        if account and not _ACCOUNT.fullmatch(account):
-            problems.append(
-                f"DEPLOYHQ_ACCOUNT must be the subdomain only (e.g. 'acme'), not {account!r}"
-            )
-        username = required("DEPLOYHQ_USERNAME", "the email of the DeployHQ API user")
-        api_key = required("DEPLOYHQ_API_KEY", "that user's API key, Settings → Security")
-
-        app_token = get("SLACK_APP_TOKEN") or None
-        if app_token and not app_token.startswith("xapp-"):
-            problems.append(
-                "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Basic "
-                "Information → App-Level Tokens, with the connections:write scope)"
-            )
-        slack_api_url = get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
-        if not _is_http_url(slack_api_url):
-            problems.append(f"SLACK_API_URL must be an http(s) URL, not {slack_api_url!r}")
-        elif not slack_api_url.endswith("/"):
-            slack_api_url += "/"
-        base_url = get("DEPLOYHQ_BASE_URL").rstrip("/")
-        if base_url and not _is_http_url(base_url):
-            problems.append(f"DEPLOYHQ_BASE_URL must be an http(s) URL, not {base_url!r}")
-
-        public_key = get("DEPLOYHQ_PUBLIC_KEY").replace("\\n", "\n") or DEPLOYHQ_PUBLIC_KEY
-        try:
-            if not isinstance(load_pem_public_key(public_key.encode()), RSAPublicKey):
-                problems.append("DEPLOYHQ_PUBLIC_KEY must be an RSA public key")
-        except ValueError:
-            problems.append("DEPLOYHQ_PUBLIC_KEY is not a PEM public key")
-
-        redis_url = get("REDIS_URL") or None
-        if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-            problems.append("REDIS_URL must start with redis://, rediss:// or unix://")
-        tls_verify = _BOOLEANS.get((get("REDIS_TLS_VERIFY") or "true").lower())
-        if tls_verify is None:
-            problems.append("REDIS_TLS_VERIFY must be true or false")
-        mention_deployer = _BOOLEANS.get((get("DEPLOYHQ_MENTION_DEPLOYER") or "true").lower())
-        if mention_deployer is None:
-            problems.append("DEPLOYHQ_MENTION_DEPLOYER must be true or false")
-
-        project_channels = []
-        for pair in _id_list(get("DEPLOYHQ_CHANNELS")):
-            project, _, project_channel = (part.strip() for part in pair.partition("="))
-            if is_permalink(project) and is_channel_id(project_channel):
-                project_channels.append((project, project_channel))
-            else:
-                problems.append(
-                    "DEPLOYHQ_CHANNELS must be project=channel pairs separated by commas, like "
-                    f"my-project=C0123456789; bad: {pair!r}"
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env, "").strip()
+            if raw == PLACEHOLDERS.get(setting.env):
+                raw = ""  # still .env.example's: never filled in
+            if setting.required and not raw:
+                still = (
+                    " (it still holds .env.example's placeholder)" if env.get(setting.env) else ""
                 )
-        projects = _id_list(get("DEPLOYHQ_PROJECTS"))
-        bad_projects = sorted(p for p in projects if not is_permalink(p))
-        if bad_projects:
-            problems.append(
-                f"DEPLOYHQ_PROJECTS must list project permalinks separated by commas; bad: "
-                f"{bad_projects}"
-            )
-
-        users = _id_list(get("DEPLOYHQ_RETRY_ALLOWED_USERS"))
-        groups = _id_list(get("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS"))
-        for name, ids in (
-            ("DEPLOYHQ_RETRY_ALLOWED_USERS", users),
-            ("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS", groups),
-        ):
-            bad = sorted(i for i in ids if not _SLACK_ID_LIST.fullmatch(i))
-            if bad:
-                problems.append(f"{name} must list Slack ids separated by commas; bad: {bad}")
-
-        timeout = get("DEPLOYHQ_TIMEOUT") or "20"
-        try:
-            deployhq_timeout = float(timeout)
-        except ValueError:
-            deployhq_timeout = 0.0
-        if not 1 <= deployhq_timeout <= 120:
-            problems.append(f"DEPLOYHQ_TIMEOUT must be seconds from 1 to 120, not {timeout!r}")
-
-        slack_timeout = _seconds(get("SLACK_TIMEOUT") or "10")
-        if slack_timeout is None or not 1 <= slack_timeout <= 60:
-            problems.append("SLACK_TIMEOUT must be seconds from 1 to 60")
-
-        doubt = _seconds(get("DEPLOYHQ_DOUBT_SECONDS") or "0")
-        if doubt is None or not (doubt == 0 or 1 <= doubt <= 3600):
-            problems.append("DEPLOYHQ_DOUBT_SECONDS must be seconds from 1 to 3600")
-
-        reconcile_interval = _seconds(get("RECONCILE_INTERVAL") or "60")
-        if reconcile_interval is None or not 0.2 <= reconcile_interval <= 3600:
-            problems.append("RECONCILE_INTERVAL must be seconds from 0.2 to 3600")
-        max_age = _seconds(get("DEPLOYHQ_MAX_DELIVERY_AGE") or "24h")
-        if max_age is None or max_age < 60:
-            problems.append(
-                "DEPLOYHQ_MAX_DELIVERY_AGE must be a duration of a minute or more, like 24h, "
-                "90m or 3600 (seconds)"
-            )
-
-        ping_interval = _seconds(get("SOCKET_MODE_PING_INTERVAL") or "5")
-        if ping_interval is None or not 0.1 <= ping_interval <= 60:
-            problems.append("SOCKET_MODE_PING_INTERVAL must be seconds from 0.1 to 60")
-        ping_timeout = _seconds(get("SOCKET_MODE_PING_TIMEOUT") or "10")
-        if ping_timeout is None or not 0.1 <= ping_timeout <= 60:
-            problems.append("SOCKET_MODE_PING_TIMEOUT must be seconds from 0.1 to 60")
-        health_grace = _seconds(get("SOCKET_MODE_HEALTH_GRACE") or "60")
-        if health_grace is None or not 1 <= health_grace <= 3600:
-            problems.append("SOCKET_MODE_HEALTH_GRACE must be seconds from 1 to 3600")
-
-        log_format = (get("LOG_FORMAT") or "text").lower()
-        if log_format not in ("text", "json"):
-            problems.append("LOG_FORMAT must be text (the default) or json")
-        metrics_token = get("METRICS_TOKEN") or None
-        if metrics_token and len(metrics_token) < 16:
-            problems.append("METRICS_TOKEN must be at least 16 characters (openssl rand -hex 32)")
-
-        log_level = (get("LOG_LEVEL") or "INFO").upper()
-        if log_level not in _LOG_LEVELS:
-            problems.append(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
-
-        webhook_secret = get("DEPLOYHQ_WEBHOOK_SECRET") or None
-
+                problems.append(f"{setting.env} is not set{still}: {setting.required}")
+                continue
+            try:
+                values[setting.field] = setting.read(setting.env, raw)
+            except Problem as problem:
+                problems.extend(problem.messages)
         if problems:
             raise ConfigError(problems)
-        return cls(
-            slack_bot_token=token,
-            slack_signing_secret=signing_secret,
-            slack_channel=channel,
-            deployhq_account=account,
-            deployhq_username=username,
-            deployhq_api_key=api_key,
-            slack_api_url=slack_api_url,
-            slack_app_token=app_token,
-            deployhq_base_url=base_url,
-            deployhq_webhook_secret=webhook_secret,
-            deployhq_public_key_pem=public_key,
-            redis_url=redis_url,
-            redis_tls_verify=bool(tls_verify),
-            project_channels=tuple(sorted(project_channels)),
-            projects=projects,
-            retry_allowed_users=users,
-            retry_allowed_usergroups=groups,
-            log_level=log_level,
-            log_format=log_format,
-            metrics_token=metrics_token,
-            deployhq_timeout=deployhq_timeout,
-            deployhq_doubt=doubt or None,
-            slack_timeout=slack_timeout or 10.0,
-            reconcile_interval=reconcile_interval or 60.0,
-            max_delivery_age=max_age or 86400.0,
-            socket_mode_ping_interval=ping_interval or 5.0,
-            socket_mode_ping_timeout=ping_timeout or 10.0,
-            socket_mode_health_grace=health_grace or 60.0,
-            mention_deployer=bool(mention_deployer),
+        return cls(**values)
+
+
+class Problem(Exception):
+    """A setting's value that cannot be used, and why (one message per fault)."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__(*messages)
+        self.messages = list(messages)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: the ``Settings`` field it fills, how it is read (the value as
+    given, "" when unset, to the field's value, or ``Problem``), what it is (also in
+    ``.env.example``, ``app.json`` and the docs, which a test holds to it), and, when it must be
+    set, where it comes from."""
+
+    env: str
+    field: str
+    read: Callable[[str, str], Any]
+    help: str
+    required: str = ""
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _optional(name: str, value: str) -> str | None:
+    return value or None
+
+
+def _bot_token(name: str, value: str) -> str:
+    if not value.startswith("xoxb-"):
+        raise Problem("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+    return value
+
+
+def _channel(name: str, value: str) -> str:
+    if not is_channel_id(value):
+        raise Problem(
+            f"SLACK_CHANNEL must be a channel id like C0123456789, not {value!r} "
+            "(open the channel's details in Slack to copy it)"
         )
+    return value
+
+
+def _account(name: str, value: str) -> str:
+    account = value.lower()
+    if not _ACCOUNT.fullmatch(account):
+        raise Problem(f"DEPLOYHQ_ACCOUNT must be the subdomain only (e.g. 'acme'), not {account!r}")
+    return account
+
+
+def _app_token(name: str, value: str) -> str | None:
+    if value and not value.startswith("xapp-"):
+        raise Problem(
+            "SLACK_APP_TOKEN must be an app-level token starting with xapp- (Basic "
+            "Information → App-Level Tokens, with the connections:write scope)"
+        )
+    return value or None
+
+
+def _slack_api_url(name: str, value: str) -> str:
+    url = value or DEFAULT_SLACK_API_URL
+    if not _is_http_url(url):
+        raise Problem(f"SLACK_API_URL must be an http(s) URL, not {url!r}")
+    return url if url.endswith("/") else url + "/"
+
+
+def _base_url(name: str, value: str) -> str:
+    url = value.rstrip("/")
+    if url and not _is_http_url(url):
+        raise Problem(f"DEPLOYHQ_BASE_URL must be an http(s) URL, not {url!r}")
+    return url
+
+
+def _public_key(name: str, value: str) -> str:
+    pem = value.replace("\\n", "\n") or DEPLOYHQ_PUBLIC_KEY
+    try:
+        if not isinstance(load_pem_public_key(pem.encode()), RSAPublicKey):
+            raise Problem("DEPLOYHQ_PUBLIC_KEY must be an RSA public key")
+    except ValueError:
+        raise Problem("DEPLOYHQ_PUBLIC_KEY is not a PEM public key") from None
+    return pem
+
+
+def _redis_url(name: str, value: str) -> str | None:
+    if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise Problem("REDIS_URL must start with redis://, rediss:// or unix://")
+    return value or None
+
+
+def _boolean(name: str, value: str) -> bool:
+    found = _BOOLEANS.get((value or "true").lower())
+    if found is None:
+        raise Problem(f"{name} must be true or false")
+    return found
+
+
+def _project_channels(name: str, value: str) -> tuple[tuple[str, str], ...]:
+    pairs, bad = [], []
+    for pair in _id_list(value):
+        project, _, channel = (part.strip() for part in pair.partition("="))
+        if is_permalink(project) and is_channel_id(channel):
+            pairs.append((project, channel))
+        else:
+            bad.append(
+                "DEPLOYHQ_CHANNELS must be project=channel pairs separated by commas, like "
+                f"my-project=C0123456789; bad: {pair!r}"
+            )
+    if bad:
+        raise Problem(*bad)
+    return tuple(sorted(pairs))
+
+
+def _projects(name: str, value: str) -> frozenset[str]:
+    projects = _id_list(value)
+    bad = sorted(p for p in projects if not is_permalink(p))
+    if bad:
+        raise Problem(
+            f"DEPLOYHQ_PROJECTS must list project permalinks separated by commas; bad: {bad}"
+        )
+    return projects
+
+
+def _slack_ids(name: str, value: str) -> frozenset[str]:
+    ids = _id_list(value)
+    bad = sorted(i for i in ids if not _SLACK_ID_LIST.fullmatch(i))
+    if bad:
+        raise Problem(f"{name} must list Slack ids separated by commas; bad: {bad}")
+    return ids
+
+
+def _deployhq_timeout(name: str, value: str) -> float:
+    timeout = value or "20"
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 120:
+        raise Problem(f"DEPLOYHQ_TIMEOUT must be seconds from 1 to 120, not {timeout!r}")
+    return seconds
+
+
+def _between(default: str, low: float, high: float) -> Callable[[str, str], float]:
+    """Seconds (``90``, ``15m``, …) from ``low`` to ``high``; ``default`` when unset."""
+
+    def read(name: str, value: str) -> float:
+        seconds = _seconds(value or default)
+        if seconds is None or not low <= seconds <= high:
+            raise Problem(f"{name} must be seconds from {low:g} to {high:g}")
+        return seconds
+
+    return read
+
+
+_slack_timeout = _between("10", 1, 60)
+_reconcile_interval = _between("60", 0.2, 3600)
+_ping_interval = _between("5", 0.1, 60)
+_ping_timeout = _between("10", 0.1, 60)
+_health_grace = _between("60", 1, 3600)
+
+
+def _doubt(name: str, value: str) -> float | None:
+    seconds = _seconds(value or "0")
+    if seconds is None or not (seconds == 0 or 1 <= seconds <= 3600):
+        raise Problem("DEPLOYHQ_DOUBT_SECONDS must be seconds from 1 to 3600")
+    return seconds or None
+
+
+def _max_delivery_age(name: str, value: str) -> float:
+    seconds = _seconds(value or "24h")
+    if seconds is None or seconds < 60:
+        raise Problem(
+            "DEPLOYHQ_MAX_DELIVERY_AGE must be a duration of a minute or more, like 24h, "
+            "90m or 3600 (seconds)"
+        )
+    return seconds
+
+
+def _log_format(name: str, value: str) -> str:
+    found = (value or "text").lower()
+    if found not in ("text", "json"):
+        raise Problem("LOG_FORMAT must be text (the default) or json")
+    return found
+
+
+def _metrics_token(name: str, value: str) -> str | None:
+    if value and len(value) < 16:
+        raise Problem("METRICS_TOKEN must be at least 16 characters (openssl rand -hex 32)")
+    return value or None
+
+
+def _log_level(name: str, value: str) -> str:
+    level = (value or "INFO").upper()
+    if level not in _LOG_LEVELS:
+        raise Problem(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SLACK_BOT_TOKEN",
+        "slack_bot_token",
+        _bot_token,
+        (
+            "Bot User OAuth Token (xoxb-…): your Slack app → OAuth & Permissions, after Install "
+            "to Workspace."
+        ),
+        required="the bot token, xoxb-…, from the app's OAuth page",
+    ),
+    Setting(
+        "SLACK_SIGNING_SECRET",
+        "slack_signing_secret",
+        _text,
+        "Your Slack app → Basic Information → Signing Secret.",
+        required="from the app's Basic Information page",
+    ),
+    Setting(
+        "SLACK_CHANNEL",
+        "slack_channel",
+        _channel,
+        (
+            "Id of the channel for failure cards (C…): channel details → About, at the bottom. "
+            "Invite the bot there."
+        ),
+        required="the id of the channel for failure notifications",
+    ),
+    Setting(
+        "DEPLOYHQ_ACCOUNT",
+        "deployhq_account",
+        _account,
+        "Your DeployHQ subdomain: acme for acme.deployhq.com.",
+        required="your DeployHQ subdomain: <account>.deployhq.com",
+    ),
+    Setting(
+        "DEPLOYHQ_USERNAME",
+        "deployhq_username",
+        _text,
+        "Email of the DeployHQ user whose API key the bot uses.",
+        required="the email of the DeployHQ API user",
+    ),
+    Setting(
+        "DEPLOYHQ_API_KEY",
+        "deployhq_api_key",
+        _text,
+        "That user's API key: DeployHQ → Settings → Security. A read-only key cannot retry.",
+        required="that user's API key, Settings → Security",
+    ),
+    Setting(
+        "SLACK_APP_TOKEN",
+        "slack_app_token",
+        _app_token,
+        (
+            "Optional: an app-level token (xapp-…, connections:write) to take Slack's requests "
+            "over Socket Mode instead of at a public URL."
+        ),
+    ),
+    Setting(
+        "SLACK_API_URL",
+        "slack_api_url",
+        _slack_api_url,
+        "Optional: Slack's Web API base URL, only for GovSlack (default https://slack.com/api/).",
+    ),
+    Setting(
+        "DEPLOYHQ_BASE_URL",
+        "deployhq_base_url",
+        _base_url,
+        "Optional: reach DeployHQ's API through another address (a proxy).",
+    ),
+    Setting(
+        "DEPLOYHQ_PUBLIC_KEY",
+        "deployhq_public_key_pem",
+        _public_key,
+        "Optional: PEM that replaces DeployHQ's built-in key for signed HTTP POST notifications.",
+    ),
+    Setting(
+        "REDIS_URL",
+        "redis_url",
+        _redis_url,
+        (
+            "Redis, for one action across processes (set by the Redis add-on); unset: an "
+            "in-process store and one worker."
+        ),
+    ),
+    Setting(
+        "REDIS_TLS_VERIFY",
+        "redis_tls_verify",
+        _boolean,
+        (
+            "Heroku Redis's certificate is self-signed, so it is not verified (the connection is "
+            "still TLS)."
+        ),
+    ),
+    Setting(
+        "DEPLOYHQ_MENTION_DEPLOYER",
+        "mention_deployer",
+        _boolean,
+        (
+            "true (default): a failure's thread mentions the Slack member whose email is exactly "
+            "the DeployHQ deployer's; false: never."
+        ),
+    ),
+    Setting(
+        "DEPLOYHQ_CHANNELS",
+        "project_channels",
+        _project_channels,
+        (
+            "Optional: a channel per project, as project=channel pairs "
+            "(my-project=C0123,other=C0456); other projects use SLACK_CHANNEL."
+        ),
+    ),
+    Setting(
+        "DEPLOYHQ_PROJECTS",
+        "projects",
+        _projects,
+        (
+            "Optional: the only projects the bot acts on (permalinks, comma-separated); "
+            "notifications and commands about others are refused."
+        ),
+    ),
+    Setting(
+        "DEPLOYHQ_RETRY_ALLOWED_USERS",
+        "retry_allowed_users",
+        _slack_ids,
+        "Optional: Slack user ids (U…) who may retry; unset lets anyone in the channel.",
+    ),
+    Setting(
+        "DEPLOYHQ_RETRY_ALLOWED_USERGROUPS",
+        "retry_allowed_usergroups",
+        _slack_ids,
+        "Optional: Slack user-group ids (S…) whose members may retry.",
+    ),
+    Setting(
+        "DEPLOYHQ_TIMEOUT",
+        "deployhq_timeout",
+        _deployhq_timeout,
+        "Seconds to wait for DeployHQ's answer (1–120).",
+    ),
+    Setting(
+        "SLACK_TIMEOUT",
+        "slack_timeout",
+        _slack_timeout,
+        (
+            "Optional: seconds one call to Slack's Web API may take (default 10, 1-60); a card's "
+            "push holds it 5 s longer."
+        ),
+    ),
+    Setting(
+        "DEPLOYHQ_DOUBT_SECONDS",
+        "deployhq_doubt",
+        _doubt,
+        (
+            "Optional: how long an action whose answer was lost is looked for in DeployHQ's "
+            "record before it counts as never queued (default: 3 x DEPLOYHQ_TIMEOUT, at least "
+            "60)."
+        ),
+    ),
+    Setting(
+        "RECONCILE_INTERVAL",
+        "reconcile_interval",
+        _reconcile_interval,
+        (
+            "Seconds between checks of every open card against DeployHQ (lost notifications, "
+            "in-doubt retries, refused Slack updates)."
+        ),
+    ),
+    Setting(
+        "DEPLOYHQ_MAX_DELIVERY_AGE",
+        "max_delivery_age",
+        _max_delivery_age,
+        (
+            "Notifications of failures older than this (24h, 90m, or seconds) get no card: a "
+            "replayed delivery cannot offer Retry."
+        ),
+    ),
+    Setting(
+        "SOCKET_MODE_PING_INTERVAL",
+        "socket_mode_ping_interval",
+        _ping_interval,
+        (
+            "Optional, with SLACK_APP_TOKEN: seconds between pings on the Socket Mode connection "
+            "(default 5)."
+        ),
+    ),
+    Setting(
+        "SOCKET_MODE_PING_TIMEOUT",
+        "socket_mode_ping_timeout",
+        _ping_timeout,
+        (
+            "Optional, with SLACK_APP_TOKEN: seconds without a pong before the connection is "
+            "replaced (default 10)."
+        ),
+    ),
+    Setting(
+        "SOCKET_MODE_HEALTH_GRACE",
+        "socket_mode_health_grace",
+        _health_grace,
+        (
+            "Optional, with SLACK_APP_TOKEN: seconds a worker may be without a connection before "
+            "/healthz answers 503 (default 60)."
+        ),
+    ),
+    Setting(
+        "LOG_FORMAT",
+        "log_format",
+        _log_format,
+        "text (readable, the default) or json (one JSON object a line, for log drains).",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        "metrics_token",
+        _metrics_token,
+        (
+            "Serves Prometheus metrics at /metrics to requests bearing Authorization: Bearer "
+            "<METRICS_TOKEN>; generated for you."
+        ),
+    ),
+    Setting(
+        "LOG_LEVEL",
+        "log_level",
+        _log_level,
+        "DEBUG, INFO, WARNING or ERROR.",
+    ),
+    Setting(
+        "DEPLOYHQ_WEBHOOK_SECRET",
+        "deployhq_webhook_secret",
+        _optional,
+        (
+            "Shared secret DeployHQ's integration sends as its HTTP Basic auth password; "
+            "generated for you."
+        ),
+    ),
+)
 
 
 def _is_http_url(value: str) -> bool:

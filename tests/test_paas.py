@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -363,3 +364,25 @@ def test_the_run_command_serves_the_bot_from_an_env_file_without_redis(
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     assert "running 1 worker process instead of 2" in log.read_text()
+
+
+def test_every_setting_is_declared_once_and_documented_where_a_person_looks():
+    """``bot.config.SETTINGS`` declares each setting once: the names the bot reads, every one in
+    ``.env.example`` and in the README's table, and ``app.json`` describing each in its words."""
+    from bot.config import SETTINGS
+
+    declared = {setting.env for setting in SETTINGS}
+    assert len(declared) == len(SETTINGS)
+    assert declared == settings_read()
+    example = (ROOT / ".env.example").read_text()
+    assert {n for n in declared if not re.search(rf"^#? ?{n}=", example, re.M)} == set()
+    table = (ROOT / "README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+    assert {n for n in declared if f"`{n}`" not in table} == set()
+    offered = json.loads((ROOT / "app.json").read_text())["env"]
+    assert {s.env: s.help for s in SETTINGS if s.env in offered} == {
+        n: spec["description"] for n, spec in offered.items()
+    }
+    required = {s.env for s in SETTINGS if s.required}
+    assert {n for n, spec in offered.items() if spec["required"]} == required | {
+        "DEPLOYHQ_WEBHOOK_SECRET"  # required on a PaaS, where the secret is generated
+    }
