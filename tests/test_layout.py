@@ -139,9 +139,8 @@ def test_slack_errors_are_read_in_the_slack_clients_module_only():
             assert "SlackClientError" not in path.read_text(), name
 
 
-def test_the_readme_layout_names_every_module():
-    readme = (ROOT / "README.md").read_text()
-    built = readme.split("## How it is built", 1)[1]
+def test_the_architecture_map_names_every_module():
+    built = (ROOT / "docs" / "architecture.md").read_text()
     layout = re.search(r"```\n(bot/.*?)```", built, re.S)
     assert layout is not None
     listed = set(re.findall(r"[\w]+(?:\.py|/)", layout.group(1)))
@@ -150,3 +149,13 @@ def test_the_readme_layout_names_every_module():
             assert path.name in listed, path
     for package in (p for p in BOT.iterdir() if (p / "__init__.py").exists()):
         assert f"{package.name}/" in listed, package
+
+
+def test_the_readme_is_short_and_every_page_it_links_exists():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    linked = set(re.findall(r"\]\(((?:docs/)?[\w./-]+\.(?:md|yml|json))\)", readme))
+    assert {"docs/cards.md", "docs/settings.md", "docs/architecture.md"} <= linked
+    assert [page for page in linked if not (ROOT / page).exists()] == []
+    docs = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
+    assert docs <= linked, docs - linked

@@ -368,7 +368,8 @@ def test_the_run_command_serves_the_bot_from_an_env_file_without_redis(
 
 def test_every_setting_is_declared_once_and_documented_where_a_person_looks():
     """``bot.config.SETTINGS`` declares each setting once: the names the bot reads, every one in
-    ``.env.example`` and in the README's table, and ``app.json`` describing each in its words."""
+    ``.env.example`` and in docs/settings.md's table, and ``app.json`` describing each in its
+    words."""
     from bot.config import SETTINGS
 
     declared = {setting.env for setting in SETTINGS}
@@ -376,7 +377,7 @@ def test_every_setting_is_declared_once_and_documented_where_a_person_looks():
     assert declared == settings_read()
     example = (ROOT / ".env.example").read_text()
     assert {n for n in declared if not re.search(rf"^#? ?{n}=", example, re.M)} == set()
-    table = (ROOT / "README.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+    table = (ROOT / "docs" / "settings.md").read_text()
     assert {n for n in declared if f"`{n}`" not in table} == set()
     offered = json.loads((ROOT / "app.json").read_text())["env"]
     assert {s.env: s.help for s in SETTINGS if s.env in offered} == {
