@@ -15,14 +15,10 @@ import pytest
 
 from bot.config import Settings
 from tests.conftest import BotServer
-from tests.support.cards import buttons, first_card, retry_value, state_line
+from tests.support.cards import buttons, first_card, retry_value, state_line, updates
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.redis_server import RedisServer
 from tests.support.signed import DEPLOYMENT_ID, delivery
-
-
-def updates(slack: FakeSlack, text: str) -> list[dict]:
-    return [u for u in slack.api_calls("chat.update") if text in state_line(u)]
 
 
 def headline(message: dict) -> str:

@@ -19,15 +19,11 @@ import requests
 
 from bot.config import Settings
 from tests.conftest import BotServer
-from tests.support.cards import buttons, first_card, retry_value, state_line
+from tests.support.cards import buttons, first_card, retry_value, state_line, updates
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.gunicorn import Gunicorn
 from tests.support.redis_server import RedisServer
 from tests.support.signed import WEBHOOK_SECRET, click_body, delivery, slack_headers
-
-
-def updates_saying(slack: FakeSlack, text: str) -> list[dict]:
-    return [u for u in slack.api_calls("chat.update") if text in state_line(u)]
 
 
 def headers_saying(slack: FakeSlack, text: str) -> list[dict]:
@@ -143,23 +139,23 @@ def test_deployhq_faults_say_what_happened_and_leave_retry_usable(
     if reply.status >= 500:
         # DeployHQ answered: its status (and its words, when it gave any) are what is shown.
         (doubt,) = fake_slack.wait_for(
-            lambda: updates_saying(fake_slack, f"DeployHQ answered HTTP {reply.status}")
+            lambda: updates(fake_slack, f"DeployHQ answered HTTP {reply.status}")
         )
         assert "It may still have queued the retry" in state_line(doubt)
         assert "deployhq_retry" not in buttons(doubt)
         said = "never queued, so nothing was retried"
-    (failed,) = fake_slack.wait_for(lambda: updates_saying(fake_slack, "did not go through"))
+    (failed,) = fake_slack.wait_for(lambda: updates(fake_slack, "did not go through"))
     assert said in state_line(failed)
     assert "deployhq_retry" in buttons(failed)
     if reply.status == 429:
         # DeployHQ's Retry-After is honoured: a click within it sends DeployHQ nothing.
         asked = len(fake_deployhq.calls)
         bot.click(retry_value(failed), user_id="U0EARLY", key="early")
-        fake_slack.wait_for(lambda: len(updates_saying(fake_slack, "did not go through")) == 2)
+        fake_slack.wait_for(lambda: len(updates(fake_slack, "did not go through")) == 2)
         assert len(fake_deployhq.calls) == asked
         time.sleep(2.05)
     bot.click(retry_value(failed), user_id="U0AGAIN", key="again")
-    fake_slack.wait_for(lambda: updates_saying(fake_slack, "Retried by <@U0AGAIN>"))
+    fake_slack.wait_for(lambda: updates(fake_slack, "Retried by <@U0AGAIN>"))
     assert len(fake_deployhq.retries()) == 2
 
 
@@ -173,10 +169,10 @@ def test_deployhq_connect_timeout_says_so_and_leaves_retry_usable(
 
     bot.click(retry_value(first_card(fake_slack)), user_id="U0FIRST")
 
-    (failed,) = fake_slack.wait_for(lambda: updates_saying(fake_slack, "did not go through"))
+    (failed,) = fake_slack.wait_for(lambda: updates(fake_slack, "did not go through"))
     assert "could not reach DeployHQ; nothing was sent" in state_line(failed)
     bot.click(retry_value(failed), user_id="U0AGAIN", key="again")
-    fake_slack.wait_for(lambda: updates_saying(fake_slack, "Retry requested by <@U0AGAIN>"))
+    fake_slack.wait_for(lambda: updates(fake_slack, "Retry requested by <@U0AGAIN>"))
 
 
 # --- Slack --------------------------------------------------------------------------------
@@ -211,7 +207,7 @@ def test_a_rate_limited_update_still_brings_the_outcome_to_the_card(
     bot.click(retry_value(first_card(fake_slack)))
 
     # The outcome is sent, refused with 429, and sent again after Retry-After.
-    fake_slack.wait_for(lambda: len(updates_saying(fake_slack, "Retried by")) == 2)
+    fake_slack.wait_for(lambda: len(updates(fake_slack, "Retried by")) == 2)
     assert len(fake_slack.api_calls("chat.update")) == 3
 
 
@@ -227,7 +223,7 @@ def test_a_5xx_on_update_does_not_lose_the_outcome(
 
     # Slack's client tried three times; the reconciler tries again until it lands, in place.
     # (the fake records refused calls too: three refused, then the one that lands)
-    fake_slack.wait_for(lambda: len(updates_saying(fake_slack, "Retried by")) >= 4)
+    fake_slack.wait_for(lambda: len(updates(fake_slack, "Retried by")) >= 4)
     cards = [m for m in fake_slack.api_calls("chat.postMessage") if "thread_ts" not in m]
     assert len(cards) == 1  # no second card
 
@@ -280,9 +276,7 @@ def test_a_worker_killed_mid_retry_leaves_no_card_stuck_retrying(
 
         later = fake_slack.wait_for(later_click, timeout=30)
         assert "<@U0DOOMED> already retried this deployment" in later
-        fake_slack.wait_for(
-            lambda: updates_saying(fake_slack, "Retried by <@U0DOOMED>"), timeout=30
-        )
+        fake_slack.wait_for(lambda: updates(fake_slack, "Retried by <@U0DOOMED>"), timeout=30)
         assert len(fake_deployhq.retries()) == 1
     finally:
         server.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import BotServer
-from tests.support.cards import buttons, retry_value, state_line
+from tests.support.cards import buttons, headers, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.signed import DEPLOYMENT_ID, delivery
 
@@ -19,10 +19,6 @@ def later(seconds: float) -> str:
 
 def event(status: str, **timestamps: str | float) -> dict:
     return delivery(status=status, timestamps=timestamps)
-
-
-def headers(slack: FakeSlack) -> list[str]:
-    return [u["blocks"][0]["text"]["text"] for u in slack.api_calls("chat.update")]
 
 
 def thread(slack: FakeSlack, ts: str = CARD_TS) -> list[str]:

@@ -13,15 +13,11 @@ import requests
 
 from bot.config import Settings
 from tests.conftest import BotServer
-from tests.support.cards import buttons, first_card, retry_value, state_line
+from tests.support.cards import buttons, first_card, headers, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.gunicorn import Gunicorn
 from tests.support.redis_server import RedisServer
 from tests.support.signed import DEPLOYMENT_ID, WEBHOOK_SECRET, delivery
-
-
-def headers(slack: FakeSlack) -> list[str]:
-    return [u["blocks"][0]["text"]["text"] for u in slack.api_calls("chat.update")]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from bot.actions.claims import ActionClaim, Claims
 from bot.config import Settings
 from bot.store.kv import Keys, MemoryKeyValue
 from tests.conftest import BotServer
-from tests.support.cards import buttons
+from tests.support.cards import buttons, told
 from tests.support.crash import Scenario
 from tests.support.crash import good_deployment as good
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
@@ -86,10 +86,6 @@ def slow_history(fake: FakeDeployHQ) -> None:
     """Each read of the deployments list takes 0.4 s: both actions are in their preflight at
     once, each having read that nothing is under way, before either is sent."""
     fake.always("index", Reply(200, None, delay=0.4))
-
-
-def told(slack: FakeSlack, key: str) -> str:
-    return " ".join(str(r.get("text")) for r in slack.responses(key))
 
 
 def race(

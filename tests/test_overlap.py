@@ -13,7 +13,7 @@ from bot.deployhq.deployment import Deployment
 from bot.deployhq.history import last_good, reach
 from bot.slack.routing import ActionTarget, RollbackTarget
 from tests.conftest import BotServer
-from tests.support.cards import buttons, first_card, retry_value
+from tests.support.cards import buttons, first_card, retry_value, told
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.signed import DEPLOYMENT_ID, at, delivery
 
@@ -48,10 +48,6 @@ def deployhq(fake_deployhq: FakeDeployHQ, request: pytest.FixtureRequest) -> Fak
     fake_deployhq.to_reading = request.param
     fake_deployhq.group_names[GROUP] = "Production"
     return fake_deployhq
-
-
-def told(slack: FakeSlack, key: str) -> str:
-    return " ".join(str(r.get("text")) for r in slack.responses(key))
 
 
 def card_of(bot: BotServer, slack: FakeSlack, failure: dict[str, Any]) -> str:

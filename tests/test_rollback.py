@@ -10,7 +10,7 @@ import pytest
 
 from bot.slack.routing import RollbackTarget
 from tests.conftest import BotServer
-from tests.support.cards import buttons, first_card, retry_value, state_line
+from tests.support.cards import buttons, first_card, retry_value, state_line, updates
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.signed import DEPLOYMENT_ID, at, delivery
 
@@ -47,10 +47,6 @@ def roll_back(bot: BotServer, card: dict, **options: Any) -> None:
     """Press the card's Roll back button (and confirm)."""
     value = buttons(card)["deployhq_rollback"]["value"]
     bot.click(value, action_id="deployhq_rollback", **options)
-
-
-def updates(slack: FakeSlack, text: str) -> list[dict]:
-    return [u for u in slack.api_calls("chat.update") if text in state_line(u)]
 
 
 @pytest.fixture

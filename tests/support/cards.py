@@ -32,3 +32,27 @@ def first_card(slack: Any) -> dict[str, Any]:
         lambda: next((m for m in slack.api_calls("chat.postMessage") if "thread_ts" not in m), None)
     )
     return posted
+
+
+def updates(slack: Any, text: str) -> list[dict[str, Any]]:
+    """The card updates whose state line says ``text``."""
+    return [u for u in slack.api_calls("chat.update") if text in state_line(u)]
+
+
+def headers(slack: Any) -> list[str]:
+    """Each card update's header, in order."""
+    return [u["blocks"][0]["text"]["text"] for u in slack.api_calls("chat.update")]
+
+
+def thread(slack: Any, ts: str | None = None) -> list[dict[str, Any]]:
+    """The thread replies posted (under the card ``ts``, when given)."""
+    return [
+        m
+        for m in slack.api_calls("chat.postMessage")
+        if "thread_ts" in m and (ts is None or m["thread_ts"] == ts)
+    ]
+
+
+def told(slack: Any, key: str) -> str:
+    """Everything said privately through one response URL, as one text."""
+    return " ".join(str(r.get("text")) for r in slack.responses(key))

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -99,7 +99,7 @@ class Outcome:
     asked: int  # what DeployHQ was asked to do
     card: str  # the card's last state line
     seconds: float
-    output: str = ""  # what the bot printed, for a case that went wrong
+    output: str = field(default="", repr=False)  # what the bot printed, for a case gone wrong
 
 
 class Scenario:
