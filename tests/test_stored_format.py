@@ -101,3 +101,33 @@ def test_stored_claims_load_as_they_were_saved_and_are_written_back_the_same():
     assert claims["done"].done
     for name, claim in claims.items():
         assert json.loads(claim.to_json()) == json.loads(STORED["claims"][name])
+
+
+def test_deploy_latest_has_a_state_of_its_own_stored_as_the_roll_back_older_processes_read():
+    # Before Deploy latest had a state of its own it was stored as a roll back whose action is
+    # "deploy"; both ways must keep working while old and new processes share the store.
+    written_before = {
+        "kind": "RolledBack",
+        "user_id": "U0FIRST",
+        "at": AT.timestamp(),
+        "ref": "f00dfeed1234",
+        "status": "pending",
+        "deployment_id": ROLLED,
+        "action": "deploy",
+    }
+    state = m.from_json(written_before)
+    assert state == m.DeployedLatest("U0FIRST", AT, "f00dfeed1234", "pending", ROLLED)
+    assert m.to_json(state) == written_before
+    # A roll back is still a roll back, and the two never draw the same block ids.
+    rolled = m.from_json({**written_before, "action": "rollback"})
+    assert rolled == m.RolledBack("U0FIRST", AT, "f00dfeed1234", "pending", ROLLED)
+    assert "action" not in m.to_json(rolled)
+    assert m.fingerprint_seed(rolled) != m.fingerprint_seed(state)
+    assert m.fingerprint_seed(state).endswith("action='deploy')")
+
+
+def test_a_stored_action_name_nobody_knows_reads_as_the_default():
+    assert m.action_named("rollback") == "rollback"
+    assert m.action_named("rm -rf") == "retry" and m.action_named(None) == "retry"
+    odd = m.from_json({"kind": "Retrying", "user_id": "U1", "at": 0, "action": 7})
+    assert isinstance(odd, m.Requested) and odd.action == "retry"

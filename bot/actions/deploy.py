@@ -87,7 +87,7 @@ class OrderView:
         self, claim: ActionClaim, answer: Deployment, at: datetime
     ) -> tuple[s.CardState, bool]:
         ref = answer.end_revision.ref if answer.end_revision else claim.ref
-        state = s.RolledBack(claim.user_id, at, ref, answer.status, answer.identifier, s.DEPLOY)
+        state = s.DeployedLatest(claim.user_id, at, ref, answer.status, answer.identifier)
         return state, self._say(deploys.deployed(claim.user_id, self.order, answer), final=True)
 
     def _say(self, text: str, *, final: bool) -> bool:

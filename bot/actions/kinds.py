@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from bot.actions.claims import ActionClaim
-from bot.cards.states import CardState
+from bot.cards.states import ActionName, CardState
 from bot.deployhq.deployment import Deployment
 
-ActionName = Literal["retry", "rollback", "deploy", "abort"]
+__all__ = ["ActionName"]  # named where the card's states are, so that they can say it too
 Outcome = Literal[
     "retried",
     "rolled-back",
@@ -33,7 +33,7 @@ Outcome = Literal[
     "unavailable",  # the store did not answer
     "forbidden",
 ]
-DONE: dict[str, Outcome] = {
+DONE: dict[ActionName, Outcome] = {
     "retry": "retried",
     "rollback": "rolled-back",
     "deploy": "deployed",

@@ -47,9 +47,8 @@ class CardView:
             return aborted, shown
         if claim.action in (s.ROLLBACK, s.DEPLOY):
             ref = answer.end_revision.ref if answer.end_revision else claim.ref
-            rolled = s.RolledBack(
-                claim.user_id, at, ref, answer.status, answer.identifier, claim.action
-            )
+            queued = s.DeployedLatest if claim.action == s.DEPLOY else s.RolledBack
+            rolled = queued(claim.user_id, at, ref, answer.status, answer.identifier)
             note = notes.outcome_note(rolled, answer)
             return rolled, self.cards.on_action(self.target, rolled, note, rolled_back=answer)
         retried = s.Retried(claim.user_id, at)

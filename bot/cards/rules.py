@@ -149,7 +149,7 @@ def follow_rollback(card: Card, deployment: Deployment) -> Card | None:
     if card.rolled_back is None or deployment.progress <= card.rolled_back.progress:
         return None
     state = card.state
-    if isinstance(state, s.RolledBack):
+    if isinstance(state, s.RolledBack | s.DeployedLatest):
         state = replace(state, status=deployment.status)
     return changed(card, rolled_back=deployment, state=state).noting(
         notes.rollback_moved(deployment)

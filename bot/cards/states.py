@@ -3,20 +3,29 @@
 Each state is stored with an explicit tag. The tags are the names the states were first stored
 under (then their class names) and never change, whatever a class is called: renaming a class
 must not make a stored card unreadable, nor what a newer process writes unreadable to an older
-one beside it during a deploy. ``action`` is ``"retry"`` or ``"rollback"``: one failure gets one
-action, so the states of an action say which it was.
+one beside it during a deploy. ``action`` names the action (an ``ActionName``): one failure gets
+one action, so the states of an action say which it was.
 """
 
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, Literal
 
-RETRY, ROLLBACK = "retry", "rollback"
+ActionName = Literal["retry", "rollback", "deploy", "abort"]
+RETRY: Final = "retry"
+ROLLBACK: Final = "rollback"
 # Deploying the branch's latest commit is a failure's action too (it shares the claim); an
 # abort is the action on a run under way, one per run.
-DEPLOY, ABORT = "deploy", "abort"
+DEPLOY: Final = "deploy"
+ABORT: Final = "abort"
+ACTIONS: tuple[ActionName, ...] = (RETRY, ROLLBACK, DEPLOY, ABORT)
+
+
+def action_named(stored: object) -> ActionName:
+    """An action's name as stored; records from before the name was stored were retries."""
+    return next((name for name in ACTIONS if name == stored), RETRY)
 
 
 @dataclass(frozen=True)
@@ -43,14 +52,14 @@ class Progress:
 
 @dataclass(frozen=True)
 class Requested:
-    """Someone asked for the action (a retry or a rollback); it is under way."""
+    """Someone asked for an action (``action`` says which); it is under way."""
 
     TAG: ClassVar[str] = "Retrying"
     DATES: ClassVar[tuple[str, ...]] = ("at",)
 
     user_id: str
     at: datetime
-    action: str = RETRY
+    action: ActionName = RETRY
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class InDoubt:
 
     user_id: str
     at: datetime
-    action: str = RETRY
+    action: ActionName = RETRY
     said: str = ""
 
 
@@ -90,7 +99,7 @@ class Refused:
 
     user_id: str
     reason: str
-    action: str = RETRY
+    action: ActionName = RETRY
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ class NotDone:
 
     user_id: str
     problem: str
-    action: str = RETRY
+    action: ActionName = RETRY
 
 
 @dataclass(frozen=True)
@@ -112,16 +121,31 @@ class RolledBack:
 
     TAG: ClassVar[str] = "RolledBack"
     DATES: ClassVar[tuple[str, ...]] = ("at",)
-    # Fields added later: stored only when not their default, so older records read back as
-    # they were written.
-    LATER: ClassVar[tuple[str, ...]] = ("action",)
 
     user_id: str
     at: datetime
     ref: str
     status: str
     deployment_id: str
-    action: str = ROLLBACK  # or DEPLOY: the branch's latest commit, deployed afresh
+
+
+@dataclass(frozen=True)
+class DeployedLatest:
+    """DeployHQ queued the branch's latest commit ``ref`` afresh, as a new deployment whose status
+    the card follows.
+
+    Stored as the first versions wrote it, a roll back whose ``action`` is ``"deploy"``, so that
+    a process of those versions still reads it (as such) during a deploy."""
+
+    TAG: ClassVar[str] = RolledBack.TAG
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+    STORED_WITH: ClassVar[dict[str, str]] = {"action": DEPLOY}
+
+    user_id: str
+    at: datetime
+    ref: str
+    status: str
+    deployment_id: str
 
 
 @dataclass(frozen=True)
@@ -146,7 +170,7 @@ class Unknown:
 
     user_id: str
     at: datetime
-    action: str = RETRY
+    action: ActionName = RETRY
 
 
 @dataclass(frozen=True)
@@ -170,6 +194,7 @@ CardState = (
     | NotDone
     | Progress
     | RolledBack
+    | DeployedLatest
     | Overtaken
     | Unknown
     | Aborted
@@ -195,6 +220,18 @@ BY_TAG: dict[str, type[CardState]] = {
 }
 
 
+# States stored under another state's tag, told apart by what they are stored with.
+SHARING_A_TAG: tuple[type[DeployedLatest], ...] = (DeployedLatest,)
+
+
+def _stored_class(data: dict[str, Any]) -> type[CardState]:
+    tag = str(data.get("kind"))
+    for cls in SHARING_A_TAG:
+        if tag == cls.TAG and all(data.get(k) == v for k, v in cls.STORED_WITH.items()):
+            return cls
+    return BY_TAG[tag]
+
+
 def to_json(state: CardState) -> dict[str, Any]:
     """The state as stored: its tag under ``kind``, then its fields; times as Unix seconds."""
     data: dict[str, Any] = {"kind": state.TAG}
@@ -206,12 +243,13 @@ def to_json(state: CardState) -> dict[str, Any]:
         if f.name in state.DATES and value is not None:
             value = value.timestamp()
         data[f.name] = value
+    data.update(getattr(state, "STORED_WITH", {}))
     return data
 
 
 def from_json(data: dict[str, Any]) -> CardState:
     """A stored state; a field the record lacks takes its default."""
-    cls = BY_TAG[str(data.get("kind"))]
+    cls = _stored_class(data)
     values: dict[str, Any] = {}
     for f in fields(cls):
         if f.name not in data and (f.default is not MISSING or f.default_factory is not MISSING):
@@ -219,6 +257,8 @@ def from_json(data: dict[str, Any]) -> CardState:
         value = data.get(f.name)
         if f.name in cls.DATES and isinstance(value, int | float):
             value = datetime.fromtimestamp(value, UTC)
+        if f.name == "action":
+            value = action_named(value)
         values[f.name] = value
     return cls(**values)
 
@@ -226,5 +266,7 @@ def from_json(data: dict[str, Any]) -> CardState:
 def fingerprint_seed(state: CardState) -> str:
     """The state as text for a card's block ids: its tag and its fields, so that renaming a
     class changes no block id."""
-    shown = ", ".join(f"{f.name}={getattr(state, f.name)!r}" for f in fields(state))
+    items = [(f.name, getattr(state, f.name)) for f in fields(state)]
+    items += getattr(state, "STORED_WITH", {}).items()
+    shown = ", ".join(f"{name}={value!r}" for name, value in items)
     return f"{state.TAG}({shown})"

@@ -286,7 +286,7 @@ def _runs(deployment: Deployment, ref: str) -> bool:
 
 def _headline(deployment: Deployment, state: CardState) -> tuple[str, str]:
     match state:
-        case s.Requested(action=s.DEPLOY) | s.RolledBack(action=s.DEPLOY):
+        case s.Requested(action=s.DEPLOY) | s.DeployedLatest():
             return ":rocket:", "Deploying the latest commit"
         case s.Requested(action=s.ROLLBACK):
             return ":hourglass_flowing_sand:", "Rolling back"
@@ -317,7 +317,7 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
                 f":hourglass_flowing_sand: {_word(action)} requested by {mention(user_id)} "
                 f"{when(at)}"
             )
-        case s.RolledBack(user_id, at, ref, status, deployment_id, s.DEPLOY):
+        case s.DeployedLatest(user_id, at, ref, status, deployment_id):
             return (
                 f":rocket: Latest commit `{outside(ref[:7], 7)}` deployed by {mention(user_id)} "
                 f"{when(at)} · new deployment `{outside(deployment_id[:8], 8)}`: "

@@ -91,7 +91,7 @@ def failure_log(step: Step, lines: list[str], *, max_lines: int = 12) -> str:
 def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
     """The outcome of an action, for the thread or a person who cannot see it on a card."""
     match state:
-        case s.RolledBack(user_id, _, ref, status, deployment_id, s.DEPLOY):
+        case s.DeployedLatest(user_id, _, ref, status, deployment_id):
             return (
                 f":rocket: {mention(user_id)} deployed the latest commit `{outside(ref[:7], 7)}`: "
                 f"DeployHQ queued deployment `{outside(deployment_id[:8], 8)}`, "
