@@ -77,8 +77,8 @@ class Settings:
     redis_tls_verify: bool = True
     project_channels: tuple[tuple[str, str], ...] = ()
     projects: frozenset[str] = frozenset()
-    retry_allowed_users: frozenset[str] = frozenset()
-    retry_allowed_usergroups: frozenset[str] = frozenset()
+    action_users: frozenset[str] = frozenset()
+    action_usergroups: frozenset[str] = frozenset()
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_token: str | None = field(default=None, repr=False)
@@ -107,7 +107,7 @@ class Settings:
         return min(3.05, self.deployhq_timeout), self.deployhq_timeout
 
     @property
-    def retry_lock_seconds(self) -> float:
+    def action_claim_seconds(self) -> float:
         """How long a claim lasts before its call goes out: one DeployHQ call (a hard
         deadline) plus room for Redis and Slack. It is renewed before each call; once the call
         is about to go out the claim is marked sending and lasts until DeployHQ's record
@@ -115,7 +115,7 @@ class Settings:
         return self.deployhq_timeout + 4.0
 
     @property
-    def retry_doubt_seconds(self) -> float:
+    def action_doubt_seconds(self) -> float:
         """How long an action whose answer was lost is looked for in DeployHQ's record, from
         the moment it was lost, before the bot concludes DeployHQ never queued it."""
         if self.deployhq_doubt is not None:
@@ -175,17 +175,16 @@ class Settings:
         problems: list[str] = []
         values: dict[str, Any] = {}
         for setting in SETTINGS:
-            raw = env.get(setting.env, "").strip()
-            if raw == PLACEHOLDERS.get(setting.env):
+            name = setting.given_as(env)
+            raw = env.get(name, "").strip()
+            if raw == PLACEHOLDERS.get(name):
                 raw = ""  # still .env.example's: never filled in
             if setting.required and not raw:
-                still = (
-                    " (it still holds .env.example's placeholder)" if env.get(setting.env) else ""
-                )
-                problems.append(f"{setting.env} is not set{still}: {setting.required}")
+                still = " (it still holds .env.example's placeholder)" if env.get(name) else ""
+                problems.append(f"{name} is not set{still}: {setting.required}")
                 continue
             try:
-                values[setting.field] = setting.read(setting.env, raw)
+                values[setting.field] = setting.read(name, raw)
             except Problem as problem:
                 problems.extend(problem.messages)
         if problems:
@@ -206,13 +205,21 @@ class Setting:
     """One environment variable: the ``Settings`` field it fills, how it is read (the value as
     given, "" when unset, to the field's value, or ``Problem``), what it is (also in
     ``.env.example``, ``app.json`` and the docs, which a test holds to it), and, when it must be
-    set, where it comes from."""
+    set, where it comes from. ``formerly``: the names it had before, still read when it is
+    not set under its own."""
 
     env: str
     field: str
     read: Callable[[str, str], Any]
     help: str
     required: str = ""
+    formerly: tuple[str, ...] = ()
+
+    def given_as(self, env: Mapping[str, str]) -> str:
+        """The name the setting is given under: its own, else the first former name set."""
+        if env.get(self.env, "").strip():
+            return self.env
+        return next((old for old in self.formerly if env.get(old, "").strip()), self.env)
 
 
 def _text(name: str, value: str) -> str:
@@ -514,16 +521,21 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
-        "DEPLOYHQ_RETRY_ALLOWED_USERS",
-        "retry_allowed_users",
+        "DEPLOYHQ_ACTION_USERS",
+        "action_users",
         _slack_ids,
-        "Optional: Slack user ids (U…) who may retry; unset lets anyone in the channel.",
+        (
+            "Optional: Slack user ids (U…) who may act (retry, roll back, deploy, abort); unset "
+            "lets anyone in the channel."
+        ),
+        formerly=("DEPLOYHQ_RETRY_ALLOWED_USERS",),
     ),
     Setting(
-        "DEPLOYHQ_RETRY_ALLOWED_USERGROUPS",
-        "retry_allowed_usergroups",
+        "DEPLOYHQ_ACTION_USERGROUPS",
+        "action_usergroups",
         _slack_ids,
-        "Optional: Slack user-group ids (S…) whose members may retry.",
+        "Optional: Slack user-group ids (S…) whose members may act.",
+        formerly=("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS",),
     ),
     Setting(
         "DEPLOYHQ_TIMEOUT",

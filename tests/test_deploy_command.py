@@ -148,7 +148,7 @@ def test_a_person_not_allowed_is_refused_with_no_call(
     deployhq: FakeDeployHQ,
     fake_slack: FakeSlack,
 ):
-    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0ONLY"}))
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_ACTION_USERS": "U0ONLY"}))
     message = confirm_of(bot, f"deploy my-project {SERVER}")  # the typist is not U0ONLY
     assert message["text"].startswith(":no_entry_sign: You are not among the people allowed")
     assert deployhq.calls == []
@@ -160,7 +160,7 @@ def test_someone_not_allowed_pressing_anothers_confirm_is_refused_with_no_call(
     deployhq: FakeDeployHQ,
     fake_slack: FakeSlack,
 ):
-    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0TYPIST"}))
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_ACTION_USERS": "U0TYPIST"}))
     token = deploy_button(confirm_of(bot, f"deploy my-project {SERVER}"))["value"]
     asked = len(deployhq.calls)
     bot.click(token, action_id="deployhq_deploy_confirm", key="k1", user_id="U0EVE")

@@ -299,7 +299,7 @@ def test_someone_outside_the_allowed_users_is_refused_with_no_call(
     fake_deployhq: FakeDeployHQ,
     action_id: str,
 ):
-    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0RETRY"}))
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_ACTION_USERS": "U0RETRY"}))
     fake_deployhq.latest["main"] = NEW_REF
     fake_deployhq.history[:] = [delivery()]
     bot.webhook(delivery())

@@ -216,7 +216,7 @@ def test_a_retry_in_flight_when_the_dyno_restarts_finishes_and_reaches_the_card(
     assert len(fake_deployhq.retries()) == 1
     (done,) = retried_cards(fake_slack)
     assert "DeployHQ status: *pending*" in state_line(done)
-    assert "finishing 1 retries task(s) before exiting" in output
+    assert "finishing 1 actions task(s) before exiting" in output
     assert 3.0 < took < 25.0  # waited for DeployHQ, and well inside the PaaS's 30 s
 
 
@@ -257,8 +257,9 @@ def test_a_card_refused_for_its_channel_names_the_fix(
 ):
     fake_slack.always("chat.postMessage", Reply(200, {"ok": False, "error": error}))
 
-    first = bot.webhook(delivery())  # answered at once; Slack is asked after
-    second = bot.webhook(delivery(identifier="0b5e7a52-1111-2222-3333-444455556666"))
+    # Answered at once; Slack is asked after, and asked again later (not waited for here).
+    first = bot.webhook(delivery(), settle="now")
+    second = bot.webhook(delivery(identifier="0b5e7a52-1111-2222-3333-444455556666"), settle="now")
 
     assert first.json()["result"] == second.json()["result"] == "accepted"
     assert fix in caplog.text
@@ -289,7 +290,11 @@ def test_app_json_offers_exactly_the_settings_the_bot_reads():
         Settings.from_env({})
     required = {p.split()[0] for p in raised.value.problems}
 
-    assert set(offered) | {"REDIS_URL"} == settings_read()  # REDIS_URL comes from the add-on
+    from bot.config import SETTINGS
+
+    former = {old for setting in SETTINGS for old in setting.formerly}
+    # REDIS_URL comes from the add-on; a former name is read, never offered
+    assert set(offered) | {"REDIS_URL"} | former == settings_read()
     assert {"plan": "heroku-redis:mini"} in app["addons"]
     assert {n for n, spec in offered.items() if spec["required"]} == required | {
         "DEPLOYHQ_WEBHOOK_SECRET"
@@ -373,12 +378,16 @@ def test_every_setting_is_declared_once_and_documented_where_a_person_looks():
     from bot.config import SETTINGS
 
     declared = {setting.env for setting in SETTINGS}
-    assert len(declared) == len(SETTINGS)
-    assert declared == settings_read()
+    former = {old: setting.env for setting in SETTINGS for old in setting.formerly}
+    assert len(declared) == len(SETTINGS) and not declared & set(former)
+    assert declared | set(former) == settings_read()
     example = (ROOT / ".env.example").read_text()
     assert {n for n in declared if not re.search(rf"^#? ?{n}=", example, re.M)} == set()
     table = (ROOT / "docs" / "settings.md").read_text()
     assert {n for n in declared if f"`{n}`" not in table} == set()
+    renamed = {f"| `{now}` | `{old}` |" for old, now in former.items()}
+    assert {row for row in renamed if row not in table} == set()  # the former names' table
+    assert {old for old in former if old in example} == set()
     offered = json.loads((ROOT / "app.json").read_text())["env"]
     assert {s.env: s.help for s in SETTINGS if s.env in offered} == {
         n: spec["description"] for n, spec in offered.items()

@@ -1,4 +1,4 @@
-"""Who may retry, by button and by command; user groups looked up in Slack and cached."""
+"""Who may act, by button and by command; user groups looked up in Slack and cached."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def restricted_bot(
         Settings.from_env(
             {
                 **env,
-                "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0ADMIN, U0LEAD",
-                "DEPLOYHQ_RETRY_ALLOWED_USERGROUPS": "S0ONCALL",
+                "DEPLOYHQ_ACTION_USERS": "U0ADMIN, U0LEAD",
+                "DEPLOYHQ_ACTION_USERGROUPS": "S0ONCALL",
             }
         )
     )
@@ -129,9 +129,7 @@ def test_a_deleted_allowed_group_is_skipped_and_the_others_still_work(
     caplog: pytest.LogCaptureFixture,
 ):
     fake_slack.usergroups["S0ONCALL"] = ["U0MEMBER"]  # S0GONE was deleted in Slack
-    bot = start_bot(
-        Settings.from_env({**env, "DEPLOYHQ_RETRY_ALLOWED_USERGROUPS": "S0GONE, S0ONCALL"})
-    )
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_ACTION_USERGROUPS": "S0GONE, S0ONCALL"}))
     value = card_value(bot, fake_slack, fake_deployhq)
 
     bot.click(value, user_id="U0MEMBER", key="m0")
@@ -147,3 +145,26 @@ def test_a_deleted_allowed_group_is_skipped_and_the_others_still_work(
     # Each group is cached on its own: the readable one is asked once, whatever the other does.
     asked = [c["usergroup"] for c in fake_slack.api_calls("usergroups.users.list")]
     assert asked.count("S0ONCALL") == 1
+
+
+def test_who_may_act_is_still_read_under_its_former_names(env: dict[str, str]):
+    """DEPLOYHQ_ACTION_USERS(_GROUPS) were DEPLOYHQ_RETRY_ALLOWED_USERS(_GROUPS): an installation
+    that set the old names keeps its allow-lists through the upgrade; the new name wins."""
+    from bot.config import ConfigError
+
+    base = {k: v for k, v in env.items() if "USERS" not in k and "USERGROUPS" not in k}
+    old = Settings.from_env(
+        {
+            **base,
+            "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0OLD",
+            "DEPLOYHQ_RETRY_ALLOWED_USERGROUPS": "S0OLD",
+        }
+    )
+    assert (old.action_users, old.action_usergroups) == ({"U0OLD"}, {"S0OLD"})
+    both = Settings.from_env(
+        {**base, "DEPLOYHQ_RETRY_ALLOWED_USERS": "U0OLD", "DEPLOYHQ_ACTION_USERS": "U0NEW"}
+    )
+    assert both.action_users == {"U0NEW"}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**base, "DEPLOYHQ_RETRY_ALLOWED_USERS": "not an id"})
+    assert any("DEPLOYHQ_RETRY_ALLOWED_USERS" in p for p in raised.value.problems)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.cards.states import RETRY
+from bot.cards.states import RETRY, ActionName, action_named
 from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
 
 # Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
@@ -39,8 +39,8 @@ _KEY = "retry"
 
 @dataclass(frozen=True)
 class ActionClaim:
-    """Who holds (or held) the one action on one failure (a retry or a rollback), and how far
-    it got.
+    """Who holds (or held) the one action on one failure (a retry, a roll back or a deploy of
+    the latest commit; an abort, on one run), and how far it got.
 
     ``sent_at`` and ``lease_seconds``: when the call went out, and how long its holder has to
     hear the answer. ``lost_at``: when the answer was lost; DeployHQ's record is looked at for
@@ -52,7 +52,7 @@ class ActionClaim:
     at: datetime
     token: str
     state: str = RUNNING
-    action: str = RETRY  # or "rollback": one claim per failure covers both
+    action: ActionName = RETRY  # one claim per failure covers its three; an abort, per run
     ref: str = ""
     sent_at: datetime | None = None
     lease_seconds: float = 0.0
@@ -120,7 +120,7 @@ class ActionClaim:
             at=datetime.fromtimestamp(float(data["at"]), UTC),
             token=str(data["token"]),
             state=str(data.get("state", RUNNING)),
-            action=str(data.get("action", RETRY)),
+            action=action_named(data.get("action")),
             ref=str(data.get("ref") or ""),
             sent_at=moment("sent_at"),
             lease_seconds=float(data.get("lease") or 0.0),
@@ -148,9 +148,9 @@ class Claims:
         self.remember_seconds = remember_seconds
 
     def take(
-        self, run_key: str, user_id: str, action: str = RETRY, ref: str = ""
+        self, run_key: str, user_id: str, action: ActionName = RETRY, ref: str = ""
     ) -> tuple[bool, ActionClaim]:
-        """Take one failure, to retry or roll back: ``(True, mine)``, or ``(False, the
+        """Take one failure (or run), for one action: ``(True, mine)``, or ``(False, the
         holder's)``; a retry and a rollback of the same failure exclude each other."""
         key = self._key(run_key)
         mine = ActionClaim(user_id, datetime.now(UTC), uuid.uuid4().hex, action=action, ref=ref)

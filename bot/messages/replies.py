@@ -191,7 +191,7 @@ def not_allowed() -> str:
     return (
         ":no_entry_sign: You are not among the people allowed to retry deployments (or look "
         "them up with /deployhq), so nothing was done. An admin can add you to "
-        "DEPLOYHQ_RETRY_ALLOWED_USERS or to an allowed user group."
+        "DEPLOYHQ_ACTION_USERS or to an allowed user group."
     )
 
 

@@ -138,12 +138,18 @@ class Background:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending = 0
+        self._scheduled = 0
         self._closed = False
 
     @property
     def pending(self) -> int:
         """Tasks queued or running."""
         return self._pending
+
+    @property
+    def scheduled(self) -> int:
+        """Tasks whose ``later`` has not come yet."""
+        return self._scheduled
 
     def run(self, what: str, work: Callable[..., object], *args: Any) -> None:
         """Start ``work(*args)`` once this process's requests are answered (``serving``); if
@@ -173,7 +179,12 @@ class Background:
                 self.run(what, work, *args)
             except RuntimeError:
                 log.info("%s not started: shutting down", what)
+            finally:
+                with self._lock:
+                    self._scheduled -= 1
 
+        with self._lock:
+            self._scheduled += 1
         timer = threading.Timer(delay, contextvars.copy_context().run, (start,))
         timer.daemon = True
         timer.start()
@@ -220,7 +231,7 @@ class Background:
 class Pools:
     """One bounded pool per kind of work, so one slow service cannot starve the others."""
 
-    retries: Background  # actions and /deployhq's: DeployHQ calls, each within its deadline
+    actions: Background  # every action and /deployhq's: DeployHQ calls, each within its deadline
     commands: Background  # the other /deployhq commands (status, failed)
     slack: Background  # card posts and updates: may wait out Slack's Retry-After
     lookups: Background  # why a deployment failed: reads DeployHQ may be slow to answer
@@ -231,7 +242,7 @@ class Pools:
         serving = Serving()
         slack = Background(8, "slack", serving=serving)
         return cls(
-            retries=Background(32, "retries", serving=serving),
+            actions=Background(32, "actions", serving=serving),
             commands=Background(8, "commands", serving=serving),
             slack=slack,
             # cards first, then why they failed
@@ -240,11 +251,17 @@ class Pools:
         )
 
     def all(self) -> tuple[Background, ...]:
-        return (self.retries, self.commands, self.slack, self.lookups)
+        return (self.actions, self.commands, self.slack, self.lookups)
 
     @property
     def pending(self) -> int:
+        """Tasks queued or running in any pool."""
         return sum(pool.pending for pool in self.all())
+
+    @property
+    def unfinished(self) -> int:
+        """Tasks queued, running, or scheduled for later, in any pool."""
+        return sum(pool.pending + pool.scheduled for pool in self.all())
 
     def close(self, *, wait: bool = True) -> None:
         for pool in self.all():

@@ -25,7 +25,7 @@ def deployhq_client(settings: Settings, pauses: SharedPause | None = None) -> De
 
 
 def open_store(settings: Settings) -> Store:
-    claim_seconds = settings.retry_lock_seconds
+    claim_seconds = settings.action_claim_seconds
     if settings.redis_url:
         client = open_redis(settings.redis_url, tls_verify=settings.redis_tls_verify)
         return Store.on(RedisKeyValue(client), claim_seconds=claim_seconds)

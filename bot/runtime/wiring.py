@@ -100,8 +100,8 @@ def build(
         store.claims,
         settler,
         policy=policy,
-        rechecks=pools.retries,
-        doubt_seconds=settings.retry_doubt_seconds,
+        rechecks=pools.actions,
+        doubt_seconds=settings.action_doubt_seconds,
         deadline_seconds=settings.deployhq_timeout,
     )
     identity = Identity(client, settings.slack_bot_token)
@@ -136,8 +136,8 @@ def build(
 def _policy(settings: Settings, client: WebClient, store: Store) -> AccessPolicy:
     """Who may act, on which projects."""
     return AccessPolicy(
-        settings.retry_allowed_users,
-        settings.retry_allowed_usergroups,
+        settings.action_users,
+        settings.action_usergroups,
         client=client,
         cache=store.usergroups,
         projects=settings.projects,

@@ -53,7 +53,7 @@ def build_app(
         # acks, then hands its slow work to a pool.
         process_before_response=True,
     )
-    action_listeners.register(app, actions, kinds, pools.retries)
+    action_listeners.register(app, actions, kinds, pools.actions)
     keyboard = command_listeners.Keyboard(
         deployhq=deployhq,
         actions=actions,

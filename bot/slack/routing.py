@@ -1,4 +1,4 @@
-"""Routes, action ids, and the data a Retry or Roll back button carries back to us."""
+"""Routes, action ids, and the data a card's buttons carry back to us."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ _REF = re.compile(r"[0-9A-Za-z._/-]{1,100}")
 
 @dataclass(frozen=True)
 class ActionTarget:
-    """Which failure of which deployment an action (a retry or a rollback) is for: what a
-    Retry button carries.
+    """Which failure of which deployment an action (any of the card's buttons) is for: what each
+    button carries.
 
     ``run_key`` names the failure (see ``Deployment.run_key``), so the claim taken for it is
     shared by every click and command about that failure, and a later failure gets a new one.

@@ -57,7 +57,7 @@ class Keyboard:
             return
         ack()  # the answer leaves when this returns; the command runs after it
         acting = isinstance(command, commands.Retry | commands.Rollback | commands.Deploy)
-        pool = self.pools.retries if acting else self.pools.commands
+        pool = self.pools.actions if acting else self.pools.commands
         pool.run(COMMAND, self.run, command, user_id, respond)
 
     def run(self, command: commands.Command, user_id: str, respond: Respond) -> None:
@@ -129,7 +129,7 @@ class Keyboard:
 
     def deploy_confirmed(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        self.pools.retries.run("deploy confirm", self.confirmed, body, respond)
+        self.pools.actions.run("deploy confirm", self.confirmed, body, respond)
 
     def confirmed(self, body: dict[str, Any], respond: Respond) -> None:
         """The confirm's Deploy: the order it names, through the one action pipeline."""
