@@ -83,12 +83,13 @@ class BotServer:
         token: str | None = WEBHOOK_SECRET,
         content_type: str | None = None,
         record: bool = True,
-        settle: bool = True,
+        settle: bool | str = True,
         **query: str,
     ) -> requests.Response:
         """Deliver a notification; DeployHQ's record then matches it, unless ``record=False``
         (a delivery that claims what DeployHQ does not show). The bot answers before it posts;
-        with ``settle`` this returns once the work after the answer is done too."""
+        with ``settle`` this returns once the work after the answer is done too (``"now"``:
+        not what that scheduled for later)."""
         if record and self.deployhq is not None:
             sent = data if isinstance(data, dict) else _form_payload(data)
             if isinstance(sent, dict) and "identifier" in sent:
@@ -102,14 +103,22 @@ class BotServer:
             headers = {"Content-Type": content_type or "application/x-www-form-urlencoded"}
             response = self.http.post(url, data=data, headers=headers, timeout=10)
         if settle:
-            self.settle()
+            self.settle(later=settle != "now")
         return response
 
-    def settle(self, timeout: float = 15.0) -> None:
-        """Wait until the work the bot started after answering is done."""
-        background = self.app.bot.pools
+    def settle(self, timeout: float = 15.0, *, later: bool = True) -> None:
+        """Wait until the work the bot started after answering is done, including what it
+        scheduled for later (a card pushed again, an in-doubt action checked again) and what
+        that started in turn, unless ``later=False``; fails if it is still going after
+        ``timeout`` seconds."""
+        pools = self.app.bot.pools
+
+        def left() -> int:
+            return pools.unfinished if later else pools.pending
+
         deadline = time.monotonic() + timeout
-        while background.pending and time.monotonic() < deadline:
+        while left():
+            assert time.monotonic() < deadline, f"{left()} task(s) still unfinished"
             time.sleep(0.01)
 
 

@@ -75,3 +75,22 @@ def test_work_after_another_pool_waits_until_that_pool_is_idle(monkeypatch):
     then.close(wait=True)
     first.close(wait=True)
     assert order == ["card", "lookup"]
+
+
+def test_work_scheduled_for_later_counts_until_it_has_run_so_a_settle_waits_for_it():
+    from bot.runtime.background import Pools
+
+    pools = Pools.create()
+    ran = threading.Event()
+
+    def again() -> None:  # what a retried push does: schedule its next attempt
+        pools.slack.later(0.05, "the second attempt", ran.set)
+
+    pools.slack.later(0.05, "the first attempt", again)
+    assert (pools.slack.scheduled, pools.pending, pools.unfinished) == (1, 0, 1)
+    deadline = time.monotonic() + 5
+    while pools.unfinished and time.monotonic() < deadline:
+        time.sleep(0.005)
+    # never seen idle between the first attempt and the one it scheduled
+    assert ran.is_set() and pools.unfinished == 0
+    pools.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -206,6 +205,6 @@ def test_a_click_and_a_command_racing_on_one_failure_retry_once(
         t.join()
 
     fake_slack.wait_for(lambda: len(fake_slack.responses()) >= 3)
-    time.sleep(0.5)
+    bot.settle()
     assert len(fake_deployhq.retries()) == 1
     assert any("Retried by" in state_line(u) for u in fake_slack.api_calls("chat.update"))

@@ -93,8 +93,8 @@ def test_when_slack_refuses_the_post_the_card_is_posted_once_slack_takes_it(
 ):
     fake_slack.script("chat.postMessage", Reply(200, {"ok": False, "error": "not_in_channel"}))
 
-    accepted = reconciling_bot.webhook(delivery())
-    again = reconciling_bot.webhook(delivery())
+    accepted = reconciling_bot.webhook(delivery(), settle="now")  # Slack's refusal is in
+    again = reconciling_bot.webhook(delivery(), settle="now")
 
     assert accepted.json()["result"] == "accepted"
     assert again.json()["result"] == "duplicate"

@@ -14,6 +14,19 @@ MAX_FUNCTION_LINES = 60
 TOP = {"config.py", "logs.py", "metrics.py", "__init__.py", "__main__.py"}
 
 
+def parse(path: Path) -> ast.Module:
+    """The module's syntax tree. CPython 3.11's parser keeps one recursion count per process,
+    and a traceback printed meanwhile in another thread (a bot a test left finishing its work:
+    3.11's tracebacks parse the failing line) can upset it, raising SystemError for sound code;
+    parsing again is then correct."""
+    for _ in range(3):
+        try:
+            return ast.parse(path.read_text())
+        except SystemError:
+            continue
+    return ast.parse(path.read_text())
+
+
 def modules() -> dict[str, Path]:
     """Every module of the package, by dotted name (a package by its ``__init__``)."""
     found = {}
@@ -28,7 +41,7 @@ def modules() -> dict[str, Path]:
 def imports(path: Path, known: set[str]) -> set[str]:
     """The modules of ``bot`` that ``path`` imports, wherever the import statement is."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parse(path)):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -53,7 +66,7 @@ def graph() -> dict[str, set[str]]:
 def test_no_function_is_over_60_lines():
     long = set()
     for path in modules().values():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parse(path)):
             if not isinstance(node, ast.FunctionDef) or node.end_lineno is None:
                 continue
             if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
@@ -101,7 +114,7 @@ def reaches(name: str) -> set[str]:
 def third_party(name: str) -> set[str]:
     """The top-level packages outside ``bot`` that a module imports."""
     found = set()
-    for node in ast.walk(ast.parse(modules()[name].read_text())):
+    for node in ast.walk(parse(modules()[name])):
         if isinstance(node, ast.Import):
             found |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -133,7 +133,7 @@ def test_a_retrys_late_answer_never_moves_a_completed_card_back(
         lambda: any("Retried. DeployHQ status" in m.get("text", "") for m in thread(fake_slack)),
         timeout=15,
     )
-    time.sleep(0.5)
+    bot.settle()
     last = fake_slack.api_calls("chat.update")[-1]
     assert (
         last["blocks"][0]["text"]["text"] == ":white_check_mark: Deployment completed: My Project"

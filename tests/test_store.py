@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import pytest
 
@@ -12,16 +13,34 @@ from bot.cards.rules import Card
 from bot.deployhq.deployment import Deployment
 from bot.store.kv import MemoryKeyValue, RedisKeyValue, StoreUnavailable, open_redis
 from bot.store.shared import Store
+from tests.support.clock import Clock, RedisClock
 from tests.support.signed import delivery
+
+CLAIM = 30.0  # how long a claim lasts; the tests move the clock on, they never wait
+
+
+class Moves(Protocol):
+    def advance(self, seconds: float) -> None: ...
 
 
 @pytest.fixture(params=["redis", "memory"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+def backend(request: pytest.FixtureRequest) -> Iterator[tuple[Store, Moves]]:
     if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        yield Store.on(RedisKeyValue(open_redis(url)), claim_seconds=0.3)
+        client = open_redis(request.getfixturevalue("redis_url"))
+        yield Store.on(RedisKeyValue(client), claim_seconds=CLAIM), RedisClock(client)
     else:
-        yield Store.on(MemoryKeyValue(), claim_seconds=0.3)
+        clock = Clock()
+        yield Store.on(MemoryKeyValue(clock), claim_seconds=CLAIM), clock
+
+
+@pytest.fixture
+def store(backend: tuple[Store, Moves]) -> Store:
+    return backend[0]
+
+
+@pytest.fixture
+def clock(backend: tuple[Store, Moves]) -> Moves:
+    return backend[1]
 
 
 def test_a_notification_is_claimed_once(store: Store):
@@ -38,10 +57,10 @@ def test_one_of_many_concurrent_claims_wins(store: Store):
     assert {claim.user_id for won, claim in results if not won} == {winners[0].user_id}
 
 
-def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Store):
+def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Store, clock: Moves):
     won, claim = store.claims.take("d:1", "U1")
     store.claims.finish("d:1", claim)
-    time.sleep(0.4)  # past the lock's own expiry: a finished retry outlives it
+    clock.advance(CLAIM + 1)  # past the lock's own expiry: a finished retry outlives it
     won_again, holder = store.claims.take("d:1", "U2")
     assert (won, won_again, holder.user_id, holder.done) == (True, False, "U1", True)
 
@@ -50,15 +69,17 @@ def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Store)
     assert store.claims.take("d:2", "U2")[0] is True
 
 
-def test_a_lock_whose_holder_died_expires(store: Store):
+def test_a_lock_whose_holder_died_expires(store: Store, clock: Moves):
     assert store.claims.take("d:1", "U1")[0] is True
-    time.sleep(0.4)
+    clock.advance(CLAIM - 1)
+    assert store.claims.take("d:1", "U2")[0] is False  # not yet
+    clock.advance(2)
     assert store.claims.take("d:1", "U2")[0] is True
 
 
-def test_only_the_holder_can_release_or_finish(store: Store):
+def test_only_the_holder_can_release_or_finish(store: Store, clock: Moves):
     _, stale = store.claims.take("d:1", "U1")
-    time.sleep(0.4)
+    clock.advance(CLAIM + 1)
     store.claims.take("d:1", "U2")
     store.claims.release("d:1", stale)
     store.claims.finish("d:1", stale)
@@ -85,20 +106,22 @@ def test_an_unreachable_redis_is_reported_quickly():
     assert time.monotonic() - started < 3
 
 
-def test_an_in_doubt_claim_outlives_its_lock_until_settled(store: Store):
+def test_an_in_doubt_claim_outlives_its_lock_until_settled(store: Store, clock: Moves):
     _, claim = store.claims.take("d:1", "U1")
     doubt = store.claims.doubt("d:1", claim)
-    time.sleep(0.4)  # past the lock's expiry: the doubt still blocks a second retry
+    clock.advance(CLAIM + 1)  # past the lock's expiry: the doubt still blocks a second retry
     won, holder = store.claims.take("d:1", "U2")
     assert (won, holder.user_id, holder.in_doubt) == (False, "U1", True)
     store.claims.release("d:1", doubt)  # DeployHQ's record says it was never queued
     assert store.claims.take("d:1", "U2")[0] is True
 
 
-def test_one_caller_per_period_takes_the_turn(store: Store):
-    assert [bool(store.turns.take("reconcile", 0.3)) for _ in range(3)] == [True, False, False]
-    time.sleep(0.4)
-    assert store.turns.take("reconcile", 0.3) is not None
+def test_one_caller_per_period_takes_the_turn(store: Store, clock: Moves):
+    assert [bool(store.turns.take("reconcile", 60)) for _ in range(3)] == [True, False, False]
+    clock.advance(59)
+    assert store.turns.take("reconcile", 60) is None
+    clock.advance(2)
+    assert store.turns.take("reconcile", 60) is not None
 
 
 def test_a_settlement_happens_once_and_never_overwrites_a_newer_claim(store: Store):
@@ -114,28 +137,29 @@ def test_a_settlement_happens_once_and_never_overwrites_a_newer_claim(store: Sto
     assert store.claims.held("d:9") == newer
 
 
-def test_a_sending_claim_outlives_the_claim_lock_until_settled(store: Store):
-    store.claims.lock_seconds = 0.2
+def test_a_sending_claim_outlives_the_claim_lock_until_settled(store: Store, clock: Moves):
     _, claim = store.claims.take("d:8", "U1")
     sending = store.claims.mark_sending("d:8", claim, lease_seconds=30.0, doubt_seconds=60.0)
-    time.sleep(0.4)  # past the claim lock: a sending claim is kept all the same
+    clock.advance(CLAIM + 1)  # past the claim lock: a sending claim is kept all the same
     won, holder = store.claims.take("d:8", "U2")
     assert (won, holder.user_id, holder.state) == (False, "U1", "sending")
     assert sending is not None and not holder.in_doubt  # its holder still has its lease
 
 
-def test_a_lapsed_claim_cannot_be_marked_sending(store: Store):
-    store.claims.lock_seconds = 0.1
+def test_a_lapsed_claim_cannot_be_marked_sending(store: Store, clock: Moves):
     _, claim = store.claims.take("d:7", "U1")
-    time.sleep(0.25)
+    clock.advance(CLAIM + 1)
     store.claims.take("d:7", "U2")
     assert store.claims.mark_sending("d:7", claim, lease_seconds=5.0, doubt_seconds=5.0) is None
 
 
-def test_a_turn_is_kept_only_by_its_holder(store: Store):
-    token = store.turns.take("reconcile", 0.3)
+def test_a_turn_is_kept_only_by_its_holder(store: Store, clock: Moves):
+    token = store.turns.take("reconcile", 60)
     assert token is not None
-    assert store.turns.keep("reconcile", token, 0.3)
-    assert not store.turns.keep("reconcile", "someone-else", 0.3)
-    time.sleep(0.4)
-    assert not store.turns.keep("reconcile", token, 0.3)  # it lapsed
+    clock.advance(50)
+    assert store.turns.keep("reconcile", token, 60)  # kept: another 60 s from now
+    assert not store.turns.keep("reconcile", "someone-else", 60)
+    clock.advance(50)
+    assert store.turns.keep("reconcile", token, 60)
+    clock.advance(61)
+    assert not store.turns.keep("reconcile", token, 60)  # it lapsed

@@ -12,6 +12,7 @@ import logging
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -225,12 +226,14 @@ class MemoryKeyValue:
     name = "memory"
     SWEEP_SECONDS = 60.0
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: seconds, only ever forward (tests move it on instead of sleeping)."""
+        self._clock = clock
         self._items: dict[str, tuple[str, float]] = {}
         self._sets: dict[str, set[str]] = {}
         self._lists: dict[str, list[str]] = {}
         self._lock = threading.Lock()
-        self._swept = time.monotonic()
+        self._swept = clock()
 
     def __len__(self) -> int:
         with self._lock:
@@ -238,7 +241,7 @@ class MemoryKeyValue:
 
     def _sweep(self) -> None:
         """Drop expired entries now and then (under the lock), so they do not pile up."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._swept < self.SWEEP_SECONDS:
             return
         self._swept = now
@@ -253,7 +256,7 @@ class MemoryKeyValue:
             if self._live(key) is not None:
                 return False
             self._sweep()
-            self._items[key] = (value, time.monotonic() + ttl)
+            self._items[key] = (value, self._clock() + ttl)
             return True
 
     def get(self, key: str) -> str | None:
@@ -264,18 +267,18 @@ class MemoryKeyValue:
         with self._lock:
             if self._live(key) is None:
                 return None
-            return max(0.0, self._items[key][1] - time.monotonic())
+            return max(0.0, self._items[key][1] - self._clock())
 
     def put(self, key: str, value: str, ttl: float) -> None:
         with self._lock:
             self._sweep()
-            self._items[key] = (value, time.monotonic() + ttl)
+            self._items[key] = (value, self._clock() + ttl)
 
     def swap(self, key: str, expected: str, value: str, ttl: float) -> bool:
         with self._lock:
             if self._live(key) != expected:
                 return False
-            self._items[key] = (value, time.monotonic() + ttl)
+            self._items[key] = (value, self._clock() + ttl)
             return True
 
     def delete_if(self, key: str, expected: str) -> bool:
@@ -293,7 +296,7 @@ class MemoryKeyValue:
         self, key: str, value: str, ttl: float, index: str, member: str, listed: bool
     ) -> None:
         with self._lock:
-            self._items[key] = (value, time.monotonic() + ttl)
+            self._items[key] = (value, self._clock() + ttl)
             members = self._sets.setdefault(index, set())
             (members.add if listed else members.discard)(member)
 
@@ -321,7 +324,7 @@ class MemoryKeyValue:
         item = self._items.get(key)
         if item is None:
             return None
-        if item[1] <= time.monotonic():
+        if item[1] <= self._clock():
             del self._items[key]
             return None
         return item[0]
