@@ -91,6 +91,12 @@ class Settings:
     socket_mode_ping_timeout: float = 10.0
     socket_mode_health_grace: float = 60.0
     mention_deployer: bool = True  # a failure's thread mentions its deployer, by exact email
+    # Four eyes: actions on these servers or groups (names in lower case, identifiers, or "*")
+    # wait for an approver who is not the requester.
+    approval_servers: frozenset[str] = frozenset()
+    approvers_users: frozenset[str] = frozenset()
+    approvers_usergroups: frozenset[str] = frozenset()
+    approval_minutes: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.deployhq_base_url:
@@ -158,6 +164,12 @@ class Settings:
             found.append(
                 "REDIS_TLS_VERIFY=false: Redis's TLS certificate is not verified (traffic is "
                 "still encrypted); use this only for providers with self-signed certificates"
+            )
+        if self.approval_servers and not (self.approvers_users or self.approvers_usergroups):
+            found.append(
+                "DEPLOYHQ_APPROVAL_SERVERS is set but nobody may approve: every action on those "
+                "servers is refused until DEPLOYHQ_APPROVERS_USERS or "
+                "DEPLOYHQ_APPROVERS_USERGROUPS names someone"
             )
         return found
 
@@ -322,6 +334,25 @@ def _projects(name: str, value: str) -> frozenset[str]:
             f"DEPLOYHQ_PROJECTS must list project permalinks separated by commas; bad: {bad}"
         )
     return projects
+
+
+def _servers(name: str, value: str) -> frozenset[str]:
+    """Servers or server groups by name (any case) or identifier, or ``*`` for all."""
+    named = frozenset(part.lower() for part in _id_list(value))
+    if "*" in named and len(named) > 1:
+        raise Problem(f"{name} is * (every server) or a list of servers, not both")
+    return named
+
+
+def _approval_minutes(name: str, value: str) -> float:
+    given = value or "30"
+    try:
+        minutes = float(given)
+    except ValueError:
+        minutes = 0.0
+    if not 0.05 <= minutes <= 24 * 60:  # from 3 seconds to a day
+        raise Problem(f"{name} must be minutes from 0.05 to 1440, not {given!r}")
+    return minutes
 
 
 def _slack_ids(name: str, value: str) -> frozenset[str]:
@@ -536,6 +567,33 @@ SETTINGS: tuple[Setting, ...] = (
         _slack_ids,
         "Optional: Slack user-group ids (S…) whose members may act.",
         formerly=("DEPLOYHQ_RETRY_ALLOWED_USERGROUPS",),
+    ),
+    Setting(
+        "DEPLOYHQ_APPROVAL_SERVERS",
+        "approval_servers",
+        _servers,
+        (
+            "Optional: servers or server groups (names or identifiers, comma-separated, or * for "
+            "all) whose Retry, Roll back and Deploy latest wait for a second person's Approve."
+        ),
+    ),
+    Setting(
+        "DEPLOYHQ_APPROVERS_USERS",
+        "approvers_users",
+        _slack_ids,
+        "Optional: Slack user ids (U…) who may approve an action on those servers.",
+    ),
+    Setting(
+        "DEPLOYHQ_APPROVERS_USERGROUPS",
+        "approvers_usergroups",
+        _slack_ids,
+        "Optional: Slack user-group ids (S…) whose members may approve.",
+    ),
+    Setting(
+        "DEPLOYHQ_APPROVAL_MINUTES",
+        "approval_minutes",
+        _approval_minutes,
+        "Optional: minutes a request for approval stays open (default 30, 0.05-1440).",
     ),
     Setting(
         "DEPLOYHQ_TIMEOUT",

@@ -45,6 +45,11 @@ ROLLBACKS = Counter(
     "Rollback requests (buttons and /deployhq rollback), by outcome",
     ["outcome"],
 )
+APPROVALS = Counter(
+    "deployhq_bot_approvals_total",
+    "Requests for a second person's approval, by how each ended",
+    ["outcome"],  # approved, denied, expired, refused
+)
 ACK_SECONDS = Histogram(
     "deployhq_bot_ack_seconds",
     "Time to acknowledge a Slack request (Slack gives up after 3 s)",

@@ -53,10 +53,10 @@ def test_a_refused_clicker_is_told_privately_and_nothing_changes(
 
     note = fake_slack.wait_for(fake_slack.responses)[0]
     assert note["response_type"] == "ephemeral"
-    assert "not among the people allowed to retry" in note["text"]
+    assert "not among the people allowed to act" in note["text"]
     assert fake_deployhq.calls == []
     assert fake_slack.api_calls("chat.update") == []
-    assert "U0STRANGER is not allowed to retry" in caplog.text
+    assert "U0STRANGER is not allowed to act" in caplog.text
 
 
 def test_a_refused_typist_is_told_privately_and_no_api_call_is_made(
@@ -69,9 +69,9 @@ def test_a_refused_typist_is_told_privately_and_no_api_call_is_made(
 
     note = fake_slack.wait_for(fake_slack.responses)[0]
     assert note["response_type"] == "ephemeral"
-    assert "not among the people allowed to retry" in note["text"]
+    assert "not among the people allowed to act" in note["text"]
     assert fake_deployhq.calls == []
-    assert "U0STRANGER is not allowed to retry" in caplog.text
+    assert "U0STRANGER is not allowed to act" in caplog.text
 
 
 def test_an_allowed_user_retries_by_button_and_by_command(

@@ -17,6 +17,11 @@ claim lapses. A claim's life:
 - ``in-doubt``: the answer was lost; the action may have happened, so nothing more is sent
   until DeployHQ's record proves what did (``settle``).
 - ``done``: DeployHQ took it; kept, so later clickers learn who acted and when.
+
+An action on servers that need a second person's approval waits, before anything is sent, as
+``awaiting``: its servers held, nothing sent, until ``until`` (then it lapses by itself). An
+approver's Approve moves it to ``running`` (once, whoever else presses), with ``approved_by``;
+a Deny or the lapse frees it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
 # Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
 CLAIM_SECONDS = 30.0
 RUNNING, SENDING, IN_DOUBT, DONE = "running", "sending", "in-doubt", "done"
+AWAITING = "awaiting"
 # The claims' keys were named when retrying was the only action; stored claims are found by it.
 _KEY = "retry"
 
@@ -59,6 +65,12 @@ class ActionClaim:
     lost_at: datetime | None = None
     doubt_seconds: float = 0.0
     servers: tuple[str, ...] = ()  # the servers it holds (``Claims.hold_servers``)
+    approved_by: str = ""  # the approver, for an action whose servers need one
+    until: datetime | None = None  # when a request for approval lapses
+
+    @property
+    def awaiting(self) -> bool:
+        return self.state == AWAITING
 
     @property
     def done(self) -> bool:
@@ -87,7 +99,8 @@ class ActionClaim:
 
     @property
     def under_way(self) -> bool:
-        """Running, sending or in doubt: what it does to its servers is not yet known."""
+        """Awaiting approval, running, sending or in doubt: what it does to its servers is not
+        yet known."""
         return self.state != DONE
 
     def to_json(self) -> str:
@@ -103,8 +116,13 @@ class ActionClaim:
             "lost_at": self.lost_at.timestamp() if self.lost_at else None,
             "doubt": self.doubt_seconds,
         }
-        if self.servers:  # written only when held, so older claims read back as they were
+        # Written only when set, so older claims read back as they were.
+        if self.servers:
             data["servers"] = list(self.servers)
+        if self.approved_by:
+            data["approved_by"] = self.approved_by
+        if self.until is not None:
+            data["until"] = self.until.timestamp()
         return json.dumps(data)
 
     @classmethod
@@ -127,6 +145,8 @@ class ActionClaim:
             lost_at=moment("lost_at"),
             doubt_seconds=float(data.get("doubt") or 0.0),
             servers=tuple(str(s) for s in data.get("servers") or () if isinstance(s, str)),
+            approved_by=str(data.get("approved_by") or ""),
+            until=moment("until"),
         )
 
 
@@ -193,6 +213,33 @@ class Claims:
         ):
             return sending
         return None
+
+    def await_approval(
+        self, run_key: str, claim: ActionClaim, until: datetime
+    ) -> ActionClaim | None:
+        """Keep the claim, its servers held and nothing sent, until an approver decides or
+        ``until`` passes (then it lapses by itself). None when it lapsed meanwhile."""
+        waiting = replace(claim, state=AWAITING, until=until)
+        seconds = max(1.0, (until - datetime.now(UTC)).total_seconds())
+        if self.kv.swap(self._key(run_key), claim.to_json(), waiting.to_json(), seconds):
+            return waiting
+        return None
+
+    def approve(self, run_key: str, claim: ActionClaim, approver: str) -> ActionClaim | None:
+        """The awaiting claim, as read, approved by ``approver``: running again, for the
+        preflight and the call. None when someone else decided first, or it lapsed."""
+        running = replace(claim, state=RUNNING, approved_by=approver, until=None)
+        if self.kv.swap(self._key(run_key), claim.to_json(), running.to_json(), self.lock_seconds):
+            return running
+        return None
+
+    def withdraw(self, run_key: str, claim: ActionClaim) -> bool:
+        """Free an awaiting claim, as read, with nothing sent (denied, withdrawn, lapsed);
+        False when someone else decided first."""
+        if not self.kv.delete_if(self._key(run_key), claim.to_json()):
+            return False
+        self._free_servers(run_key, claim)
+        return True
 
     def finish(self, run_key: str, claim: ActionClaim) -> ActionClaim:
         """Keep a successful claim, so later clickers learn who acted and when; its servers

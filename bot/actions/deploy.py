@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,8 @@ from bot.actions.kinds import ActionName, Go, Hold, Proof, Stop
 from bot.cards import states as s
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.deployment import Deployment
-from bot.messages import deploys
-from bot.messages.text import notice
+from bot.messages import approvals, deploys
+from bot.messages.text import Block, Message, notice
 from bot.slack.client import SLACK_ERRORS, refused, slack_error
 from bot.slack.routing import DeployOrder
 from bot.store.kv import StoreUnavailable
@@ -39,11 +40,11 @@ class ChannelMessages:
         self.client = client
         self.fallback = fallback
 
-    def post(self, channel: str, mrkdwn: str) -> tuple[str, str]:
+    def post(self, channel: str, mrkdwn: str, buttons: Sequence[Block] = ()) -> tuple[str, str]:
         """``(channel, ts)`` of the message posted; ``("", "")`` when none could be."""
         for where in dict.fromkeys(c for c in (channel, self.fallback) if c):
             try:
-                answer = self.poster.chat_postMessage(channel=where, **notice(mrkdwn))
+                answer = self.poster.chat_postMessage(channel=where, **_with(mrkdwn, buttons))
                 return str(answer.get("channel") or where), str(answer.get("ts") or "")
             except SLACK_ERRORS as exc:
                 log.warning("could not post a deploy's outcome to %s: %s", where, slack_error(exc))
@@ -51,13 +52,21 @@ class ChannelMessages:
                     break  # it may have been taken: never a second copy
         return "", ""
 
-    def update(self, channel: str, ts: str, mrkdwn: str) -> bool:
+    def update(self, channel: str, ts: str, mrkdwn: str, buttons: Sequence[Block] = ()) -> bool:
         try:
-            self.client.chat_update(channel=channel, ts=ts, **notice(mrkdwn))
+            self.client.chat_update(channel=channel, ts=ts, **_with(mrkdwn, buttons))
             return True
         except SLACK_ERRORS as exc:
             log.warning("could not edit a deploy's message: %s", slack_error(exc))
             return False
+
+
+def _with(mrkdwn: str, buttons: Sequence[Block]) -> Message:
+    """A short message, with its buttons (a request's Approve and Deny) when it has any."""
+    message = notice(mrkdwn)
+    if buttons:
+        message["blocks"] = [*message["blocks"], {"type": "actions", "elements": list(buttons)}]
+    return message
 
 
 class OrderView:
@@ -73,29 +82,45 @@ class OrderView:
         self.channel = channel
 
     def show(self, state: s.CardState, note: str, answer: Deployment | None = None) -> bool:
+        run = self._run()
         if isinstance(state, s.Requested):  # kept before anything is sent, for the reconciler
-            self._keep({"order": self.order.encode(), "channel": self.channel}, open_=True)
+            kept = {**run, "order": self.order.encode(), "channel": self.channel}
+            self._keep({k: v for k, v in kept.items() if k != "awaiting"}, open_=True)
             return True
         text = deploys.outcome(state, self.order)
-        run = self._run()
         if not text or (isinstance(state, s.NotDone) and not run.get("ts")):
             self._keep(run, open_=False)
             return False  # the channel heard nothing of it: only the person is told
+        if isinstance(state, s.Awaiting):  # a request: the channel's message offers its buttons
+            self._keep({**run, "awaiting": s.to_json(state)}, open_=True)
+            return self._say(text, final=False, buttons=approvals.buttons(state.request))
         return self._say(text, final=not isinstance(state, s.InDoubt))
+
+    def awaiting(self) -> s.Awaiting | None:
+        """The request for approval the channel's message shows, if it shows one."""
+        kept = self._run().get("awaiting")
+        try:
+            state = s.from_json(kept) if isinstance(kept, dict) else None
+        except (KeyError, TypeError, ValueError):
+            return None
+        return state if isinstance(state, s.Awaiting) else None
 
     def done(
         self, claim: ActionClaim, answer: Deployment, at: datetime
     ) -> tuple[s.CardState, bool]:
         ref = answer.end_revision.ref if answer.end_revision else claim.ref
-        state = s.DeployedLatest(claim.user_id, at, ref, answer.status, answer.identifier)
-        return state, self._say(deploys.deployed(claim.user_id, self.order, answer), final=True)
+        state = s.DeployedLatest(
+            claim.user_id, at, ref, answer.status, answer.identifier, claim.approved_by
+        )
+        said = deploys.deployed(claim.user_id, self.order, answer, claim.approved_by)
+        return state, self._say(said, final=True)
 
-    def _say(self, text: str, *, final: bool) -> bool:
+    def _say(self, text: str, *, final: bool, buttons: Sequence[Block] = ()) -> bool:
         """Post the channel's message, or edit the one posted; closed once final."""
         run = self._run()
         channel, ts = str(run.get("where") or ""), str(run.get("ts") or "")
-        if not (ts and self.messages.update(channel, ts, text)):
-            channel, ts = self.messages.post(self.channel, text)
+        if not (ts and self.messages.update(channel, ts, text, buttons)):
+            channel, ts = self.messages.post(self.channel, text, buttons)
         self._keep({**run, "where": channel, "ts": ts}, open_=not final)
         return bool(ts)
 
@@ -128,6 +153,12 @@ class Deploy:
         self.project = order.project
         self.deployment = ""
         self.view = view
+
+    @property
+    def recipe(self) -> str:
+        return json.dumps(
+            {"kind": "order", "order": self.order.encode(), "channel": self.view.channel}
+        )
 
     def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
         """With its servers held, DeployHQ's record shows the commit is still new there."""

@@ -57,7 +57,9 @@ def _read(deployhq: DeployHQ, path: str, what: str) -> Any:
         raise error.reading(what) from None
 
 
-def _targets(deployhq: DeployHQ, project: str) -> Iterator[Target]:
+def targets(deployhq: DeployHQ, project: str) -> Iterator[Target]:
+    """The project's servers, then its server groups (each with its servers), as DeployHQ
+    lists them; ``DeployHQError`` when it cannot."""
     base = f"/projects/{_seg(project)}"
     for server in _read(deployhq, base + "/servers", f"{project}'s servers"):
         yield Target(
@@ -134,7 +136,7 @@ class Deploys:
         button carries; None when nothing is to be deployed (they are told why). ``words``: the
         target's name or identifier, then perhaps a branch. ``DeployHQError`` when DeployHQ
         cannot be read; ``StoreUnavailable`` when the order cannot be kept."""
-        found = list(_targets(self.deployhq, project))
+        found = list(targets(self.deployhq, project))
         target, branch = find_target(found, " ".join(words)), ""
         if target is None and len(words) > 1 and _BRANCH.fullmatch(words[-1]):
             target, branch = find_target(found, " ".join(words[:-1])), words[-1]

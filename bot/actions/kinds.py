@@ -32,6 +32,7 @@ Outcome = Literal[
     "busy",  # someone else's action holds it
     "unavailable",  # the store did not answer
     "forbidden",
+    "awaiting-approval",  # its servers need a second person: it waits for an Approve
 ]
 DONE: dict[ActionName, Outcome] = {
     "retry": "retried",
@@ -121,6 +122,11 @@ class Action(Protocol):
 
     @property
     def view(self) -> View: ...
+    @property
+    def recipe(self) -> str:
+        """How to make this action again (what a request for approval keeps)."""
+        ...
+
     @property
     def on_card(self) -> bool:
         """Whether a card follows it (none follows a ``/deployhq deploy``)."""

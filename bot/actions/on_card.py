@@ -5,6 +5,7 @@ its proof to the pipeline; the card is where their outcome is shown.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -48,10 +49,12 @@ class CardView:
         if claim.action in (s.ROLLBACK, s.DEPLOY):
             ref = answer.end_revision.ref if answer.end_revision else claim.ref
             queued = s.DeployedLatest if claim.action == s.DEPLOY else s.RolledBack
-            rolled = queued(claim.user_id, at, ref, answer.status, answer.identifier)
+            rolled = queued(
+                claim.user_id, at, ref, answer.status, answer.identifier, claim.approved_by
+            )
             note = notes.outcome_note(rolled, answer)
             return rolled, self.cards.on_action(self.target, rolled, note, rolled_back=answer)
-        retried = s.Retried(claim.user_id, at)
+        retried = s.Retried(claim.user_id, at, claim.approved_by)
         return retried, self.show(retried, notes.outcome_note(retried, answer), answer)
 
 
@@ -59,6 +62,7 @@ class _OnCard:
     """An action a card's button names: its claim is the button's target, its view the card."""
 
     on_card = True
+    name: ActionName
 
     def __init__(self, deployhq: DeployHQ, cards: Cards, target: ActionTarget) -> None:
         self.deployhq = deployhq
@@ -68,6 +72,10 @@ class _OnCard:
         self.project = target.project
         self.deployment = target.deployment
         self.view = CardView(cards, target)
+
+    @property
+    def recipe(self) -> str:
+        return json.dumps({"kind": "card", "action": self.name, "target": self.target.encode()})
 
 
 class _OnFailure(_OnCard):
@@ -250,6 +258,12 @@ class CardActions:
             return deployment
         target = RollbackTarget(project, deployment.identifier, deployment.run_key, good.identifier)
         return Rollback(self.deployhq, self.cards, target)
+
+    def decode(self, name: str, value: str) -> Retry | Rollback | DeployLatest | Abort:
+        """The action ``name`` on what a button's ``value`` names; ``ValueError`` when it names
+        nothing the button could."""
+        kind = {s.ROLLBACK: RollbackTarget, s.DEPLOY: DeployTarget, s.ABORT: AbortTarget}
+        return self.of(kind.get(name, ActionTarget).decode(value), name)
 
     def of(self, target: ActionTarget, name: str) -> Retry | Rollback | DeployLatest | Abort:
         """The action ``name`` on ``target`` (whose kind the button's decoding chose)."""

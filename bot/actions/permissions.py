@@ -64,7 +64,7 @@ class AccessPolicy:
             tell(replies.permission_unknown())
             return False
         if not allowed:
-            log.warning("retry refused: user %s is not allowed to retry", user_id)
+            log.warning("action refused: user %s is not allowed to act", user_id)
             tell(replies.not_allowed())
         return allowed
 

@@ -2,6 +2,7 @@
 and ``/deployhq retry|rollback``), however many ask, whatever breaks:
 
 who may act -> claim -> preflight against DeployHQ's record (holding the servers it changes)
+-> [approval, on chosen servers: wait for a second person, then the preflight again]
 -> renew -> durable "sending" -> the call -> finish, or doubt -> settled from DeployHQ's record.
 
 - The **claim** (``claims``, keyed by what was asked) lets one person at a time act on it; the
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 
 from bot import metrics
 from bot.actions import failpoints
+from bot.actions.approvals import Approvals
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.kinds import DONE, LAPSED, Action, Go, Outcome, Stop
 from bot.actions.permissions import AccessPolicy, Tell
@@ -34,6 +36,7 @@ from bot.cards import states as s
 from bot.cards.states import CardState
 from bot.deployhq.client import DeployHQError
 from bot.deployhq.deployment import Deployment
+from bot.messages import approvals as words
 from bot.messages import notes, replies
 from bot.runtime.background import Runner
 from bot.store.kv import StoreUnavailable
@@ -96,6 +99,7 @@ class Actions:
         settler: Settler,
         *,
         policy: AccessPolicy | None = None,
+        approvals: Approvals | None = None,
         rechecks: Runner | None = None,
         doubt_seconds: float = MIN_DOUBT_SECONDS,
         deadline_seconds: float = 20.0,
@@ -106,6 +110,7 @@ class Actions:
         self.rechecks = rechecks
         self.recheck_after = min(RECHECK_SECONDS, deadline_seconds + 1)
         self.policy = policy
+        self.approvals = approvals  # four eyes on chosen servers, when set
         self.doubt_seconds = doubt_seconds
         # How long the holder of a sending claim may take to hear DeployHQ's answer.
         self.lease_seconds = deadline_seconds + LEASE_MARGIN_SECONDS
@@ -113,7 +118,18 @@ class Actions:
     def run(self, action: Action, user_id: str, tell: Tell) -> ActionResult:
         """Do ``action`` once on behalf of ``user_id``; ``tell`` hears why nothing was sent.
         Counted by outcome."""
-        result = self._act(action, user_id, tell)
+        return self._counted(action, user_id, self._act(action, user_id, tell))
+
+    def proceed(self, action: Action, claim: ActionClaim, tell: Tell) -> ActionResult:
+        """An action a second person approved (``claim``, running again): its preflight run
+        now, against DeployHQ's record at approval time, then the call, as any other."""
+        user_id = claim.user_id
+        requested = s.Requested(user_id, claim.at, action.name, claim.approved_by)
+        action.view.show(requested, words.approved_note(user_id, claim.approved_by, action.name))
+        result = self._checked(action, _Hold(self.claims, action.key, claim), user_id, tell)
+        return self._counted(action, user_id, result)
+
+    def _counted(self, action: Action, user_id: str, result: ActionResult) -> ActionResult:
         counter = {
             s.ROLLBACK: metrics.ROLLBACKS,
             s.DEPLOY: metrics.DEPLOYS,
@@ -150,8 +166,10 @@ class Actions:
         log.info("%s of %s for %s", action.name, action.key, user_id)
         requested = s.Requested(user_id, claim.at, action.name)
         action.view.show(requested, notes.requested(user_id, action.name))
+        return self._checked(action, _Hold(self.claims, action.key, claim), user_id, tell)
 
-        hold = _Hold(self.claims, action.key, claim)
+    def _checked(self, action: Action, hold: _Hold, user_id: str, tell: Tell) -> ActionResult:
+        """The preflight, then (unless its servers need an approver first) the call."""
         try:
             checked = action.preflight(hold, user_id)
         except DeployHQError as error:
@@ -164,6 +182,10 @@ class Actions:
                 tell(checked.why)
             return ActionResult(checked.outcome, checked.state, checked.deployment)
         failpoints.reach("preflight")
+        if self.approvals is not None and not hold.claim.approved_by:
+            asked = self.approvals.ask(action, hold.claim, checked, tell)
+            if asked is not None:
+                return ActionResult(asked.outcome, asked.state, card_updated=asked.shown)
         return self._send(action, hold.claim, checked, user_id)
 
     def _send(self, action: Action, claim: ActionClaim, go: Go, user_id: str) -> ActionResult:
@@ -194,6 +216,9 @@ class Actions:
 
     def _busy(self, action: Action, claim: ActionClaim, tell: Tell) -> ActionResult:
         log.info("%s of %s: already claimed by %s", action.name, action.key, claim.user_id)
+        if claim.awaiting:
+            tell(words.awaiting_reply(claim.user_id, claim.action, claim.until))
+            return ActionResult("busy")
         if claim.in_doubt:  # a new click re-checks DeployHQ before anything else
             settled = self.settler.resolve(action, claim)
             if settled is None:

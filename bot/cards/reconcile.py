@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 
+from bot.actions.decisions import Decisions
 from bot.actions.deploy import DeployOrders
 from bot.actions.on_card import CardActions
 from bot.actions.settle import Settler
@@ -43,6 +44,7 @@ class Reconciler:
         deployhq: DeployHQ,
         card_actions: CardActions,
         deploy_orders: DeployOrders,
+        decisions: Decisions,
         *,
         interval: float = DEFAULT_INTERVAL,
     ) -> None:
@@ -53,6 +55,7 @@ class Reconciler:
         self.deployhq = deployhq
         self.card_actions = card_actions
         self.deploy_orders = deploy_orders
+        self.decisions = decisions  # lapses a request for approval whose time is up
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -107,11 +110,28 @@ class Reconciler:
         from DeployHQ's record once its answer is lost (its holder died, say)."""
         action = self.deploy_orders.kept(key)
         claim = self.store.claims.held(key)
+        awaiting = action.view.awaiting() if action is not None else None
+        waiting = awaiting is not None and (claim is None or claim.awaiting)
+        # A request for approval: lapsed once its time is up, else left to wait.
+        if action is not None and awaiting is not None and waiting:  # noqa: SIM102
+            if self.decisions.lapse(action, awaiting) or claim is not None:
+                return
         if action is None or claim is None:
             self.store.orders.close_run(key)  # nothing under way: nothing to tell
             return
         if claim.in_doubt or claim.done:
             self.settler.resolve(action, claim)
+
+    def _check_request(self, card: Card, target: ActionTarget, awaiting: s.Awaiting) -> None:
+        """A card waiting for an approver: lapsed once its time is up; back on its failure if
+        its claim is gone before that (its approver's process died before DeployHQ was asked,
+        or the store lost it), as for any action interrupted before it was sent."""
+        if self.decisions.lapse(self.card_actions.of(target, awaiting.action), awaiting):
+            return
+        claim = self.store.claims.held(target.run_key)
+        if claim is None:
+            state = card_rules.resting_state(card.deployment)
+            self.cards.on_action(target, state, notes.interrupted(awaiting.action))
 
     def check(self, deployment_id: str) -> None:
         card = self.store.cards.card(deployment_id)
@@ -124,6 +144,9 @@ class Reconciler:
         if not card.live:
             return
         target = ActionTarget.of(card.deployment)
+        if isinstance(card.state, s.Awaiting):
+            self._check_request(card, target, card.state)
+            return
         if isinstance(card.aborted, s.Requested | s.InDoubt):
             running = card.rolled_back or card.deployment
             abort = AbortTarget.of_run(card.deployment.identifier, running)

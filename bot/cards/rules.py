@@ -52,7 +52,7 @@ class Card:
     @property
     def live(self) -> bool:
         """DeployHQ may still move it on: an action or the deployment itself is under way."""
-        if isinstance(self.state, s.Requested | s.InDoubt) or isinstance(
+        if isinstance(self.state, s.Requested | s.InDoubt | s.Awaiting) or isinstance(
             self.aborted, s.Requested | s.InDoubt
         ):
             return True

@@ -52,14 +52,49 @@ class Progress:
 
 @dataclass(frozen=True)
 class Requested:
-    """Someone asked for an action (``action`` says which); it is under way."""
+    """Someone asked for an action (``action`` says which); it is under way. ``approved_by``:
+    the second person who approved it, when its servers need one."""
 
     TAG: ClassVar[str] = "Retrying"
     DATES: ClassVar[tuple[str, ...]] = ("at",)
+    LATER: ClassVar[tuple[str, ...]] = ("approved_by",)
 
     user_id: str
     at: datetime
     action: ActionName = RETRY
+    approved_by: str = ""
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    """Someone asked for an action on servers that need a second person's approval: nothing
+    is sent until an approver approves it, by ``until``. ``request``: the id its Approve and
+    Deny buttons carry; ``ref``: the revision it would deploy (a roll back's, a commit)."""
+
+    TAG: ClassVar[str] = "Awaiting"
+    DATES: ClassVar[tuple[str, ...]] = ("at", "until")
+
+    user_id: str
+    at: datetime
+    action: ActionName
+    until: datetime
+    request: str
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class Denied:
+    """A request for approval that ended with nothing sent: denied by ``by``, withdrawn by its
+    requester (``by`` is the requester), or lapsed undecided (``by`` is ""). The failure's
+    buttons are offered again."""
+
+    TAG: ClassVar[str] = "Denied"
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+
+    user_id: str
+    action: ActionName
+    by: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -84,9 +119,11 @@ class Retried:
 
     TAG: ClassVar[str] = "Retried"
     DATES: ClassVar[tuple[str, ...]] = ("at",)
+    LATER: ClassVar[tuple[str, ...]] = ("approved_by",)
 
     user_id: str
     at: datetime
+    approved_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,12 +158,14 @@ class RolledBack:
 
     TAG: ClassVar[str] = "RolledBack"
     DATES: ClassVar[tuple[str, ...]] = ("at",)
+    LATER: ClassVar[tuple[str, ...]] = ("approved_by",)
 
     user_id: str
     at: datetime
     ref: str
     status: str
     deployment_id: str
+    approved_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +178,7 @@ class DeployedLatest:
 
     TAG: ClassVar[str] = RolledBack.TAG
     DATES: ClassVar[tuple[str, ...]] = ("at",)
+    LATER: ClassVar[tuple[str, ...]] = ("approved_by",)
     STORED_WITH: ClassVar[dict[str, str]] = {"action": DEPLOY}
 
     user_id: str
@@ -146,6 +186,7 @@ class DeployedLatest:
     ref: str
     status: str
     deployment_id: str
+    approved_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -188,6 +229,8 @@ class Overtaken:
 CardState = (
     Failed
     | Requested
+    | Awaiting
+    | Denied
     | InDoubt
     | Retried
     | Refused
@@ -200,7 +243,7 @@ CardState = (
     | Aborted
 )
 # The states that still offer the card's buttons.
-OPEN_STATES = (Failed, Requested, NotDone)
+OPEN_STATES = (Failed, Requested, NotDone, Denied)
 
 BY_TAG: dict[str, type[CardState]] = {
     cls.TAG: cls
@@ -208,6 +251,8 @@ BY_TAG: dict[str, type[CardState]] = {
         Failed,
         Progress,
         Requested,
+        Awaiting,
+        Denied,
         InDoubt,
         Retried,
         Refused,
@@ -266,7 +311,12 @@ def from_json(data: dict[str, Any]) -> CardState:
 def fingerprint_seed(state: CardState) -> str:
     """The state as text for a card's block ids: its tag and its fields, so that renaming a
     class changes no block id."""
-    items = [(f.name, getattr(state, f.name)) for f in fields(state)]
+    later: tuple[str, ...] = getattr(state, "LATER", ())
+    items = [
+        (f.name, getattr(state, f.name))
+        for f in fields(state)
+        if not (f.name in later and getattr(state, f.name) == f.default)
+    ]
     items += getattr(state, "STORED_WITH", {}).items()
     shown = ", ".join(f"{name}={value!r}" for name, value in items)
     return f"{state.TAG}({shown})"

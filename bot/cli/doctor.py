@@ -48,7 +48,30 @@ def run(
     checks += redis(settings)
     checks += webhook(settings, app_url=app_url, show_secrets=show_secrets)
     checks.append(metrics(settings, app_url=app_url))
+    checks.append(approval(settings))
     return checks
+
+
+def approval(settings: Settings) -> Check:
+    """Four eyes: off, on with someone to approve, or on with nobody (every gated action is
+    refused)."""
+    if not settings.approval_servers:
+        return Check(NOTE, "approval: off (DEPLOYHQ_APPROVAL_SERVERS is not set)")
+    servers = ", ".join(sorted(settings.approval_servers))
+    if not (settings.approvers_users or settings.approvers_usergroups):
+        return Check(
+            FAIL,
+            f"approval: actions on {servers} need an approver, but nobody may approve, so "
+            "every one of them is refused",
+            "set DEPLOYHQ_APPROVERS_USERS (Slack user ids) or DEPLOYHQ_APPROVERS_USERGROUPS "
+            "(user-group ids)",
+        )
+    who = len(settings.approvers_users) + len(settings.approvers_usergroups)
+    return Check(
+        PASS,
+        f"approval: actions on {servers} wait for one of {who} approver entr"
+        f"{'y' if who == 1 else 'ies'} ({settings.approval_minutes:g} minutes)",
+    )
 
 
 def metrics(settings: Settings, *, app_url: str) -> Check:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from bot.cards import states as s
 from bot.cards.states import CardState
 from bot.deployhq.deployment import Deployment, Revision
+from bot.messages import approvals
+from bot.messages.approvals import approved_by
 from bot.messages.notes import ENDED_BY_ITSELF, event_note
 from bot.messages.text import (
     Block,
@@ -138,6 +140,8 @@ def _buttons(
     """What a failure offers: Retry, Roll back, Deploy latest; none until DeployHQ's record
     confirms it, while an action is under way, or for an archived deployment (DeployHQ
     refuses both retry and rollback of one)."""
+    if isinstance(state, s.Awaiting):  # the action's buttons give way to Approve and Deny
+        return approvals.buttons(state.request)
     buttons: list[Block] = []
     open_to_act = isinstance(state, s.OPEN_STATES)
     if confirmed and open_to_act and deployment.status == "failed" and not deployment.archived:
@@ -286,6 +290,8 @@ def _runs(deployment: Deployment, ref: str) -> bool:
 
 def _headline(deployment: Deployment, state: CardState) -> tuple[str, str]:
     match state:
+        case s.Awaiting():
+            return ":closed_lock_with_key:", "Waiting for approval"
         case s.Requested(action=s.DEPLOY) | s.DeployedLatest():
             return ":rocket:", "Deploying the latest commit"
         case s.Requested(action=s.ROLLBACK):
@@ -312,15 +318,20 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
             return f"{ref} · not retried yet"
         case s.Progress(user_id, at):
             return _progress_line(deployment, user_id, at)
-        case s.Requested(user_id, at, action):
+        case s.Requested(user_id, at, action, approver):
             return (
                 f":hourglass_flowing_sand: {_word(action)} requested by {mention(user_id)} "
-                f"{when(at)}"
+                f"{when(at)}{approved_by(approver)}"
             )
-        case s.DeployedLatest(user_id, at, ref, status, deployment_id):
+        case s.Awaiting():
+            return approvals.awaiting_line(state)
+        case s.Denied():
+            return approvals.denied_line(state) + " The failure's buttons are back."
+        case s.DeployedLatest(user_id, at, ref, status, deployment_id, approver):
             return (
                 f":rocket: Latest commit `{outside(ref[:7], 7)}` deployed by {mention(user_id)} "
-                f"{when(at)} · new deployment `{outside(deployment_id[:8], 8)}`: "
+                f"{when(at)}{approved_by(approver)} · new deployment "
+                f"`{outside(deployment_id[:8], 8)}`: "
                 f"*{outside(status, 50)}*"
             )
         case s.Aborted(user_id, at, status) if status in ENDED_BY_ITSELF:
@@ -333,9 +344,10 @@ def _state_line(deployment: Deployment, state: CardState) -> str:
                 f":no_entry_sign: Aborted by {mention(user_id)} {when(at)} · DeployHQ status: "
                 f"*{outside(status, 50)}*"
             )
-        case s.RolledBack(user_id, at, ref, status, deployment_id):
+        case s.RolledBack(user_id, at, ref, status, deployment_id, approver):
             return (
-                f":rewind: Rolled back by {mention(user_id)} {when(at)} to "
+                f":rewind: Rolled back by {mention(user_id)}{approved_by(approver)} {when(at)} "
+                "to "
                 f"`{outside(ref[:7], 7)}` · new deployment `{outside(deployment_id[:8], 8)}`: "
                 f"*{outside(status, 50)}*"
             )
@@ -371,9 +383,10 @@ def _answer_line(deployment: Deployment, state: CardState) -> str:
                 "happened: another deployment has run on these servers since. Nothing more "
                 "will be sent; check the deployments in DeployHQ."
             )
-        case s.Retried(user_id, at):
+        case s.Retried(user_id, at, approver):
             return (
-                f":white_check_mark: Retried by {mention(user_id)} {when(at)} · "
+                f":white_check_mark: Retried by {mention(user_id)}{approved_by(approver)} "
+                f"{when(at)} · "
                 f"DeployHQ status: *{outside(deployment.status, 50)}*"
             )
         case s.Refused(user_id, reason, action):

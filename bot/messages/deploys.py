@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.cards import states as s
 from bot.deployhq.deployment import Deployment, Revision
+from bot.messages import approvals
 from bot.messages.text import Block, Message, mention, mrkdwn_text, outside, plain_text, when
 from bot.slack.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION, DeployOrder
 
@@ -83,10 +84,10 @@ def already_there(ref: str, name: str, ran: Deployment) -> str:
     )
 
 
-def deployed(user_id: str, order: DeployOrder, answer: Deployment) -> str:
+def deployed(user_id: str, order: DeployOrder, answer: Deployment, approver: str = "") -> str:
     return (
-        f":rocket: {mention(user_id)} deployed {_what(order)} · new deployment "
-        f"`{outside(answer.short_id, 8)}`: *{outside(answer.status, 50)}*"
+        f":rocket: {mention(user_id)} deployed {_what(order)}{approvals.approved_by(approver)}"
+        f" · new deployment `{outside(answer.short_id, 8)}`: *{outside(answer.status, 50)}*"
     )
 
 
@@ -133,4 +134,11 @@ def outcome(state: s.CardState, order: DeployOrder) -> str:
                 f":warning: {mention(user_id)}'s deploy of {_what(order)} did not go through: "
                 f"{outside(problem, 600)}"
             )
+        case s.Awaiting(user_id, _, _, until):
+            return (
+                f":closed_lock_with_key: {mention(user_id)} asked to deploy {_what(order)} · "
+                f"waiting for approval (until {when(until)})"
+            )
+        case s.Denied():
+            return approvals.denied_line(state) + f" ({_what(order)})"
     return ""

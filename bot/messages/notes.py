@@ -9,6 +9,7 @@ from __future__ import annotations
 from bot.cards import states as s
 from bot.cards.states import CardState
 from bot.deployhq.deployment import Deployment, Step
+from bot.messages import approvals
 from bot.messages.text import clip, duration_text, escape, mention, outside, when
 
 _ASKED = {
@@ -91,11 +92,11 @@ def failure_log(step: Step, lines: list[str], *, max_lines: int = 12) -> str:
 def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
     """The outcome of an action, for the thread or a person who cannot see it on a card."""
     match state:
-        case s.DeployedLatest(user_id, _, ref, status, deployment_id):
+        case s.DeployedLatest(user_id, _, ref, status, deployment_id, approver):
             return (
-                f":rocket: {mention(user_id)} deployed the latest commit `{outside(ref[:7], 7)}`: "
-                f"DeployHQ queued deployment `{outside(deployment_id[:8], 8)}`, "
-                f"*{outside(status, 50)}*."
+                f":rocket: {mention(user_id)} deployed the latest commit `{outside(ref[:7], 7)}`"
+                f"{approvals.approved_by(approver)}: DeployHQ queued deployment "
+                f"`{outside(deployment_id[:8], 8)}`, *{outside(status, 50)}*."
             )
         case s.Aborted(user_id, _, status) if status in ENDED_BY_ITSELF:
             return (
@@ -107,14 +108,20 @@ def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
                 f":no_entry_sign: {mention(user_id)} aborted the deployment. DeployHQ status: "
                 f"*{outside(status, 50)}*."
             )
-        case s.RolledBack(user_id, _, ref, status, deployment_id):
+        case s.RolledBack(user_id, _, ref, status, deployment_id, approver):
             return (
-                f":rewind: {mention(user_id)} rolled back to `{outside(ref[:7], 7)}`: DeployHQ "
-                f"queued deployment `{outside(deployment_id[:8], 8)}`, *{outside(status, 50)}*."
+                f":rewind: {mention(user_id)} rolled back to `{outside(ref[:7], 7)}`"
+                f"{approvals.approved_by(approver)}: DeployHQ queued deployment "
+                f"`{outside(deployment_id[:8], 8)}`, *{outside(status, 50)}*."
             )
-        case s.Retried():
+        case s.Retried(user_id, _, approver):
             status = outside(deployment.status, 50) if deployment else "pending"
-            return f":white_check_mark: Retried. DeployHQ status: *{status}*"
+            by = f" by {mention(user_id)}{approvals.approved_by(approver)}" if approver else ""
+            return f":white_check_mark: Retried{by}. DeployHQ status: *{status}*"
+        case s.Awaiting():
+            return approvals.awaiting_line(state)
+        case s.Denied():
+            return approvals.denied_line(state)
         case s.Refused(_, reason, action):
             return f":no_entry: DeployHQ refused the {action}: “{outside(reason, 500)}”"
         case s.NotDone(_, problem, action):

@@ -189,7 +189,7 @@ def project_not_served(project: str) -> str:
 
 def not_allowed() -> str:
     return (
-        ":no_entry_sign: You are not among the people allowed to retry deployments (or look "
+        ":no_entry_sign: You are not among the people allowed to act on deployments (or look "
         "them up with /deployhq), so nothing was done. An admin can add you to "
         "DEPLOYHQ_ACTION_USERS or to an allowed user group."
     )

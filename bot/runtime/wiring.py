@@ -13,6 +13,8 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
+from bot.actions.approvals import Approvals, Gate
+from bot.actions.decisions import Decisions, rebuilder
 from bot.actions.deploy import ChannelMessages, DeployOrders
 from bot.actions.deploy_plan import Deploys
 from bot.actions.on_card import CardActions
@@ -93,23 +95,20 @@ def build(
         deployhq, store.orders, ChannelMessages(poster, client, settings.slack_channel)
     )
     settler = Settler(store.claims)
+    gate = _gate(settings, client, store, deployhq)
+    actions = _actions(settings, store, settler, policy, gate, pools)
+    decisions = Decisions(actions, gate, store.claims, store.requests, rebuilder(kinds, orders))
     reconciler = Reconciler(
-        store, cards, outbox, settler, deployhq, kinds, orders, interval=settings.reconcile_interval
-    )
-    actions = Actions(
-        store.claims,
-        settler,
-        policy=policy,
-        rechecks=pools.actions,
-        doubt_seconds=settings.action_doubt_seconds,
-        deadline_seconds=settings.deployhq_timeout,
-    )
+        store, cards, outbox, settler, deployhq, kinds, orders, decisions,
+        interval=settings.reconcile_interval,
+    )  # fmt: skip
     identity = Identity(client, settings.slack_bot_token)
     bolt = build_app(
         settings,
         client=client,
         identity=identity,
         actions=actions,
+        decisions=decisions,
         kinds=kinds,
         orders=orders,
         policy=policy,
@@ -142,6 +141,35 @@ def _policy(settings: Settings, client: WebClient, store: Store) -> AccessPolicy
         cache=store.usergroups,
         projects=settings.projects,
     )
+
+
+def _actions(
+    settings: Settings,
+    store: Store,
+    settler: Settler,
+    policy: AccessPolicy,
+    gate: Gate,
+    pools: Pools,
+) -> Actions:
+    """The one pipeline every action runs through."""
+    return Actions(
+        store.claims,
+        settler,
+        policy=policy,
+        approvals=Approvals(gate, store.claims, store.requests) if gate.on else None,
+        rechecks=pools.actions,
+        doubt_seconds=settings.action_doubt_seconds,
+        deadline_seconds=settings.deployhq_timeout,
+    )
+
+
+def _gate(settings: Settings, client: WebClient, store: Store, deployhq: DeployHQ) -> Gate:
+    """Four eyes: which servers need a second person, and who may approve."""
+    approvers = AccessPolicy(
+        settings.approvers_users, settings.approvers_usergroups, client=client,
+        cache=store.usergroups,
+    )  # fmt: skip
+    return Gate(settings.approval_servers, approvers, deployhq, minutes=settings.approval_minutes)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import logging
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.actions.decisions import Decisions
 from bot.actions.deploy import DeployOrders
 from bot.actions.deploy_plan import Deploys
 from bot.actions.on_card import CardActions
@@ -28,6 +29,7 @@ def build_app(
     client: WebClient,
     identity: Identity,
     actions: Actions,
+    decisions: Decisions,
     kinds: CardActions,
     orders: DeployOrders,
     policy: AccessPolicy,
@@ -53,7 +55,7 @@ def build_app(
         # acks, then hands its slow work to a pool.
         process_before_response=True,
     )
-    action_listeners.register(app, actions, kinds, pools.actions)
+    action_listeners.register(app, actions, kinds, decisions, pools.actions)
     keyboard = command_listeners.Keyboard(
         deployhq=deployhq,
         actions=actions,

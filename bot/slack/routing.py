@@ -19,6 +19,8 @@ ABORT_ACTION = "deployhq_abort"
 OPEN_ACTION = "deployhq_open"
 DEPLOY_CONFIRM_ACTION = "deployhq_deploy_confirm"  # /deployhq deploy's confirm: Deploy
 DEPLOY_CANCEL_ACTION = "deployhq_deploy_cancel"  # and Cancel
+APPROVE_ACTION = "deployhq_approve"  # four eyes: a request's Approve
+DENY_ACTION = "deployhq_deny"  # and Deny (or, by the requester, withdraw)
 _REF = re.compile(r"[0-9A-Za-z._/-]{1,100}")
 
 

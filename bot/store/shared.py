@@ -124,6 +124,23 @@ class Orders:
         self.kv.remove_member(self.keys("orders-open"), key)
 
 
+class Requests:
+    """Requests for approval, under the id their Approve and Deny buttons carry (the token of
+    the claim that waits): what the button stands for is looked up here, never read from it."""
+
+    def __init__(self, kv: KeyValue, keys: Keys) -> None:
+        self.kv = kv
+        self.keys = keys
+
+    def save(self, request: str, what: str, ttl: float) -> None:
+        self.kv.put(self.keys("approval", request), what, ttl)
+
+    def load(self, request: str) -> str | None:
+        if not (len(request) == 32 and request.isalnum() and request.isascii()):
+            return None
+        return self.kv.get(self.keys("approval", request))
+
+
 @dataclass(frozen=True)
 class Store:
     kv: KeyValue
@@ -134,6 +151,7 @@ class Store:
     deployers: DeployerMembers
     pauses: Pauses
     orders: Orders
+    requests: Requests
 
     @classmethod
     def on(
@@ -154,6 +172,7 @@ class Store:
             DeployerMembers(kv, keys),
             Pauses(kv, keys),
             Orders(kv, keys),
+            Requests(kv, keys),
         )
 
     @property

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.actions.decisions import Decisions
 from bot.actions.on_card import CardActions
+from bot.actions.permissions import Tell
 from bot.actions.pipeline import ActionResult, Actions
 from bot.cards.states import ABORT, DEPLOY, RETRY, ROLLBACK
 from bot.messages import notes, replies
@@ -15,20 +18,20 @@ from bot.messages.text import notice
 from bot.runtime.background import Background
 from bot.slack.routing import (
     ABORT_ACTION,
+    APPROVE_ACTION,
+    DENY_ACTION,
     DEPLOY_LATEST_ACTION,
     OPEN_ACTION,
     RETRY_ACTION,
     ROLLBACK_ACTION,
-    AbortTarget,
-    ActionTarget,
-    DeployTarget,
-    RollbackTarget,
 )
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, actions: Actions, kinds: CardActions, background: Background) -> None:
+def register(
+    app: App, actions: Actions, kinds: CardActions, decisions: Decisions, background: Background
+) -> None:
     def on(action: str, label: str) -> Any:
         def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
             ack()  # the answer leaves when this returns; the action itself runs after it
@@ -46,6 +49,20 @@ def register(app: App, actions: Actions, kinds: CardActions, background: Backgro
     app.action(ROLLBACK_ACTION)(rollback_clicked)
     app.action(DEPLOY_LATEST_ACTION)(deploy_clicked)
     app.action(ABORT_ACTION)(abort_clicked)
+
+    def decide(approve: bool) -> Any:
+        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            ack()
+            user_id = str((body.get("user") or {}).get("id", ""))
+            value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+            log.info("%s pressed by %s", "Approve" if approve else "Deny", user_id)
+            decision = decisions.approve if approve else decisions.deny
+            background.run("approval decision", decided, decision, value, user_id, respond)
+
+        return click
+
+    app.action(APPROVE_ACTION)(decide(True))
+    app.action(DENY_ACTION)(decide(False))
     # A link button still reports its click; answer it so Slack shows no error.
     app.action(OPEN_ACTION)(acknowledge)
 
@@ -61,14 +78,24 @@ def clicked(
     def note(text: str) -> None:
         tell(respond, text)
 
-    kind = {ROLLBACK: RollbackTarget, DEPLOY: DeployTarget, ABORT: AbortTarget}
     try:
-        target = kind.get(action, ActionTarget).decode(value)
+        made = kinds.decode(action, value)
     except ValueError as exc:
         log.warning("%s click by %s with an unreadable button: %s", action, user_id, exc)
         tell(respond, replies.unreadable_button(action))
         return
-    result = actions.run(kinds.of(target, action), user_id, note)
+    result = actions.run(made, user_id, note)
+    told_privately(respond, result)
+
+
+def decided(
+    decision: Callable[[str, str, Tell], ActionResult],
+    request: str,
+    user_id: str,
+    respond: Respond,
+) -> None:
+    """Approve or Deny a request by the id its button carries (which names nothing else)."""
+    result = decision(request, user_id, lambda text: tell(respond, text))
     told_privately(respond, result)
 
 

@@ -1,0 +1,204 @@
+"""Approve and Deny on a request for approval, and its lapse (see ``approvals``).
+
+Each button carries only the request's id; what it stands for is looked up. A decision is one
+compare-and-set on the waiting claim, so of any number of Approve and Deny presses, on any
+number of processes, exactly one wins and the others are told who decided. An approved action
+goes on through the one pipeline, its preflight run again now.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from bot import metrics
+from bot.actions import failpoints
+from bot.actions.approvals import Gate, Request
+from bot.actions.claims import ActionClaim, Claims
+from bot.actions.deploy import DeployOrders
+from bot.actions.kinds import Action
+from bot.actions.on_card import CardActions
+from bot.actions.permissions import PermissionUnknown, Tell
+from bot.actions.pipeline import ActionResult, Actions
+from bot.cards import states as s
+from bot.messages import approvals as words
+from bot.messages import notes, replies
+from bot.slack.routing import DeployOrder
+from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
+from bot.store.shared import Requests
+
+log = logging.getLogger(__name__)
+
+# Makes the action a request keeps again (None when its recipe names nothing any more).
+Rebuild = Callable[[str], Action | None]
+
+
+class Decisions:
+    def __init__(
+        self, actions: Actions, gate: Gate, claims: Claims, requests: Requests, rebuild: Rebuild
+    ) -> None:
+        self.actions = actions
+        self.gate = gate
+        self.claims = claims
+        self.requests = requests
+        self.rebuild = rebuild
+
+    def approve(self, request_id: str, approver: str, tell: Tell) -> ActionResult:
+        """Run the waiting action once, if ``approver`` may approve it and did not ask for it."""
+        found = self._open(request_id, tell)
+        if found is None:
+            return self._refused()
+        request, action, claim = found
+        if approver == claim.user_id:
+            tell(words.own_request())
+            return self._refused()
+        if not self._may_decide(approver, tell):
+            return self._refused()
+        try:
+            approved = self.claims.approve(request.key, claim, approver)
+        except StoreUnavailable:
+            tell(replies.store_unavailable())
+            return self._refused()
+        if approved is None:
+            return self._lost(request_id, tell)
+        self._record(request_id, request, "approved", approver)
+        failpoints.reach("approved")
+        metrics.APPROVALS.labels("approved").inc()
+        log.info("request %s approved by %s: %s of %s asked for by %s", request_id, approver,
+                 action.name, action.key, claim.user_id)  # fmt: skip
+        return self.actions.proceed(action, approved, tell)
+
+    def deny(self, request_id: str, who: str, tell: Tell) -> ActionResult:
+        """End the request with nothing sent: denied by an approver, or withdrawn by its
+        requester."""
+        found = self._open(request_id, tell)
+        if found is None:
+            return self._refused()
+        request, action, claim = found
+        if who != claim.user_id and not self._may_decide(who, tell):
+            return self._refused()
+        try:
+            withdrawn = self.claims.withdraw(request.key, claim)
+        except StoreUnavailable:
+            tell(replies.store_unavailable())
+            return self._refused()
+        if not withdrawn:
+            return self._lost(request_id, tell)
+        self._record(request_id, request, "denied", who)
+        metrics.APPROVALS.labels("denied").inc()
+        log.info("request %s denied by %s: %s of %s asked for by %s", request_id, who,
+                 action.name, action.key, claim.user_id)  # fmt: skip
+        return self._ended(action, claim.user_id, who)
+
+    def lapse(self, action: Action, awaiting: s.Awaiting) -> bool:
+        """A request shown as waiting, checked by the reconciler: once its time is up it lapses
+        (freeing its claim if that is still there), the view says so and its buttons come
+        back. True when it ended."""
+        if datetime.now(UTC) < awaiting.until:
+            return False
+        claim = self.claims.held(action.key)
+        if claim is not None and claim.token == awaiting.request:  # noqa: SIM102
+            if not (claim.awaiting and self.claims.withdraw(action.key, claim)):
+                return False  # approved meanwhile: the pipeline has it
+        raw = self.requests.load(awaiting.request)
+        request = Request.from_json(raw) if raw else None
+        if request is not None:
+            if request.ended:
+                return False
+            self._record(awaiting.request, request, "lapsed", "")
+        metrics.APPROVALS.labels("expired").inc()
+        log.info("request %s lapsed undecided: %s of %s asked for by %s", awaiting.request,
+                 action.name, action.key, awaiting.user_id)  # fmt: skip
+        self._ended(action, awaiting.user_id, "")
+        return True
+
+    def _open(self, request_id: str, tell: Tell) -> tuple[Request, Action, ActionClaim] | None:
+        """The request, its action and its waiting claim; None (the person told why) when it
+        is not open: unknown, decided, lapsed."""
+        try:
+            raw = self.requests.load(request_id)
+            request = Request.from_json(raw) if raw else None
+            action = self.rebuild(request.recipe) if request else None
+            claim = self.claims.held(request.key) if request else None
+        except StoreUnavailable:
+            tell(replies.store_unavailable())
+            return None
+        if request is None or action is None:
+            log.warning("a decision on request %r, which the bot does not know", request_id[:40])
+            tell(words.request_gone())
+            return None
+        if claim is not None and claim.token == request_id and claim.awaiting:
+            return request, action, claim
+        if request.ended:
+            tell(words.request_ended(request.ended, request.by, _moment(request.at)))
+        elif claim is not None and claim.token == request_id:
+            tell(words.request_ended("approved", claim.approved_by, None))
+        elif datetime.now(UTC).timestamp() >= request.until:
+            tell(words.request_ended("lapsed", "", _moment(request.until)))
+        else:
+            tell(words.request_gone())
+        return None
+
+    def _may_decide(self, user_id: str, tell: Tell) -> bool:
+        try:
+            allowed = self.gate.may_approve(user_id)
+        except PermissionUnknown:
+            tell(replies.permission_unknown())
+            return False
+        if not allowed:
+            log.warning("request decision refused: %s may not approve", user_id)
+            tell(words.not_an_approver(self.gate.who()))
+        return allowed
+
+    def _lost(self, request_id: str, tell: Tell) -> ActionResult:
+        """Someone else decided between our read and our write."""
+        raw = self.requests.load(request_id)
+        request = Request.from_json(raw) if raw else None
+        if request is not None and request.ended:
+            tell(words.request_ended(request.ended, request.by, _moment(request.at)))
+        else:
+            tell(words.request_gone())
+        return self._refused()
+
+    def _record(self, request_id: str, request: Request, how: str, by: str) -> None:
+        ended = replace(request, ended=how, by=by, at=datetime.now(UTC).timestamp())
+        try:
+            self.requests.save(
+                request_id, ended.to_json(), self.gate.minutes * 60 + REMEMBER_SECONDS
+            )
+        except StoreUnavailable:
+            log.warning("store unavailable; how request %s ended is not kept", request_id)
+
+    def _ended(self, action: Action, requester: str, by: str) -> ActionResult:
+        state = s.Denied(requester, action.name, by, datetime.now(UTC))
+        shown = action.view.show(state, notes.outcome_note(state, None))
+        return ActionResult("refused", state, card_updated=shown)
+
+    def _refused(self) -> ActionResult:
+        metrics.APPROVALS.labels("refused").inc()
+        return ActionResult("refused")
+
+
+def _moment(timestamp: float) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
+
+
+def rebuilder(kinds: CardActions, orders: DeployOrders) -> Rebuild:
+    """Makes an action again from the recipe a request kept (``Action.recipe``)."""
+
+    def rebuild(recipe: str) -> Action | None:
+        try:
+            data = json.loads(recipe)
+            if data["kind"] == "card":
+                return kinds.decode(str(data["action"]), str(data["target"]))
+            if data["kind"] == "order":
+                order = DeployOrder.decode(str(data["order"]))
+                return orders.of(order, str(data.get("channel") or ""))
+        except (ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    return rebuild

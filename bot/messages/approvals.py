@@ -1,0 +1,153 @@
+"""Four eyes, in words and buttons: a request waiting for approval, its Approve and Deny, and
+what each person is told. Pure text; nothing here reaches Slack or DeployHQ."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.cards import states as s
+from bot.messages.text import Block, mention, outside, plain_text, when
+from bot.slack.routing import APPROVE_ACTION, DENY_ACTION
+
+_BUTTON = {s.RETRY: "Retry", s.ROLLBACK: "Roll back", s.DEPLOY: "Deploy latest"}
+_NOUN = {s.RETRY: "retry", s.ROLLBACK: "roll back", s.DEPLOY: "deploy"}
+
+
+def noun(action: str) -> str:
+    return _NOUN.get(action, action)
+
+
+def approvers(users: frozenset[str], groups: frozenset[str]) -> str:
+    """Who may approve, named (a group by its id, never pinged); "nobody" when none is set."""
+    named = [mention(user) for user in sorted(users)]
+    named += [f"a member of the user group `{outside(group, 30)}`" for group in sorted(groups)]
+    if not named:
+        return "nobody (no approver is set)"
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
+
+
+def _asked(action: str, ref: str) -> str:
+    what = f"*{_BUTTON.get(action, action)}*"
+    if ref and action == s.ROLLBACK:
+        return f"{what} to `{outside(ref[:7], 7)}`"
+    if ref and action == s.DEPLOY:
+        return f"{what} `{outside(ref[:7], 7)}`"
+    return what
+
+
+def awaiting_line(state: s.Awaiting) -> str:
+    """The card's line while a request waits."""
+    return (
+        f":closed_lock_with_key: {_asked(state.action, state.ref)} requested by "
+        f"{mention(state.user_id)} · waiting for approval (until {when(state.until)})"
+    )
+
+
+def awaiting_note(state: s.Awaiting, who: str) -> str:
+    """The thread's record of the request: who asked, and who can approve."""
+    return (
+        f":closed_lock_with_key: {mention(state.user_id)} asked for "
+        f"{_asked(state.action, state.ref)} on servers that need a second person's approval. "
+        "Nothing is sent to DeployHQ until "
+        f"{who} approves it, by {when(state.until)}."
+    )
+
+
+def denied_line(state: s.Denied) -> str:
+    what = noun(state.action)
+    if not state.by:
+        return (
+            f":hourglass: The {what} {mention(state.user_id)} asked for lapsed: nobody approved "
+            "it in time. Nothing was sent."
+        )
+    if state.by == state.user_id:
+        return (
+            f":leftwards_arrow_with_hook: {mention(state.by)} withdrew the {what} they asked for."
+        )
+    return f":no_entry: {mention(state.by)} denied the {what} {mention(state.user_id)} asked for."
+
+
+def approved_by(approver: str) -> str:
+    """What follows "… by @ann" once the action ran: who approved it."""
+    return f", approved by {mention(approver)}" if approver else ""
+
+
+def approved_note(user_id: str, approver: str, action: str) -> str:
+    return (
+        f":white_check_mark: {mention(approver)} approved the {noun(action)} "
+        f"{mention(user_id)} asked for; DeployHQ's record is read again before it is sent."
+    )
+
+
+def buttons(request: str) -> list[Block]:
+    """Approve and Deny: each carries only the request's id, which the bot looks up."""
+    return [
+        {
+            "type": "button",
+            "action_id": APPROVE_ACTION,
+            "text": plain_text("Approve", 75),
+            "style": "primary",
+            "value": request,
+            "confirm": {
+                "title": plain_text("Approve this action?", 100),
+                "text": plain_text(
+                    "The bot reads DeployHQ's record again and, if nothing has changed, sends it.",
+                    300,
+                ),
+                "confirm": plain_text("Approve", 30),
+                "deny": plain_text("Cancel", 30),
+            },
+        },
+        {
+            "type": "button",
+            "action_id": DENY_ACTION,
+            "text": plain_text("Deny", 75),
+            "style": "danger",
+            "value": request,
+        },
+    ]
+
+
+# --- what a person is told, privately ---------------------------------------------------------
+
+
+def own_request() -> str:
+    return (
+        ":no_entry_sign: You cannot approve your own request: a second person must. You can "
+        "withdraw it with Deny."
+    )
+
+
+def not_an_approver(who: str) -> str:
+    return f":no_entry_sign: Only {who} may approve or deny this request; nothing was done."
+
+
+def nobody_may_approve() -> str:
+    return (
+        ":no_entry_sign: Nothing was sent: these servers need a second person's approval and "
+        "nobody may approve (an admin sets DEPLOYHQ_APPROVERS_USERS or "
+        "DEPLOYHQ_APPROVERS_USERGROUPS)."
+    )
+
+
+def request_gone() -> str:
+    return ":information_source: This request is no longer open, so nothing was done."
+
+
+def request_ended(how: str, by: str, at: datetime | None) -> str:
+    """A request that was decided already, or lapsed."""
+    moment = f" {when(at)}" if at else ""
+    if how == "approved":
+        return f":information_source: {mention(by)} already approved this request{moment}."
+    if how == "lapsed":
+        return f":information_source: This request lapsed undecided{moment}; nothing was sent."
+    return f":information_source: {mention(by)} already denied this request{moment}."
+
+
+def awaiting_reply(user_id: str, action: str, until: datetime | None) -> str:
+    """A later click on a failure whose action waits for approval."""
+    moment = f" (until {when(until)})" if until else ""
+    return (
+        f":closed_lock_with_key: {mention(user_id)} already asked for a {noun(action)}: it is "
+        f"waiting for approval{moment}. Approve or Deny it on the card."
+    )

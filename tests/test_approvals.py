@@ -1,0 +1,383 @@
+"""Four eyes on production: an action on chosen servers waits for a second person's Approve.
+
+Over real HTTP: the Bolt app behind the WSGI app, a private redis-server, fake Slack and
+DeployHQ; two instances where it matters, and the Procfile's gunicorn killed after an approval.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.cli import doctor
+from bot.config import Settings
+from tests.conftest import BotServer
+from tests.support import crash
+from tests.support.cards import buttons, first_card, state_line, thread, told
+from tests.support.fakes import FakeDeployHQ, FakeSlack
+from tests.support.signed import at, click_body, delivery
+
+GOOD_ID = "11111111-2222-3333-4444-555555555555"
+NEWER_ID = "77777777-2222-3333-4444-555555555555"
+APPROVE, DENY = "deployhq_approve", "deployhq_deny"
+FOUR_EYES = {
+    "DEPLOYHQ_APPROVAL_SERVERS": "PRODUCTION server",  # by name, any case
+    "DEPLOYHQ_APPROVERS_USERS": "U0BOB,U0CAROL",
+}
+
+
+def good() -> dict[str, Any]:
+    return delivery(
+        identifier=GOOD_ID,
+        status="completed",
+        end_revision={"ref": "a1b2c3d4e5f6", "message": "Known good"},
+        timestamps={"queued_at": at(-3600), "started_at": at(-3598), "completed_at": at(-3540)},
+    )
+
+
+@pytest.fixture
+def gated(start_bot: Callable[..., BotServer], env: dict[str, str]) -> Callable[..., BotServer]:
+    def start(**extra: str) -> BotServer:
+        return start_bot(Settings.from_env({**env, **FOUR_EYES, **extra}))
+
+    return start
+
+
+def card_with_rollback(bot: BotServer, slack: FakeSlack, deployhq: FakeDeployHQ) -> dict:
+    deployhq.history[:] = [delivery(), good()]
+    deployhq.record(good())
+    bot.webhook(delivery())
+    return slack.wait_for(
+        lambda: next(
+            (
+                m
+                for m in slack.api_calls("chat.update") + slack.api_calls("chat.postMessage")
+                if "thread_ts" not in m and "deployhq_rollback" in buttons(m)
+            ),
+            None,
+        )
+    )
+
+
+def last_card(slack: FakeSlack) -> dict:
+    return [u for u in slack.api_calls("chat.update") if "blocks" in u][-1]
+
+
+def request_of(bot: BotServer, slack: FakeSlack) -> str:
+    """The request's id, as its Approve button carries it, once the card shows it."""
+    bot.settle()
+    card = slack.wait_for(lambda: APPROVE in buttons(last_card(slack)) and last_card(slack))
+    return str(buttons(card)[APPROVE]["value"])
+
+
+def press(bot: BotServer, action_id: str, value: str, user_id: str, key: str) -> None:
+    bot.click(value, user_id=user_id, key=key, action_id=action_id)
+    bot.settle()
+
+
+def test_a_roll_back_on_production_waits_for_a_second_person_and_runs_once_approved(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated()
+    card = card_with_rollback(bot, fake_slack, fake_deployhq)
+    press(bot, "deployhq_rollback", buttons(card)["deployhq_rollback"]["value"], "U0ANN", "ann")
+
+    request = request_of(bot, fake_slack)
+    waiting = last_card(fake_slack)
+    assert fake_deployhq.rollbacks() == []  # nothing is sent to DeployHQ yet
+    line = state_line(waiting)
+    assert line.startswith(":closed_lock_with_key: *Roll back* to `a1b2c3d` requested by <@U0ANN>")
+    assert "waiting for approval (until <!date^" in line
+    assert set(buttons(waiting)) == {APPROVE, DENY, "deployhq_open"}  # the actions give way
+    note = " ".join(m["text"] for m in thread(fake_slack))
+    assert "<@U0ANN> asked for *Roll back*" in note and "<@U0BOB> or <@U0CAROL>" in note
+    assert "@here" not in note and "<!channel>" not in note
+
+    press(bot, APPROVE, request, "U0ANN", "self")
+    assert "cannot approve your own request" in told(fake_slack, "self")
+    press(bot, APPROVE, request, "U0EVE", "eve")
+    assert "Only <@U0BOB> or <@U0CAROL> may approve" in told(fake_slack, "eve")
+    assert fake_deployhq.rollbacks() == []
+
+    press(bot, APPROVE, request, "U0BOB", "bob")
+    assert len(fake_deployhq.rollbacks()) == 1
+    done = state_line(last_card(fake_slack))
+    assert done.startswith(":rewind: Rolled back by <@U0ANN>, approved by <@U0BOB>")
+    assert any("<@U0BOB> approved the roll back <@U0ANN>" in m["text"] for m in thread(fake_slack))
+
+    press(bot, APPROVE, request, "U0CAROL", "carol")  # too late: it ran
+    assert "<@U0BOB> already approved this request" in told(fake_slack, "carol")
+    assert len(fake_deployhq.rollbacks()) == 1
+
+
+def test_deployhqs_record_is_read_again_at_approval_and_a_newer_deployment_sends_nothing(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated()
+    card = card_with_rollback(bot, fake_slack, fake_deployhq)
+    press(bot, "deployhq_rollback", buttons(card)["deployhq_rollback"]["value"], "U0ANN", "ann")
+    request = request_of(bot, fake_slack)
+    newer = delivery(
+        identifier=NEWER_ID,
+        status="completed",
+        end_revision={"ref": "0000aaaa1111"},
+        timestamps={"queued_at": at(600), "started_at": at(602), "completed_at": at(660)},
+    )
+    fake_deployhq.history.insert(0, newer)  # someone deployed from DeployHQ meanwhile
+    fake_deployhq.record(newer)
+
+    press(bot, APPROVE, request, "U0BOB", "bob")
+    assert fake_deployhq.rollbacks() == []
+    assert "Nothing was rolled back: deployment `77777777`" in told(fake_slack, "bob")
+
+
+def test_a_deny_ends_the_request_the_buttons_come_back_and_a_late_approve_sends_nothing(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated()
+    card = card_with_rollback(bot, fake_slack, fake_deployhq)
+    press(bot, "deployhq_rollback", buttons(card)["deployhq_rollback"]["value"], "U0ANN", "ann")
+    request = request_of(bot, fake_slack)
+
+    press(bot, DENY, request, "U0EVE", "eve")  # not an approver: cannot deny either
+    assert "may approve or deny" in told(fake_slack, "eve")
+    press(bot, DENY, request, "U0BOB", "bob")
+    after = last_card(fake_slack)
+    assert state_line(after).startswith(":no_entry: <@U0BOB> denied the roll back <@U0ANN> asked")
+    assert {"deployhq_retry", "deployhq_rollback"} <= set(buttons(after))
+    assert any("<@U0BOB> denied the roll back" in m["text"] for m in thread(fake_slack))
+
+    press(bot, APPROVE, request, "U0CAROL", "carol")
+    assert "<@U0BOB> already denied this request" in told(fake_slack, "carol")
+    assert fake_deployhq.rollbacks() == [] and fake_deployhq.retries() == []
+
+    # The requester may withdraw their own next request.
+    press(bot, "deployhq_retry", buttons(after)["deployhq_retry"]["value"], "U0ANN", "again")
+    second = request_of(bot, fake_slack)
+    assert second != request
+    press(bot, DENY, second, "U0ANN", "withdraw")
+    assert "<@U0ANN> withdrew the retry they asked for" in state_line(last_card(fake_slack))
+
+
+def test_an_undecided_request_lapses_on_its_own_and_the_buttons_come_back(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated(DEPLOYHQ_APPROVAL_MINUTES="0.05", RECONCILE_INTERVAL="0.3")  # 3 s
+    bot.webhook(delivery())
+    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    request = request_of(bot, fake_slack)
+
+    lapsed = fake_slack.wait_for(
+        lambda: "lapsed" in state_line(last_card(fake_slack)) and last_card(fake_slack),
+        timeout=15,
+    )
+    assert "The retry <@U0ANN> asked for lapsed: nobody approved it in time" in state_line(lapsed)
+    assert "deployhq_retry" in buttons(lapsed) and APPROVE not in buttons(lapsed)
+    fake_slack.wait_for(lambda: any("lapsed" in m["text"] for m in thread(fake_slack)))
+    press(bot, APPROVE, request, "U0BOB", "bob")
+    assert "lapsed" in told(fake_slack, "bob")
+    assert fake_deployhq.retries() == []
+
+
+def test_with_approval_on_and_nobody_to_approve_every_gated_action_is_refused_and_doctor_says_so(
+    start_bot: Callable[..., BotServer],
+    env: dict[str, str],
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+):
+    closed = {**env, "DEPLOYHQ_APPROVAL_SERVERS": "*"}
+    bot = start_bot(Settings.from_env(closed))
+    bot.webhook(delivery())
+    value = buttons(first_card(fake_slack))["deployhq_retry"]["value"]
+    press(bot, "deployhq_retry", value, "U0ANN", "ann")
+    assert "nobody may approve" in told(fake_slack, "ann")
+    assert fake_deployhq.retries() == []
+    assert "deployhq_retry" in buttons(last_card(fake_slack))  # offered again, with the reason
+
+    check = doctor.approval(Settings.from_env(closed))
+    assert check.mark == doctor.FAIL and "DEPLOYHQ_APPROVERS_USERS" in check.fix
+    assert doctor.approval(Settings.from_env(env)).mark == doctor.NOTE  # off by default
+    assert doctor.approval(Settings.from_env({**env, **FOUR_EYES})).mark == doctor.PASS
+
+
+def test_servers_nobody_listed_and_abort_never_wait(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated(DEPLOYHQ_APPROVAL_SERVERS="staging")
+    bot.webhook(delivery())
+    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    assert len(fake_deployhq.retries()) == 1  # Production Server is not staging
+
+
+def test_a_server_group_named_for_approval_holds_up_an_action_on_any_of_its_servers(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    web = [
+        {"name": "Web 1", "identifier": "aaaa1111", "server_group_identifier": "g-prod"},
+        {"name": "Web 2", "identifier": "bbbb2222", "server_group_identifier": "g-prod"},
+    ]
+    fake_deployhq.group_names["g-prod"] = "Production"
+    bot = gated(DEPLOYHQ_APPROVAL_SERVERS="production")
+    bot.webhook(delivery(servers=web))
+    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    assert request_of(bot, fake_slack) and fake_deployhq.retries() == []
+
+
+def test_an_edited_or_invented_request_id_approves_nothing(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated()
+    bot.webhook(delivery())
+    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    request = request_of(bot, fake_slack)
+    for n, value in enumerate([request[:-1] + "0", "f" * 32, '{"p":"my-project"}', ""]):
+        press(bot, APPROVE, value, "U0BOB", f"k{n}")
+        assert "no longer open" in told(fake_slack, f"k{n}"), value
+    assert fake_deployhq.retries() == []
+
+
+def test_twenty_approvals_over_two_instances_act_once(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    first, second = gated(), gated()
+    first.webhook(delivery())
+    press(first, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    request = request_of(first, fake_slack)
+    go = threading.Barrier(20)
+
+    def approve(n: int) -> None:
+        go.wait()
+        (first, second)[n % 2].click(
+            request, user_id=("U0BOB", "U0CAROL")[n % 2], key=f"a{n}", action_id=APPROVE
+        )
+
+    threads = [threading.Thread(target=approve, args=(n,)) for n in range(20)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first.settle()
+    second.settle()
+    took = time.monotonic() - started
+    assert len(fake_deployhq.retries()) == 1, took
+    said = [told(fake_slack, f"a{n}") for n in range(20)]
+    assert sum("already approved" in s for s in said) >= 18  # the others are told who did
+
+
+def test_approve_and_deny_pressed_together_one_wins_and_the_card_says_which(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    first, second = gated(), gated()
+    first.webhook(delivery())
+    press(first, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    request = request_of(first, fake_slack)
+    go = threading.Barrier(2)
+
+    def click(bot: BotServer, action_id: str, user_id: str) -> None:
+        go.wait()
+        bot.click(request, user_id=user_id, key=user_id, action_id=action_id)
+
+    threads = [
+        threading.Thread(target=click, args=(first, APPROVE, "U0BOB")),
+        threading.Thread(target=click, args=(second, DENY, "U0CAROL")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first.settle()
+    second.settle()
+    line = state_line(last_card(fake_slack))
+    if fake_deployhq.retries():
+        assert len(fake_deployhq.retries()) == 1 and "approved by <@U0BOB>" in line
+        assert "already approved" in told(fake_slack, "U0CAROL")
+    else:
+        assert "<@U0CAROL> denied the retry" in line
+        assert "already denied" in told(fake_slack, "U0BOB")
+
+
+def test_a_deploy_command_on_production_is_a_channel_message_with_approve_and_deny(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated()
+    fake_deployhq.history[:] = [delivery(status="completed")]
+    fake_deployhq.latest["main"] = "0123456789abcdef0123456789abcdef01234567"
+    bot.command("deploy my-project 7563d091", user_id="U0ANN", key="confirm")
+    said = fake_slack.wait_for(lambda: fake_slack.responses("confirm"))[-1]
+    press(bot, "deployhq_deploy_confirm", buttons(said)["deployhq_deploy_confirm"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    asked = fake_slack.wait_for(
+        lambda: next(
+            (m for m in fake_slack.api_calls("chat.postMessage") if APPROVE in buttons(m)), None
+        )
+    )
+    assert "<@U0ANN> asked to deploy `0123456`" in asked["text"] and fake_deployhq.created() == []
+    press(bot, APPROVE, buttons(asked)[APPROVE]["value"], "U0CAROL", "carol")
+    assert len(fake_deployhq.created()) == 1
+    final = fake_slack.api_calls("chat.update")[-1]
+    assert "deployed `0123456`" in final["text"] and "approved by <@U0CAROL>" in final["text"]
+    assert APPROVE not in buttons(final)
+
+
+def test_a_process_killed_after_the_approval_sends_nothing_and_the_next_request_acts_once():
+    """The Procfile's gunicorn, two instances sharing a Redis: the approver's worker is killed
+    with SIGKILL between the approval and the call. Nothing was sent; once its claim lapses the
+    card offers Retry again, and a second request, approved on the other instance, acts once."""
+    scenario = crash.Scenario("retry")
+    try:
+        four_eyes = {**FOUR_EYES, "DEPLOYHQ_APPROVERS_USERS": "U0BOB,U0CAROL"}
+        first = scenario.start(BOT_FAILPOINT="approved", **four_eyes)
+        second = scenario.start(**four_eyes)
+        first.wait_ready()
+        second.wait_ready()
+        value = scenario.value(second)
+        scenario.click(second, value, "U0ANN")
+        request = _request(scenario)
+        _press(scenario, first, APPROVE, request, "U0BOB")  # killed after approving
+
+        def back() -> dict[str, Any] | None:
+            cards = [u for u in scenario.slack.api_calls("chat.update") if "blocks" in u]
+            last = cards[-1] if cards else {}
+            return last if "deployhq_retry" in buttons(last) and len(cards) > 2 else None
+
+        card = scenario.slack.wait_for(back, timeout=30)  # the claim lapsed: Retry is back
+        assert scenario.did() == 0 and APPROVE not in buttons(card)
+        scenario.slack.wait_for(
+            lambda: any("interrupted before DeployHQ" in m["text"] for m in thread(scenario.slack))
+        )
+        scenario.click(second, str(buttons(card)["deployhq_retry"]["value"]), "U0ANN")
+        again = _request(scenario, other_than=request)
+        _press(scenario, second, APPROVE, again, "U0CAROL")
+        scenario.deployhq.wait_for(scenario.did, timeout=15)
+        time.sleep(1)  # the other instance's reconciler has had its turns meanwhile
+        assert scenario.did() == 1
+    finally:
+        scenario.stop()
+
+
+def _request(scenario: crash.Scenario, other_than: str = "") -> str:
+    def found() -> str:
+        for update in reversed(scenario.slack.api_calls("chat.update")):
+            value = buttons(update).get(APPROVE, {}).get("value")
+            if value and value != other_than:
+                return str(value)
+        return ""
+
+    return str(scenario.slack.wait_for(found, timeout=15))
+
+
+def _press(scenario: crash.Scenario, server: Any, action_id: str, value: str, user: str) -> None:
+    body = click_body(value, response_url=scenario.slack.response_url(user), user_id=user,
+                      action_id=action_id)  # fmt: skip
+    scenario.post(server, body)
