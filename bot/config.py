@@ -91,12 +91,14 @@ class Settings:
     socket_mode_ping_timeout: float = 10.0
     socket_mode_health_grace: float = 60.0
     mention_deployer: bool = True  # a failure's thread mentions its deployer, by exact email
+    what_changed: bool = True  # a failure's thread lists its commits and DeployHQ's overview
     # Four eyes: actions on these servers or groups (names in lower case, identifiers, or "*")
     # wait for an approver who is not the requester.
     approval_servers: frozenset[str] = frozenset()
     approvers_users: frozenset[str] = frozenset()
     approvers_usergroups: frozenset[str] = frozenset()
     approval_minutes: float = 30.0
+    preview_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.deployhq_base_url:
@@ -355,6 +357,17 @@ def _approval_minutes(name: str, value: str) -> float:
     return minutes
 
 
+def _preview_seconds(name: str, value: str) -> float:
+    given = value or "60"
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 600:
+        raise Problem(f"{name} must be seconds from 1 to 600, not {given!r}")
+    return seconds
+
+
 def _slack_ids(name: str, value: str) -> frozenset[str]:
     ids = _id_list(value)
     bad = sorted(i for i in ids if not _SLACK_ID_LIST.fullmatch(i))
@@ -534,6 +547,15 @@ SETTINGS: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        "DEPLOYHQ_WHAT_CHANGED",
+        "what_changed",
+        _boolean,
+        (
+            "true (default): a failure's thread lists the commits since the last good "
+            "deployment, with DeployHQ's overview; false: no commit is read or shown."
+        ),
+    ),
+    Setting(
         "DEPLOYHQ_CHANNELS",
         "project_channels",
         _project_channels,
@@ -594,6 +616,13 @@ SETTINGS: tuple[Setting, ...] = (
         "approval_minutes",
         _approval_minutes,
         "Optional: minutes a request for approval stays open (default 30, 0.05-1440).",
+    ),
+    Setting(
+        "DEPLOYHQ_PREVIEW_SECONDS",
+        "preview_seconds",
+        _preview_seconds,
+        "Optional: seconds a preview is followed closely before the person hears it is still "
+        "preparing (default 60, 1-600).",
     ),
     Setting(
         "DEPLOYHQ_TIMEOUT",

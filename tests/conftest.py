@@ -203,6 +203,9 @@ def env(
         "DEPLOYHQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "DEPLOYHQ_PUBLIC_KEY": signing_key.public_pem,
         "REDIS_URL": redis_url,
+        # What changed adds a note of its own to every failure's thread; its tests (and the
+        # gunicorn ones, which run the defaults) turn it on.
+        "DEPLOYHQ_WHAT_CHANGED": "false",
     }
 
 

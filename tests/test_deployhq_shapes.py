@@ -5,6 +5,7 @@ so that it cannot drift from DeployHQ again; and what the bot costs DeployHQ in 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
+from bot.config import Settings
 from tests.conftest import BotServer
 from tests.support.cards import buttons
 from tests.support.deployhq_schemas import derive, load, schema_of
@@ -175,18 +177,48 @@ def test_every_kind_of_answer_the_fake_gives_fits_deployhqs_description(
     groups = check("server_groups 200", http.get(f"{project}/server_groups"))
     assert [g["identifier"] for g in groups] == ["g-web"]
 
+    recent = check(
+        "recent_commits 200", http.get(f"{project}/repository/recent_commits?branch=main")
+    )
+    assert recent["commits"][0]["ref"] == "def456abc789"
+    overview = {"start_ref": "a1b2c3d4e5f6", "end_ref": "def456abc789"}
+    off = check("ai_overview 422", http.post(f"{project}/ai_deployment_overview", json=overview))
+    assert off["success"] is False
+    fake_deployhq.ai_overview = "Fixes the login."
+    on = check("ai_overview 200", http.post(f"{project}/ai_deployment_overview", json=overview))
+    assert on["overview"] == "Fixes the login."
 
-def test_a_failure_notification_costs_four_calls_and_finds_roll_back_past_other_servers(
-    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+    preview = check(
+        "create 201", http.post(base, json={"deployment": {**asked, "mode": "preview"}})
+    )
+    assert preview["status"] == "preview_pending" and set(preview) == {"identifier", "status"}
+    pending = check("deployment 200", http.get(f"{base}/{preview['identifier']}"))
+    ready = check("deployment 200", http.get(f"{base}/{preview['identifier']}"))
+    assert (pending["status"], ready["status"]) == ("preview_pending", "preview_ready")
+    assert ready["files"]["7563d091"]["removed"] == ["public/old.js"]
+    listed = check("deployments 200", http.get(base, params={"per_page": 50}))
+    assert preview["identifier"] not in {r["identifier"] for r in listed["records"]}
+    back = check("rollback 200", http.post(f"{base}/{GOOD_ID}/rollback", json={"mode": "preview"}))
+    assert back["status"] == "preview_pending"
+
+
+def test_a_failure_notification_costs_six_calls_and_finds_roll_back_past_other_servers(
+    start_bot: Callable[..., BotServer],
+    env: dict[str, str],
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
 ):
     """170 deployments to another server since the failure: DeployHQ's to= filter still finds
     the last good one on the failure's server, in one page. The record, read to confirm the
     card, names the failing step: the deployment is read once. The fourth asks for the branch's
-    newest commit (the failed one here, so no Deploy latest and no commit_info)."""
+    newest commit (the failed one here, so no Deploy latest and no commit_info); the fifth and
+    sixth, what changed: the branch's recent commits and DeployHQ's overview of them (the record
+    carries none)."""
     fake_deployhq.deployments[DEPLOYMENT_ID] = with_failed_step(DEPLOYMENT_ID)
     since = [completed(uuid_of(n), 10 + n, servers=STAGING) for n in range(170, 0, -1)]
     fake_deployhq.history[:] = [*since, delivery(), completed(GOOD_ID, -3600)]
     fake_deployhq.logs["step-2"] = [{"id": 1, "message": "Upload failed", "type": "error"}]
+    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_WHAT_CHANGED": "true"}))
 
     bot.webhook(delivery())
 
@@ -200,12 +232,14 @@ def test_a_failure_notification_costs_four_calls_and_finds_roll_back_past_other_
     fake_slack.wait_for(lambda: fake_slack.api_calls("chat.postMessage")[1:])  # the log note
     bot.settle()
     asked = [(c.method, c.path, c.raw_uri) for c in fake_deployhq.calls]
-    assert len(asked) == 4, asked
+    assert len(asked) == 6, asked
     assert [a[1].rsplit("/", 1)[-1] for a in asked] == [
         DEPLOYMENT_ID,
         "logs",
         "deployments",
         "latest_revision",
+        "recent_commits",
+        "ai_deployment_overview",
     ]
     assert "deployhq_deploy_latest" not in buttons(card)
     assert "to=7563d091" in asked[2][2]

@@ -163,3 +163,56 @@ def test_a_turn_is_kept_only_by_its_holder(store: Store, clock: Moves):
     assert store.turns.keep("reconcile", token, 60)
     clock.advance(61)
     assert not store.turns.keep("reconcile", token, 60)  # it lapsed
+
+
+def test_a_burst_reads_an_answer_once_and_waits_for_it(store: Store):
+    """Eight callers at once: one reads, the others wait for its answer; then it is kept."""
+    reads: list[int] = []
+
+    def read() -> str:
+        reads.append(1)
+        time.sleep(0.2)  # DeployHQ taking a moment: the others arrive meanwhile
+        return "the answer"
+
+    def ask(_: int) -> str:
+        return store.answers.fetch(("recent", "main"), read, ttl=CLAIM, wait=5.0)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(ask, range(8)))
+    assert got == ["the answer"] * 8 and len(reads) == 1
+    assert store.answers.fetch(("recent", "main"), read, ttl=CLAIM, wait=5.0) == "the answer"
+    assert len(reads) == 1
+    store.answers.forget("recent", "main")
+    store.answers.fetch(("recent", "main"), read, ttl=CLAIM, wait=5.0)
+    assert len(reads) == 2
+
+
+def test_a_failed_read_is_not_kept_and_its_waiters_read_for_themselves(store: Store):
+    def failing() -> str:
+        time.sleep(0.1)
+        raise RuntimeError("DeployHQ said no")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(store.answers.fetch, ("x",), failing, CLAIM, 5.0)
+        time.sleep(0.02)
+        second = pool.submit(store.answers.fetch, ("x",), lambda: "read here", CLAIM, 5.0)
+        with pytest.raises(RuntimeError):
+            first.result()
+        assert second.result() == "read here"
+    assert store.answers.kept("x") is None
+
+
+def test_a_kept_answer_lapses(store: Store, clock: Moves):
+    store.answers.fetch(("y",), lambda: "old", ttl=10.0, wait=1.0)
+    clock.advance(11)
+    assert store.answers.fetch(("y",), lambda: "new", ttl=10.0, wait=1.0) == "new"
+
+
+def test_one_hold_at_a_time_and_a_dead_holders_lapses(store: Store, clock: Moves):
+    assert store.holds.take("preview:a", '{"by": "U1"}', 30.0) is None
+    assert store.holds.take("preview:a", '{"by": "U2"}', 30.0) == '{"by": "U1"}'
+    assert store.holds.take("preview:b", "{}", 30.0) is None  # another action's own
+    clock.advance(31)  # its holder died and never renewed it
+    assert store.holds.take("preview:a", '{"by": "U2"}', 30.0) is None
+    store.holds.drop("preview:a")
+    assert store.holds.take("preview:a", "{}", 30.0) is None

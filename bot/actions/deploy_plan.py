@@ -19,7 +19,9 @@ from typing import Any
 from urllib.parse import quote
 
 from bot.actions.permissions import Tell
+from bot.cards.what_changed import RecentCommits
 from bot.deployhq.client import DeployHQ, DeployHQError
+from bot.deployhq.commits import Range
 from bot.deployhq.deployment import Deployment, Revision
 from bot.messages import deploys
 from bot.slack.routing import DeployOrder
@@ -122,20 +124,51 @@ def ran_there(
     return None
 
 
+def runs_there(
+    deployhq: DeployHQ, project: str, servers: frozenset[str], ref: str
+) -> tuple[Deployment | None, Deployment | None]:
+    """As ``ran_there``, and in the same reading the newest completed deployment on any of
+    ``servers``: what they run now, from which a deploy of ``ref`` adds commits."""
+    now = None
+    for earlier in deployhq.history(project, max_pages=HISTORY_PAGES):
+        if earlier.is_preview or not earlier.server_keys & servers:
+            continue
+        ran = earlier.end_revision.ref if earlier.end_revision else ""
+        if ran == ref and earlier.status != "cancelled":
+            return earlier, now
+        if now is None and earlier.status == "completed" and earlier.end_revision:
+            now = earlier
+    return None, now
+
+
 class Deploys:
     """What ``/deployhq deploy`` offers to deploy, and the orders its confirms name."""
 
-    def __init__(self, deployhq: DeployHQ, orders: Orders) -> None:
+    def __init__(
+        self, deployhq: DeployHQ, orders: Orders, recent: RecentCommits | None = None
+    ) -> None:
         self.deployhq = deployhq
         self.orders = orders
+        self.recent = recent  # the branch's recent commits: what a deploy adds
+
+    def _adds(self, project: str, branch: str, now: Deployment | None, ref: str) -> Range | None:
+        """The commits a deploy of ``ref`` adds to what the target runs now, when known."""
+        if self.recent is None or now is None or now.end_revision is None:
+            return None
+        try:
+            return self.recent.ranges(project, branch, (now.end_revision.ref, ref))[0]
+        except DeployHQError as error:  # the confirm goes without them
+            log.info("no recent commits of %s: %s", branch, error)
+            return None
 
     def plan(
         self, project: str, words: tuple[str, ...], tell: Tell
-    ) -> tuple[DeployOrder, Revision, str] | None:
-        """What the command would deploy, for the person to confirm, with the token its
-        button carries; None when nothing is to be deployed (they are told why). ``words``: the
-        target's name or identifier, then perhaps a branch. ``DeployHQError`` when DeployHQ
-        cannot be read; ``StoreUnavailable`` when the order cannot be kept."""
+    ) -> tuple[DeployOrder, Revision, str, Range | None] | None:
+        """What the command would deploy, for the person to confirm: the order, the commit,
+        the token its button carries and the commits it adds (when DeployHQ's recent commits
+        tell); None when nothing is to be deployed (they are told why). ``words``: the target's
+        name or identifier, then perhaps a branch. ``DeployHQError`` when DeployHQ cannot be
+        read; ``StoreUnavailable`` when the order cannot be kept."""
         found = list(targets(self.deployhq, project))
         target, branch = find_target(found, " ".join(words)), ""
         if target is None and len(words) > 1 and _BRANCH.fullmatch(words[-1]):
@@ -151,7 +184,7 @@ class Deploys:
             ref = self.deployhq.latest_revision(project, branch)
         except DeployHQError as error:
             raise error.reading(f"the latest commit of {branch}") from None
-        ran = ran_there(self.deployhq, project, frozenset(target.servers), ref)
+        ran, now = runs_there(self.deployhq, project, frozenset(target.servers), ref)
         if ran is not None:
             tell(deploys.already_there(ref, target.name, ran))
             return None
@@ -161,7 +194,8 @@ class Deploys:
             log.info("no commit_info for %s: %s", ref[:7], error)
             commit = Revision(ref)
         order = DeployOrder(project, target.identifier, target.name, branch, ref, target.servers)
-        return order, commit, self.orders.save(order.encode(), ORDER_SECONDS)
+        adds = self._adds(project, branch, now, ref)
+        return order, commit, self.orders.save(order.encode(), ORDER_SECONDS), adds
 
     def order(self, token: str) -> DeployOrder | None:
         """The order a confirm's button names by its token; None when the bot showed no such

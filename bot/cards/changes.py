@@ -107,6 +107,20 @@ class Cards:
         self.outbox.show(target.deployment)
         return True
 
+    def on_note(self, deployment_id: str, note: str) -> bool:
+        """One more note in the card's thread (a preview's outcome); False with no card."""
+        try:
+            with self.store.card_lock(deployment_id):
+                card = self.store.card(deployment_id)
+                if card is None:
+                    return False
+                self.store.save_card(card.noting(note))
+        except StoreUnavailable:
+            log.warning("store unavailable; no note in the thread of %s", deployment_id)
+            return False
+        self.outbox.show(deployment_id)
+        return True
+
     def on_rollback_target(
         self, target: ActionTarget, good: Deployment | None, record: Deployment
     ) -> None:

@@ -5,7 +5,8 @@ Slack pool, off every request thread, so a rate-limited Slack (the client waits 
 ``Retry-After``) delays only other cards. A push Slack refuses is tried again a few times within
 a minute; after that the reconciler keeps trying every ``RECONCILE_INTERVAL``, for as long as
 the card stays unsettled. Once a failure's card is out, why it failed is looked up on the
-lookups pool (``explain``), and the card is shown again with what was found.
+lookups pool (``explain``), and the card is shown again with what was found; then what changed
+(``what_changed``), and the card is shown again with that.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from bot.cards.explain import Explainer
 from bot.cards.publisher import Publisher
 from bot.cards.rules import Card
+from bot.cards.what_changed import WhatChanged
 from bot.runtime.background import Runner
 
 BACKOFF_SECONDS = (2.0, 5.0, 15.0, 30.0)
@@ -26,12 +28,14 @@ class Outbox:
         *,
         slack: Runner,
         lookups: Runner,
+        what_changed: WhatChanged | None = None,
         backoff: tuple[float, ...] = BACKOFF_SECONDS,
     ) -> None:
         self.publisher = publisher
         self.explainer = explainer
         self.slack = slack  # where pushes run: they may wait out Slack's Retry-After
         self.lookups = lookups  # where failures are looked up: DeployHQ may be slow to answer
+        self.what_changed = what_changed
         self.backoff = backoff
 
     def show(self, deployment_id: str) -> None:
@@ -47,8 +51,12 @@ class Outbox:
         return shown
 
     def _explain(self, card: Card) -> None:
+        identifier = card.deployment.identifier
         if self.explainer.look_up(card):
-            self.show(card.deployment.identifier)
+            self.show(identifier)  # why it failed goes out before what changed is read
+        told = self.what_changed.claim(identifier) if self.what_changed else None
+        if told is not None and self.what_changed is not None and self.what_changed.look_up(told):
+            self.show(identifier)
 
     def _attempt(self, deployment_id: str, attempt: int) -> None:
         if self.push_now(deployment_id) or attempt >= len(self.backoff):

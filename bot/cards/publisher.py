@@ -254,6 +254,8 @@ class Publisher:
             latest=card.latest,
             running=card.rolled_back or card.deployment,
             aborted=card.aborted,
+            undoes=card.undoes,
+            adds=card.adds,
         )
 
     def _post(self, card: Card) -> Card:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from bot.cards import states as s
 from bot.cards.states import CardState
+from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import FAILED, FINAL_STATUSES, Deployment, Revision
 from bot.messages import notes
 from bot.messages.notes import ENDED_BY_ITSELF
@@ -48,6 +49,9 @@ class Card:
     latest: Revision | None = None  # the branch's newest commit, when it is not the failure's
     aborted: CardState | None = None  # an abort of the run under way: requested, done, …
     mentioned: str = ""  # the run whose deployer was looked up in Slack (and told, if found)
+    changes_told: str = ""  # the run whose commits (what changed) were looked up
+    undoes: Summary | None = None  # what Roll back undoes: the commits since its target
+    adds: Summary | None = None  # what Deploy latest adds: the commits since the failed run
 
     @property
     def live(self) -> bool:
@@ -124,7 +128,7 @@ def advance(card: Card, deployment: Deployment, *, trusted: bool) -> Card | None
     if trusted:
         deployment = keep_names(deployment, card.deployment)
     if deployment.status == FAILED:  # a new failure: its own Deploy latest and Abort, if any
-        card = replace(card, latest=None, aborted=None)
+        card = replace(card, latest=None, aborted=None, adds=None)
     return changed(card, deployment=deployment, state=state, confirmed=confirmed).noting(
         notes.event_note(deployment)
     )
@@ -213,11 +217,12 @@ def acted(
 
 def target_moved(card: Card, good: Deployment | None, record: Deployment) -> Card:
     """The Roll back button named another target than DeployHQ gives now: the card back on
-    the failure, offering the one DeployHQ gives (or none)."""
-    return changed(card, state=resting_state(record), rollback_to=good)
+    the failure, offering the one DeployHQ gives (or none), whose commits are not yet known."""
+    return changed(card, state=resting_state(record), rollback_to=good, undoes=None)
 
 
 def latest_moved(card: Card, latest: Revision | None, record: Deployment) -> Card:
     """The Deploy latest button named another commit than DeployHQ gives now: the card back
-    on the failure, offering the one it gives (or none, when it is the failure's own)."""
-    return changed(card, state=resting_state(record), latest=latest)
+    on the failure, offering the one it gives (or none, when it is the failure's own); what the
+    old one added no longer says what this one adds."""
+    return changed(card, state=resting_state(record), latest=latest, adds=None)

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.cards import states as card_states
 from bot.cards.rules import Card
+from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import Deployment, Revision
 from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
 
@@ -54,6 +55,9 @@ def card_to_json(card: Card) -> str:
             **({"latest": _revision_json(card.latest)} if card.latest else {}),
             **({"aborted": card_states.to_json(card.aborted)} if card.aborted else {}),
             **({"mentioned": card.mentioned} if card.mentioned else {}),
+            **({"changes_told": card.changes_told} if card.changes_told else {}),
+            **({"undoes": card.undoes.to_json()} if card.undoes else {}),
+            **({"adds": card.adds.to_json()} if card.adds else {}),
         }
     )
 
@@ -79,6 +83,9 @@ def card_from_json(raw: str) -> Card:
         latest=_revision(data.get("latest")),
         aborted=card_states.from_json(data["aborted"]) if data.get("aborted") else None,
         mentioned=str(data.get("mentioned") or ""),
+        changes_told=str(data.get("changes_told") or ""),
+        undoes=Summary.from_json(data.get("undoes")),
+        adds=Summary.from_json(data.get("adds")),
     )
 
 

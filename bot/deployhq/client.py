@@ -14,9 +14,10 @@ from urllib.parse import quote
 import requests
 
 from bot import metrics
-from bot.deployhq import answers
+from bot.deployhq import answers, commits
 from bot.deployhq.deadline import Deadline, DeadlineAdapter, never_sent
 from bot.deployhq.deployment import FAILED, Deployment, Revision, Step, log_lines
+from bot.deployhq.previews import Preview
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,69 @@ class DeployHQ:
         return Revision(
             ref, _text_of(data, "message", required=False), _text_of(data, "author", required=False)
         )
+
+    def recent_commits(self, project: str, branch: str) -> list[commits.Commit]:
+        """The branch's recent commits, newest first, as DeployHQ's repository cache has them."""
+        path = f"/projects/{_seg(project)}/repository/recent_commits"
+        try:
+            return commits.parse(self._call("GET", path, params={"branch": branch}))
+        except ValueError as exc:
+            raise DeployHQError(
+                f"DeployHQ sent an unexpected answer: {exc}", kind="invalid"
+            ) from exc
+
+    def ai_overview(self, project: str, start_ref: str, end_ref: str) -> str:
+        """DeployHQ's own summary of the changes from ``start_ref`` to ``end_ref``; a
+        ``DeployHQError`` in its words when it gives none (its AI features are off for the
+        account, or the repository is not cloned: 400 or 422 ``{"success": false, "error"}``)."""
+        data = self._call(
+            "POST",
+            f"/projects/{_seg(project)}/ai_deployment_overview",
+            json={"start_ref": start_ref, "end_ref": end_ref},
+        )
+        if isinstance(data, dict) and data.get("success") is False:
+            said = data.get("error")
+            raise DeployHQError(said if isinstance(said, str) and said else "no overview")
+        return _text_of(data, "overview")
+
+    def preview_deploy(self, project: str, parent: str, branch: str, start: str, end: str) -> str:
+        """Ask DeployHQ for a preview of deploying ``end`` of ``branch`` to ``parent``: what it
+        would change, without changing anything. The preview's identifier (its answer may be
+        that and its status alone)."""
+        body = {
+            "parent_identifier": parent,
+            "branch": branch,
+            "end_revision": end,
+            **({"start_revision": start} if start else {}),
+            "mode": "preview",
+            "copy_config_files": True,
+            "run_build_commands": True,
+            "use_build_cache": True,
+        }
+        data = self._call(
+            "POST", f"/projects/{_seg(project)}/deployments", json={"deployment": body}
+        )
+        return _text_of(data, "identifier")
+
+    def preview_rollback(self, project: str, to_deployment: str) -> str:
+        """Ask DeployHQ for a preview of rolling back to ``to_deployment``; its identifier."""
+        data = self._call(
+            "POST",
+            f"/projects/{_seg(project)}/deployments/{_seg(to_deployment)}/rollback",
+            json={"mode": "preview"},
+        )
+        return _text_of(data, "identifier")
+
+    def preview(self, project: str, identifier: str) -> Preview:
+        """A preview's status and, once ready, its files (DeployHQ lists no previews: only
+        its identifier finds it)."""
+        data = self._call("GET", f"/projects/{_seg(project)}/deployments/{_seg(identifier)}")
+        try:
+            return Preview.from_api(data)
+        except ValueError as exc:
+            raise DeployHQError(
+                f"DeployHQ sent an unexpected answer: {exc}", kind="invalid"
+            ) from exc
 
     def failed_deployments(
         self, project: str, count: int, *, max_pages: int = 3

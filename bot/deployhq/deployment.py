@@ -85,6 +85,8 @@ class Deployment:
     # did, and the step that failed. A delivery's steps are never trusted for this.
     steps_read: bool = False
     failed_step: Step | None = None
+    # DeployHQ's own summary of what the deployment changes, when it has made one.
+    overview: str = ""
 
     @classmethod
     def from_api(cls, data: Any, *, project: str = "", steps: bool = False) -> Deployment:
@@ -143,6 +145,7 @@ class Deployment:
             config_files_only=data.get("config_files_deployment") is True,
             steps_read=steps and isinstance(data.get("steps"), list),
             failed_step=failing_step(data) if steps else None,
+            overview=_text(data.get("overview")),
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -190,6 +193,7 @@ class Deployment:
                 if self.steps_read
                 else {}
             ),
+            **({"overview": self.overview} if self.overview else {}),
         }
 
     @property

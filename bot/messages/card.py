@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 from bot.cards import states as s
 from bot.cards.states import CardState
+from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import Deployment, Revision
-from bot.messages import approvals
+from bot.messages import approvals, changes
 from bot.messages.approvals import approved_by
 from bot.messages.notes import ENDED_BY_ITSELF, event_note
 from bot.messages.text import (
@@ -31,6 +32,8 @@ from bot.slack.routing import (
     ABORT_ACTION,
     DEPLOY_LATEST_ACTION,
     OPEN_ACTION,
+    PREVIEW_DEPLOY_ACTION,
+    PREVIEW_ROLLBACK_ACTION,
     RETRY_ACTION,
     ROLLBACK_ACTION,
     AbortTarget,
@@ -61,13 +64,17 @@ def deployment_card(
     latest: Revision | None = None,
     running: Deployment | None = None,
     aborted: CardState | None = None,
+    undoes: Summary | None = None,
+    adds: Summary | None = None,
 ) -> Message:
     """The message that tracks one deployment: what failed, what was done, and Retry.
 
     ``confirmed`` is False while the deployment is known only from a notification: the card
     then says so and offers no Retry until DeployHQ's API has confirmed it. ``latest``: the
     branch's newest commit, offered as Deploy latest beside Retry; ``running``: the deployment
-    under way the card follows, offered as Abort; ``aborted``: how an abort of it went.
+    under way the card follows, offered as Abort; ``aborted``: how an abort of it went;
+    ``undoes`` and ``adds``: the commits Roll back undoes and Deploy latest adds, for their
+    confirms.
     """
     # The run the bot aborted reads as an abort, whether DeployHQ says failed or cancelled.
     stopped = (
@@ -92,7 +99,7 @@ def deployment_card(
             "elements": elements,
         }
     )
-    buttons = _buttons(deployment, state, confirmed, rollback_to, latest)
+    buttons = _buttons(deployment, state, confirmed, rollback_to, latest, undoes, adds)
     abortable = aborted is None or isinstance(aborted, s.NotDone)
     if running is not None and running.status in UNDER_WAY and abortable:
         buttons.append(_abort_button(deployment.identifier, running))
@@ -136,21 +143,40 @@ def _buttons(
     confirmed: bool,
     rollback_to: Deployment | None,
     latest: Revision | None,
+    undoes: Summary | None = None,
+    adds: Summary | None = None,
 ) -> list[Block]:
-    """What a failure offers: Retry, Roll back, Deploy latest; none until DeployHQ's record
-    confirms it, while an action is under way, or for an archived deployment (DeployHQ
-    refuses both retry and rollback of one)."""
+    """What a failure offers: Retry, Roll back, Deploy latest (each of the last two with its
+    Preview); none until DeployHQ's record confirms it, while an action is under way, or for an
+    archived deployment (DeployHQ refuses both retry and rollback of one)."""
     if isinstance(state, s.Awaiting):  # the action's buttons give way to Approve and Deny
         return approvals.buttons(state.request)
     buttons: list[Block] = []
     open_to_act = isinstance(state, s.OPEN_STATES)
     if confirmed and open_to_act and deployment.status == "failed" and not deployment.archived:
         buttons.append(retry_button(deployment))
+        previews = []
         if rollback_to is not None:
-            buttons.append(_rollback_button(deployment, rollback_to))
+            rollback = _rollback_button(deployment, rollback_to, undoes)
+            buttons.append(rollback)
+            previews.append(_preview_button(PREVIEW_ROLLBACK_ACTION, "roll back", rollback))
         if latest is not None and deployment.parent and not _runs(deployment, latest.ref):
-            buttons.append(_deploy_latest_button(deployment, latest))
+            deploy = _deploy_latest_button(deployment, latest, adds)
+            buttons.append(deploy)
+            previews.append(_preview_button(PREVIEW_DEPLOY_ACTION, "deploy latest", deploy))
+        buttons += previews
     return buttons
+
+
+def _preview_button(action_id: str, what: str, of: Block) -> Block:
+    """Preview: what the button beside it would change, asked of DeployHQ; it acts on
+    nothing, so it needs no confirm."""
+    return {
+        "type": "button",
+        "action_id": action_id,
+        "text": plain_text(f"Preview {what}", 75),
+        "value": of["value"],
+    }
 
 
 def facts(deployment: Deployment) -> list[tuple[str, str]]:
@@ -209,7 +235,7 @@ def retry_button(deployment: Deployment) -> Block:
     }
 
 
-def _rollback_button(deployment: Deployment, good: Deployment) -> Block:
+def _rollback_button(deployment: Deployment, good: Deployment, undoes: Summary | None) -> Block:
     servers = ", ".join(good.servers[:MAX_SERVERS_SHOWN]) or "its servers"
     ref = good.end_revision.short_ref if good.end_revision else good.short_id
     done = good.completed_at or good.started_at
@@ -226,7 +252,9 @@ def _rollback_button(deployment: Deployment, good: Deployment) -> Block:
         "confirm": {
             "title": plain_text("Roll back?", 100),
             "text": plain_text(
-                f"DeployHQ will put {servers} back on {ref}{deployed}, as a new deployment.", 300
+                f"DeployHQ will put {servers} back on {ref}{deployed}, as a new deployment."
+                + changes.undoes(undoes),
+                300,
             ),
             "confirm": plain_text("Roll back", 30),
             "deny": plain_text("Cancel", 30),
@@ -235,7 +263,7 @@ def _rollback_button(deployment: Deployment, good: Deployment) -> Block:
     }
 
 
-def _deploy_latest_button(deployment: Deployment, latest: Revision) -> Block:
+def _deploy_latest_button(deployment: Deployment, latest: Revision, adds: Summary | None) -> Block:
     servers = ", ".join(deployment.servers[:MAX_SERVERS_SHOWN]) or "its servers"
     said = f": “{latest.headline}”" if latest.headline else ""
     said += f" by {latest.author}" if latest.author else ""
@@ -251,7 +279,7 @@ def _deploy_latest_button(deployment: Deployment, latest: Revision) -> Block:
             "title": plain_text("Deploy the latest commit?", 100),
             "text": plain_text(
                 f"DeployHQ will deploy {latest.short_ref} of {deployment.branch} to {servers}, "
-                f"as a new deployment{said}",
+                f"as a new deployment{said}." + changes.adds(adds),
                 300,
             ),
             "confirm": plain_text("Deploy", 30),

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from bot.cards import states as s
+from bot.deployhq.commits import Range
 from bot.deployhq.deployment import Deployment, Revision
-from bot.messages import approvals
+from bot.messages import approvals, changes
 from bot.messages.text import Block, Message, mention, mrkdwn_text, outside, plain_text, when
-from bot.slack.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION, DeployOrder
+from bot.slack.routing import (
+    DEPLOY_CANCEL_ACTION,
+    DEPLOY_CONFIRM_ACTION,
+    PREVIEW_ORDER_ACTION,
+    DeployOrder,
+)
 
 
 def _what(order: DeployOrder) -> str:
@@ -16,20 +22,28 @@ def _what(order: DeployOrder) -> str:
     )
 
 
-def confirm(order: DeployOrder, commit: Revision, token: str) -> Message:
-    """The private confirm: what will be deployed where, with Deploy and Cancel; Deploy
-    carries only ``token``, which names the order the bot kept."""
+def confirm(order: DeployOrder, commit: Revision, token: str, adds: Range | None = None) -> Message:
+    """The private confirm: what will be deployed where, and the commits it adds, with Deploy,
+    Preview and Cancel; Deploy and Preview carry only ``token``, which names the order the bot
+    kept."""
     said = f"Deploy {_what(order)}?"
     if commit.message:
         said += f"\n> {outside(commit.message.splitlines()[0], 200)}"
     if commit.author:
         said += f"\nby {outside(commit.author, 100)}"
+    said += changes.adds_lines(adds)
     buttons: list[Block] = [
         {
             "type": "button",
             "action_id": DEPLOY_CONFIRM_ACTION,
             "text": plain_text("Deploy", 75),
             "style": "primary",
+            "value": token,
+        },
+        {
+            "type": "button",
+            "action_id": PREVIEW_ORDER_ACTION,
+            "text": plain_text("Preview", 75),
             "value": token,
         },
         {

@@ -177,6 +177,13 @@ def unreadable_button(action: str) -> str:
     return f"This button no longer names a deployment; nothing was {_done(action)}."
 
 
+def preview_out_of_date() -> str:
+    return (
+        ":information_source: No preview was asked for: the card no longer offers what this "
+        "Preview names (or the confirm is too old). Use the buttons it shows now."
+    )
+
+
 # --- who may act, and who already did ----------------------------------------------------------
 
 

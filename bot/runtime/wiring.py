@@ -20,6 +20,7 @@ from bot.actions.deploy_plan import Deploys
 from bot.actions.on_card import CardActions
 from bot.actions.permissions import AccessPolicy
 from bot.actions.pipeline import Actions
+from bot.actions.previews import Previews, Timing
 from bot.actions.settle import Settler
 from bot.cards.changes import Cards
 from bot.cards.deliveries import Deliveries
@@ -27,6 +28,7 @@ from bot.cards.explain import Explainer
 from bot.cards.outbox import Outbox
 from bot.cards.publisher import Publisher
 from bot.cards.reconcile import Reconciler
+from bot.cards.what_changed import RecentCommits, WhatChanged
 from bot.config import Settings
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.notifications import WebhookAuth
@@ -98,6 +100,7 @@ def build(
     gate = _gate(settings, client, store, deployhq)
     actions = _actions(settings, store, settler, policy, gate, pools)
     decisions = Decisions(actions, gate, store.claims, store.requests, rebuilder(kinds, orders))
+    deploys, previews = _deploys(settings, store, deployhq, cards, policy, pools)
     reconciler = Reconciler(
         store, cards, outbox, settler, deployhq, kinds, orders, decisions,
         interval=settings.reconcile_interval,
@@ -114,7 +117,8 @@ def build(
         policy=policy,
         deployhq=deployhq,
         pools=pools,
-        deploys=Deploys(deployhq, store.orders),
+        deploys=deploys,
+        previews=previews,
     )
     webhook = Webhook(
         settings,
@@ -163,6 +167,24 @@ def _actions(
     )
 
 
+def _deploys(
+    settings: Settings,
+    store: Store,
+    deployhq: DeployHQ,
+    cards: Cards,
+    policy: AccessPolicy,
+    pools: Pools,
+) -> tuple[Deploys, Previews]:
+    """What /deployhq deploy offers, and the Previews of it and of the card's actions."""
+    recent = RecentCommits(deployhq, store.answers) if settings.what_changed else None
+    deploys = Deploys(deployhq, store.orders, recent)
+    previews = Previews(
+        deployhq, cards, store.cards, deploys, store.holds, policy, pools.lookups,
+        Timing.of(settings.preview_seconds),
+    )  # fmt: skip
+    return deploys, previews
+
+
 def _gate(settings: Settings, client: WebClient, store: Store, deployhq: DeployHQ) -> Gate:
     """Four eyes: which servers need a second person, and who may approve."""
     approvers = AccessPolicy(
@@ -196,5 +218,11 @@ def _cards(
     )
     deployers = Deployers(slack.client, store.deployers) if settings.mention_deployer else None
     explainer = Explainer(deployhq, store.cards, deployers)
-    outbox = Outbox(publisher, explainer, slack=pools.slack, lookups=pools.lookups)
+    told = None
+    if settings.what_changed:
+        recent = RecentCommits(deployhq, store.answers)
+        told = WhatChanged(deployhq, store.cards, recent, settings.deployhq_web_url)
+    outbox = Outbox(
+        publisher, explainer, slack=pools.slack, lookups=pools.lookups, what_changed=told
+    )
     return publisher, outbox, Cards(store.cards, deliveries, outbox)

@@ -13,6 +13,7 @@ from bot.actions.deploy_plan import Deploys
 from bot.actions.on_card import CardActions
 from bot.actions.permissions import AccessPolicy
 from bot.actions.pipeline import Actions
+from bot.actions.previews import Previews
 from bot.config import Settings
 from bot.deployhq.client import DeployHQ
 from bot.runtime.background import Pools
@@ -36,6 +37,7 @@ def build_app(
     deployhq: DeployHQ,
     pools: Pools,
     deploys: Deploys,
+    previews: Previews,
 ) -> App:
     app = App(
         # Bolt copies this client's settings for each request; the token comes from
@@ -55,7 +57,7 @@ def build_app(
         # acks, then hands its slow work to a pool.
         process_before_response=True,
     )
-    action_listeners.register(app, actions, kinds, decisions, pools.actions)
+    action_listeners.register(app, actions, kinds, decisions, previews, pools.actions)
     keyboard = command_listeners.Keyboard(
         deployhq=deployhq,
         actions=actions,

@@ -21,6 +21,10 @@ DEPLOY_CONFIRM_ACTION = "deployhq_deploy_confirm"  # /deployhq deploy's confirm:
 DEPLOY_CANCEL_ACTION = "deployhq_deploy_cancel"  # and Cancel
 APPROVE_ACTION = "deployhq_approve"  # four eyes: a request's Approve
 DENY_ACTION = "deployhq_deny"  # and Deny (or, by the requester, withdraw)
+# Preview: what a Roll back, a Deploy latest or a /deployhq deploy would change; never an action.
+PREVIEW_ROLLBACK_ACTION = "deployhq_preview_rollback"  # carries the Roll back's value
+PREVIEW_DEPLOY_ACTION = "deployhq_preview_deploy"  # carries the Deploy latest's value
+PREVIEW_ORDER_ACTION = "deployhq_preview_order"  # carries the confirm's order token
 _REF = re.compile(r"[0-9A-Za-z._/-]{1,100}")
 
 

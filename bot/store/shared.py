@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from bot.actions.claims import CLAIM_SECONDS, Claims
@@ -141,6 +144,88 @@ class Requests:
         return self.kv.get(self.keys("approval", request))
 
 
+class Answers:
+    """DeployHQ's answers kept briefly (a branch's recent commits): one process reads each at a
+    time, and a burst of callers waits for its answer instead of asking again."""
+
+    def __init__(self, kv: KeyValue, keys: Keys) -> None:
+        self.kv = kv
+        self.keys = keys
+
+    def kept(self, *name: str) -> str | None:
+        try:
+            return self.kv.get(self.keys("answer", *name))
+        except StoreUnavailable:
+            return None
+
+    def fetch(self, name: tuple[str, ...], read: Callable[[], str], ttl: float, wait: float) -> str:
+        """The answer kept under ``name``, else ``read()``'s, kept for ``ttl`` seconds. While
+        another caller is reading it, wait for its answer (at most ``wait`` seconds, then read
+        it here). ``read``'s errors are raised; a store that cannot answer is read around."""
+        key, lock = self.keys("answer", *name), self.keys("answer-lock", *name)
+        try:
+            kept = self.kv.get(key)
+            if kept is not None:
+                return kept
+            token = uuid.uuid4().hex
+            if not self.kv.add(lock, token, wait):
+                deadline = time.monotonic() + wait
+                while time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    reading = self.kv.get(lock) is not None  # looked at first: then the answer
+                    kept = self.kv.get(key)
+                    if kept is not None:
+                        return kept
+                    if not reading:
+                        break  # its reader failed, or died: read it here
+                return read()
+            kept = self.kv.get(key)  # kept by a reader that let go just before
+        except StoreUnavailable:
+            return read()
+        try:
+            if kept is not None:
+                return kept
+            answer = read()
+            self.kv.put(key, answer, ttl)
+            return answer
+        except StoreUnavailable:
+            return answer
+        finally:
+            with suppress(StoreUnavailable):
+                self.kv.delete_if(lock, token)
+
+    def keep(self, name: tuple[str, ...], answer: str, ttl: float) -> None:
+        with suppress(StoreUnavailable):
+            self.kv.put(self.keys("answer", *name), answer, ttl)
+
+    def forget(self, *name: str) -> None:
+        with suppress(StoreUnavailable):
+            self.kv.delete(self.keys("answer", *name))
+
+
+class Holds:
+    """One of a kind at a time, across processes (a preview per action): a hold that lapses
+    unless renewed, so one whose process died frees itself."""
+
+    def __init__(self, kv: KeyValue, keys: Keys) -> None:
+        self.kv = kv
+        self.keys = keys
+
+    def take(self, name: str, value: str, ttl: float) -> str | None:
+        """None when this caller holds ``name`` now; else what the holder keeps there."""
+        key = self.keys("hold", name)
+        if self.kv.add(key, value, ttl):
+            return None
+        return self.kv.get(key) or "{}"
+
+    def keep(self, name: str, value: str, ttl: float) -> None:
+        self.kv.put(self.keys("hold", name), value, ttl)
+
+    def drop(self, name: str) -> None:
+        with suppress(StoreUnavailable):  # else it lapses by itself
+            self.kv.delete(self.keys("hold", name))
+
+
 @dataclass(frozen=True)
 class Store:
     kv: KeyValue
@@ -152,6 +237,8 @@ class Store:
     pauses: Pauses
     orders: Orders
     requests: Requests
+    answers: Answers
+    holds: Holds
 
     @classmethod
     def on(
@@ -173,6 +260,8 @@ class Store:
             Pauses(kv, keys),
             Orders(kv, keys),
             Requests(kv, keys),
+            Answers(kv, keys),
+            Holds(kv, keys),
         )
 
     @property

@@ -36,6 +36,8 @@ OPERATIONS: list[tuple[str, str, str, tuple[str, ...]]] = [
         ("200",),
     ),
     ("latest_revision", "get", "/projects/{project_id}/repository/latest_revision", ("200",)),
+    ("recent_commits", "get", "/projects/{project_id}/repository/recent_commits", ("200",)),
+    ("ai_overview", "post", "/projects/{id}/ai_deployment_overview", ("200", "400", "422")),
     ("servers", "get", "/projects/{project_id}/servers", ("200",)),
     ("server_groups", "get", "/projects/{project_id}/server_groups", ("200",)),
 ]
@@ -100,6 +102,20 @@ LIVE: list[tuple[str, str, dict[str, Any], str]] = [
         "timestamps.queued_at",
         _DHQ_TIME,
         "with the account's offset and milliseconds (the CLI's notes)",
+    ),
+    (
+        "Deployment",
+        "files",
+        {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"changed": {"type": "array"}, "removed": {"type": "array"}},
+                "additionalProperties": False,
+            },
+        },
+        "a preview's files are keyed by each server's identifier (the description gives one "
+        "example identifier as the only property)",
     ),
     (
         "NamePermalinkIdentifierList",

@@ -391,6 +391,18 @@ class FakeDeployHQ(FakeServer):
         self.to_reading = "parent"
         # The status an aborted run reads as: DeployHQ's docs do not say cancelled or failed.
         self.abort_status = "cancelled"
+        # The branches' recent commits, newest first, as recent_commits lists them (every
+        # branch the same unless a test names one).
+        self.commit_log: dict[str, list[dict[str, Any]]] = {}
+        # DeployHQ's AI overview: None answers as an account with AI features off does.
+        self.ai_overview: str | None = None
+        # Previews: each one asked for (its identifier), how many reads it stays
+        # preview_pending, what it ends as, and the files it lists once ready.
+        self.previews: list[str] = []
+        self.preview_reads = 1
+        self.preview_outcome = "preview_ready"
+        self.preview_files: dict[str, Any] | None = None
+        self._preview_seen: dict[str, int] = {}
 
         @self.app.get("/projects/<project>/deployments/<deployment>/steps/<step>/logs")
         def logs(project: str, deployment: str, step: str) -> Response:
@@ -434,7 +446,12 @@ class FakeDeployHQ(FakeServer):
 
         @self.app.post("/projects/<project>/deployments/<deployment>/rollback")
         def rollback(project: str, deployment: str) -> Response:
-            self._record()
+            call = self._record()
+            if (call.data or {}).get("mode") == "preview":
+                with self._lock:
+                    good = copy.deepcopy(self._current(deployment, project))
+                    preview = self._preview_of(good)
+                return self._reply("preview", lambda: Reply(200, preview))
 
             def queued() -> Reply:
                 # A NEW deployment: back to ``deployment``'s end revision, on its servers. As
@@ -469,6 +486,22 @@ class FakeDeployHQ(FakeServer):
         def create(project: str) -> Response:
             call = self._record()
             asked = (call.data or {}).get("deployment") or {}
+            if asked.get("mode") == "preview":
+                with self._lock:
+                    servers = self._servers_of(str(asked.get("parent_identifier") or ""))
+                    end = str(asked.get("end_revision") or "")
+                    base = {
+                        **deployment_json("x", project),
+                        "servers": servers,
+                        "branch": str(asked.get("branch") or "main"),
+                        "end_revision": {"ref": end},
+                    }
+                    preview = self._preview_of(base) if servers else None
+                if preview is None:
+                    return self._reply(
+                        "preview", lambda: Reply(422, {"parent_identifier": ["is not valid"]})
+                    )
+                return self._reply("preview", lambda: Reply(201, preview))
 
             def created() -> Reply:
                 # A NEW deployment of ``end_revision`` to the server or group named by
@@ -530,6 +563,29 @@ class FakeDeployHQ(FakeServer):
             ref = self.latest.get(branch, "def456abc789")
             return self._reply("latest_revision", lambda: Reply(200, {"ref": ref}))
 
+        @self.app.get("/projects/<project>/repository/recent_commits")
+        def recent_commits(project: str) -> Response:
+            self._record()
+            branch = request.args.get("branch", "main")
+            with self._lock:
+                listed = copy.deepcopy(self.commit_log.get(branch) or self._default_log())
+            for commit in listed:
+                commit.setdefault("email", f"{commit.get('author', 'x').lower()}@example.com")
+                commit.setdefault("timestamp", dhq_time(at(0)))
+                commit.setdefault("short_message", str(commit.get("message", "")).split("\n")[0])
+                commit.setdefault("tags", [])
+            body = {"commits": listed, "tags": [], "releases": []}
+            return self._reply("recent_commits", lambda: Reply(200, body))
+
+        @self.app.post("/projects/<project>/ai_deployment_overview")
+        def ai_deployment_overview(project: str) -> Response:
+            self._record()
+            if self.ai_overview is None:
+                off = {"success": False, "error": "AI features are disabled for this account"}
+                return self._reply("ai_overview", lambda: Reply(422, off))
+            said = {"success": True, "overview": self.ai_overview, "ai_prompt_version": "v2"}
+            return self._reply("ai_overview", lambda: Reply(200, said))
+
         @self.app.get("/projects/<project>/repository/commit_info")
         def commit_info(project: str) -> Response:
             self._record()
@@ -544,6 +600,8 @@ class FakeDeployHQ(FakeServer):
                 if deployment in self.missing:
                     found = None
                 else:
+                    if deployment in self.previews:
+                        self._advance_preview(deployment)
                     found = self.answer(self._current(deployment, project))
             if found is None:
                 return self._reply(
@@ -669,6 +727,48 @@ class FakeDeployHQ(FakeServer):
         else:
             body.pop("steps", None)
         return body
+
+    def _default_log(self) -> list[dict[str, Any]]:
+        """Recent commits that hold the default deployment's revisions, newest first."""
+        return [
+            {"ref": "def456abc789", "author": "Adam", "message": "Fix login"},
+            {"ref": "abc123def456", "author": "Adam", "message": "Start"},
+            {"ref": "a1b2c3d4e5f6", "author": "Adam", "message": "Known good"},
+        ]
+
+    def _preview_of(self, like: dict[str, Any]) -> dict[str, Any]:
+        """A new preview of a deployment ``like`` this one (its servers, its revisions),
+        kept apart from the list; answered, as the official CLI records, with its identifier
+        and status alone."""
+        identifier = str(uuid.uuid4())
+        self.deployments[identifier] = {
+            **copy.deepcopy(like),
+            "identifier": identifier,
+            "status": "preview_pending",
+            "timestamps": {"queued_at": self.now(), "started_at": None, "completed_at": None,
+                           "duration": None},
+            "steps": [],
+        }  # fmt: skip
+        self.previews.append(identifier)
+        self._preview_seen[identifier] = 0
+        return {"identifier": identifier, "status": "preview_pending"}
+
+    def _advance_preview(self, identifier: str) -> None:
+        """A preview read: pending for ``preview_reads`` reads, then its outcome."""
+        self._preview_seen[identifier] += 1
+        record = self.deployments[identifier]
+        if self.preview_outcome and self._preview_seen[identifier] > self.preview_reads:
+            record["status"] = self.preview_outcome
+            if self.preview_outcome == "preview_ready":
+                record["files"] = copy.deepcopy(self.preview_files) or {
+                    str(s.get("identifier")): {
+                        "changed": ["app/models/user.rb", "config/routes.rb"],
+                        "removed": ["public/old.js"],
+                    }
+                    for s in record.get("servers") or []
+                }
+            else:
+                record["log_summary"] = "Could not connect to the server"
 
     def now(self) -> str:
         """DeployHQ's idea of now, which need not be ours, as it writes times."""

@@ -12,6 +12,7 @@ from bot.actions.decisions import Decisions
 from bot.actions.on_card import CardActions
 from bot.actions.permissions import Tell
 from bot.actions.pipeline import ActionResult, Actions
+from bot.actions.previews import Previews
 from bot.cards.states import ABORT, DEPLOY, RETRY, ROLLBACK
 from bot.messages import notes, replies
 from bot.messages.text import notice
@@ -22,15 +23,24 @@ from bot.slack.routing import (
     DENY_ACTION,
     DEPLOY_LATEST_ACTION,
     OPEN_ACTION,
+    PREVIEW_DEPLOY_ACTION,
+    PREVIEW_ORDER_ACTION,
+    PREVIEW_ROLLBACK_ACTION,
     RETRY_ACTION,
     ROLLBACK_ACTION,
 )
+from bot.store.kv import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 
 def register(
-    app: App, actions: Actions, kinds: CardActions, decisions: Decisions, background: Background
+    app: App,
+    actions: Actions,
+    kinds: CardActions,
+    decisions: Decisions,
+    previews: Previews,
+    background: Background,
 ) -> None:
     def on(action: str, label: str) -> Any:
         def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -63,6 +73,19 @@ def register(
 
     app.action(APPROVE_ACTION)(decide(True))
     app.action(DENY_ACTION)(decide(False))
+
+    def preview(action_id: str) -> Any:
+        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            ack()  # a preview never acts: no confirm, and nothing claimed
+            user_id = str((body.get("user") or {}).get("id", ""))
+            value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+            log.info("Preview (%s) pressed by %s", action_id, user_id)
+            background.run("preview", previewed, previews, action_id, value, user_id, respond)
+
+        return click
+
+    for action_id in (PREVIEW_ROLLBACK_ACTION, PREVIEW_DEPLOY_ACTION, PREVIEW_ORDER_ACTION):
+        app.action(action_id)(preview(action_id))
     # A link button still reports its click; answer it so Slack shows no error.
     app.action(OPEN_ACTION)(acknowledge)
 
@@ -86,6 +109,30 @@ def clicked(
         return
     result = actions.run(made, user_id, note)
     told_privately(respond, result)
+
+
+def previewed(
+    previews: Previews, action_id: str, value: str, user_id: str, respond: Respond
+) -> None:
+    """Ask DeployHQ for a preview of what the pressed button's action would change."""
+
+    def note(text: str) -> None:
+        tell(respond, text)
+
+    try:
+        if action_id == PREVIEW_ORDER_ACTION:
+            subject = previews.of_order(value, note)
+        else:
+            subject = previews.of_card(action_id, value, note)
+    except ValueError as exc:
+        log.warning("preview by %s with an unreadable button: %s", user_id, exc)
+        note(replies.preview_out_of_date())
+        return
+    except StoreUnavailable:
+        note(replies.store_unavailable())
+        return
+    if subject is not None:
+        previews.press(subject, user_id, note)
 
 
 def decided(
