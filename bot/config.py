@@ -357,17 +357,6 @@ def _approval_minutes(name: str, value: str) -> float:
     return minutes
 
 
-def _preview_seconds(name: str, value: str) -> float:
-    given = value or "60"
-    try:
-        seconds = float(given)
-    except ValueError:
-        seconds = 0.0
-    if not 1 <= seconds <= 600:
-        raise Problem(f"{name} must be seconds from 1 to 600, not {given!r}")
-    return seconds
-
-
 def _slack_ids(name: str, value: str) -> frozenset[str]:
     ids = _id_list(value)
     bad = sorted(i for i in ids if not _SLACK_ID_LIST.fullmatch(i))
@@ -404,6 +393,7 @@ _reconcile_interval = _between("60", 0.2, 3600)
 _ping_interval = _between("5", 0.1, 60)
 _ping_timeout = _between("10", 0.1, 60)
 _health_grace = _between("60", 1, 3600)
+_preview_seconds = _between("60", 1, 600)
 
 
 def _doubt(name: str, value: str) -> float | None:

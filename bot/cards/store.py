@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.cards import states as card_states
 from bot.cards.rules import Card
+from bot.deployhq import commits
 from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import Deployment, Revision
 from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
@@ -52,7 +53,7 @@ def card_to_json(card: Card) -> str:
             "version": card.version,
             "posting": card.posting,
             # Added later: stored only when set, so older records are written back as read.
-            **({"latest": _revision_json(card.latest)} if card.latest else {}),
+            **({"latest": commits.to_json(card.latest)} if card.latest else {}),
             **({"aborted": card_states.to_json(card.aborted)} if card.aborted else {}),
             **({"mentioned": card.mentioned} if card.mentioned else {}),
             **({"changes_told": card.changes_told} if card.changes_told else {}),
@@ -87,12 +88,6 @@ def card_from_json(raw: str) -> Card:
         undoes=Summary.from_json(data.get("undoes")),
         adds=Summary.from_json(data.get("adds")),
     )
-
-
-def _revision_json(revision: Revision | None) -> dict[str, str] | None:
-    if revision is None:
-        return None
-    return {"ref": revision.ref, "message": revision.message, "author": revision.author}
 
 
 def _revision(data: Any) -> Revision | None:

@@ -17,9 +17,10 @@ from dataclasses import replace
 from bot.cards import rules as card_rules
 from bot.cards.rules import Card
 from bot.cards.store import CardStore
+from bot.deployhq import commits
 from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
-from bot.deployhq.commits import Commit, Range, Summary, between
-from bot.deployhq.deployment import FAILED
+from bot.deployhq.commits import Range, Summary, between
+from bot.deployhq.deployment import FAILED, Revision
 from bot.messages import changes
 from bot.store.kv import StoreUnavailable
 from bot.store.shared import Answers
@@ -43,7 +44,7 @@ class RecentCommits:
         self.answers = answers
         self.cache_seconds = cache_seconds
 
-    def of(self, project: str, branch: str, *, fresh: bool = False) -> tuple[list[Commit], float]:
+    def of(self, project: str, branch: str, *, fresh: bool = False) -> tuple[list[Revision], float]:
         """The commits, and how many seconds ago DeployHQ listed them; ``DeployHQError`` when it
         cannot. ``fresh``: not the kept list."""
         name = ("recent-commits", project, branch)
@@ -52,12 +53,12 @@ class RecentCommits:
 
         def read() -> str:
             listed = self.deployhq.recent_commits(project, branch)
-            return json.dumps({"at": time.time(), "commits": [c.to_json() for c in listed]})
+            return json.dumps({"at": time.time(), "commits": [commits.to_json(c) for c in listed]})
 
         kept = json.loads(
             self.answers.fetch(name, read, self.cache_seconds, self.deployhq.deadline + 1.0)
         )
-        return [Commit(**c) for c in kept["commits"]], time.time() - float(kept["at"])
+        return [Revision(**c) for c in kept["commits"]], time.time() - float(kept["at"])
 
     def ranges(self, project: str, branch: str, *ends: tuple[str, str]) -> list[Range]:
         """Each ``(base, end)`` on ``branch``. A kept list that does not hold them all is read

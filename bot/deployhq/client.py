@@ -165,15 +165,7 @@ class DeployHQ:
     def deploy(self, project: str, parent: str, branch: str, end_revision: str) -> Deployment:
         """Queue a NEW deployment of ``end_revision`` of ``branch`` to ``parent`` (a server or
         server group identifier); DeployHQ answers 201 with it."""
-        body = {
-            "parent_identifier": parent,
-            "branch": branch,
-            "end_revision": end_revision,
-            "mode": "queue",
-            "copy_config_files": True,
-            "run_build_commands": True,
-            "use_build_cache": True,
-        }
+        body = _new_deployment(parent, branch, end_revision, "queue")
         data = self._call(
             "POST", f"/projects/{_seg(project)}/deployments", json={"deployment": body}
         )
@@ -192,7 +184,7 @@ class DeployHQ:
             ref, _text_of(data, "message", required=False), _text_of(data, "author", required=False)
         )
 
-    def recent_commits(self, project: str, branch: str) -> list[commits.Commit]:
+    def recent_commits(self, project: str, branch: str) -> list[Revision]:
         """The branch's recent commits, newest first, as DeployHQ's repository cache has them."""
         path = f"/projects/{_seg(project)}/repository/recent_commits"
         try:
@@ -220,16 +212,7 @@ class DeployHQ:
         """Ask DeployHQ for a preview of deploying ``end`` of ``branch`` to ``parent``: what it
         would change, without changing anything. The preview's identifier (its answer may be
         that and its status alone)."""
-        body = {
-            "parent_identifier": parent,
-            "branch": branch,
-            "end_revision": end,
-            **({"start_revision": start} if start else {}),
-            "mode": "preview",
-            "copy_config_files": True,
-            "run_build_commands": True,
-            "use_build_cache": True,
-        }
+        body = _new_deployment(parent, branch, end, "preview", start)
         data = self._call(
             "POST", f"/projects/{_seg(project)}/deployments", json={"deployment": body}
         )
@@ -369,6 +352,22 @@ class DeployHQ:
                 status=response.status_code,
                 kind="invalid",
             ) from exc
+
+
+def _new_deployment(
+    parent: str, branch: str, end: str, mode: str, start: str = ""
+) -> dict[str, Any]:
+    """A new deployment's body: queued, or a preview of the same."""
+    return {
+        "parent_identifier": parent,
+        "branch": branch,
+        "end_revision": end,
+        **({"start_revision": start} if start else {}),
+        "mode": mode,
+        "copy_config_files": True,
+        "run_build_commands": True,
+        "use_build_cache": True,
+    }
 
 
 def _call_name(method: str, path: str) -> str:

@@ -9,30 +9,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.deployhq.deployment import Revision
+
 MAX_COMMITS = 200  # DeployHQ's list is short; an odd answer is never held whole
 _MAX_TEXT = 2000
 
 
-@dataclass(frozen=True)
-class Commit:
-    ref: str
-    author: str = ""
-    message: str = ""
-
-    @property
-    def short_ref(self) -> str:
-        return self.ref[:7]
-
-    @property
-    def headline(self) -> str:
-        """The message's first line."""
-        return self.message.strip().split("\n", 1)[0].strip()
-
-    def to_json(self) -> dict[str, str]:
-        return {"ref": self.ref, "author": self.author, "message": self.message}
+def to_json(commit: Revision) -> dict[str, str]:
+    return {"ref": commit.ref, "author": commit.author, "message": commit.message}
 
 
-def parse(data: Any) -> list[Commit]:
+def parse(data: Any) -> list[Revision]:
     """The commits of a ``recent_commits`` answer, newest first as DeployHQ lists them; an
     entry without a ref is skipped. ``ValueError`` when the answer lists no commits at all."""
     listed = data.get("commits") if isinstance(data, Mapping) else None
@@ -45,7 +32,7 @@ def parse(data: Any) -> list[Commit]:
         ref = _text(entry.get("ref"))
         if ref:
             message = _text(entry.get("message")) or _text(entry.get("short_message"))
-            found.append(Commit(ref, _text(entry.get("author")), message))
+            found.append(Revision(ref, message, _text(entry.get("author"))))
     return found
 
 
@@ -67,11 +54,11 @@ class Range:
 
     base: str
     end: str
-    commits: tuple[Commit, ...] = ()
+    commits: tuple[Revision, ...] = ()
     known: bool = False
 
 
-def between(commits: Sequence[Commit], base: str, end: str) -> Range:
+def between(commits: Sequence[Revision], base: str, end: str) -> Range:
     """The range ``base``..``end`` cut out of ``commits`` (newest first). Unknown when either
     end is missing from the list, or ``base`` comes after ``end`` (a rewritten branch, or a
     roll back the other way round)."""
@@ -93,7 +80,7 @@ class Summary:
     headlines: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, commits: Sequence[Commit]) -> Summary:
+    def of(cls, commits: Sequence[Revision]) -> Summary:
         return cls(len(commits), tuple(c.headline for c in commits[:2]))
 
     def to_json(self) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bot.deployhq.commits import Commit, Range, Summary
+from bot.deployhq.commits import Range, Summary
+from bot.deployhq.deployment import Revision
 from bot.deployhq.previews import READY, Preview
 from bot.messages.text import clip, outside
 
@@ -19,7 +20,7 @@ def _ref(ref: str) -> str:
     return f"`{outside(ref[:7], 7)}`"
 
 
-def commit_line(commit: Commit) -> str:
+def commit_line(commit: Revision) -> str:
     """``a1b2c3d`` Ann: Fix the login (plain text inside our mrkdwn)."""
     author = f" {outside(commit.author, 80)}:" if commit.author else ""
     headline = outside(commit.headline, 150) or "_(no message)_"
