@@ -213,7 +213,8 @@ class Scenario:
     def settled(self, *, ever: bool = False) -> str:
         """The card's last state line (the channel's message, for an order) once it shows
         DeployHQ acted (or "" until then). ``ever``: any of its updates, not only the last:
-        once Redis has forgotten every card, nothing orders the redraws still under way."""
+        once Redis has forgotten every card, nothing orders the redraws still under way, and a
+        redraw from DeployHQ's record alone no longer knows who clicked."""
         if self.action == "order":
             said = [
                 m["text"]
@@ -223,8 +224,9 @@ class Scenario:
             ]
             return next((m for m in reversed(said) if DONE["order"] in m), "")
         updates = [u for u in self.slack.api_calls("chat.update") if "blocks" in u]
-        if ever:
-            return next((s for u in reversed(updates) if (s := self._shows(u))), "")
+        if ever:  # the newest that names who acted, else the newest that shows it done
+            shown = [s for u in reversed(updates) if (s := self._shows(u))]
+            return next((s for s in shown if DONE[self.action] in s), shown[0] if shown else "")
         return self._shows(updates[-1]) if updates else ""
 
     def _shows(self, last: dict[str, Any]) -> str:
