@@ -92,6 +92,7 @@ class Settings:
     socket_mode_health_grace: float = 60.0
     mention_deployer: bool = True  # a failure's thread mentions its deployer, by exact email
     what_changed: bool = True  # a failure's thread lists its commits and DeployHQ's overview
+    pause_auto_deploy: bool = True  # a failure card offers Pause auto-deploy when it is on
     # Four eyes: actions on these servers or groups (names in lower case, identifiers, or "*")
     # wait for an approver who is not the requester.
     approval_servers: frozenset[str] = frozenset()
@@ -543,6 +544,16 @@ SETTINGS: tuple[Setting, ...] = (
         (
             "true (default): a failure's thread lists the commits since the last good "
             "deployment, with DeployHQ's overview; false: no commit is read or shown."
+        ),
+    ),
+    Setting(
+        "DEPLOYHQ_PAUSE_AUTO_DEPLOY",
+        "pause_auto_deploy",
+        _boolean,
+        (
+            "true (default): a failure card shows its server's automatic deployments, with "
+            "Pause auto-deploy (or Resume) and who paused them; false: cards never read them "
+            "(/deployhq freeze and the App Home still do)."
         ),
     ),
     Setting(

@@ -40,6 +40,17 @@ ABORTS = Counter(
     "Abort requests (the card's button), by outcome",
     ["outcome"],  # aborted, superseded, and the retries' others
 )
+AUTO_DEPLOYS = Counter(
+    "deployhq_bot_auto_deploy_changes_total",
+    "Pauses and resumes of automatic deployments (the card's buttons, /deployhq freeze), by "
+    "outcome",
+    ["outcome"],  # paused, resumed, superseded, and the retries' others
+)
+HOME_VIEWS = Counter(
+    "deployhq_bot_home_views_total",
+    "App Home tabs published, by outcome",
+    ["outcome"],  # published, failed
+)
 ROLLBACKS = Counter(
     "deployhq_bot_rollbacks_total",
     "Rollback requests (buttons and /deployhq rollback), by outcome",

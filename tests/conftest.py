@@ -76,6 +76,17 @@ class BotServer:
         body = command_body(text, response_url=self.slack.response_url(key), user_id=user_id)
         return self.slack_post(body)
 
+    def home_opened(self, user_id: str = "U0VIEWER", tab: str = "home") -> requests.Response:
+        """Slack's ``app_home_opened`` event, as the Events API delivers it."""
+        event = {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": tab,
+                 "event_ts": f"{time.time():.6f}"}  # fmt: skip
+        body = json.dumps({
+            "token": "legacy-verification-token", "team_id": "T1", "api_app_id": "A1",
+            "event": event, "type": "event_callback", "event_id": f"Ev{time.time_ns()}",
+            "event_time": int(time.time()),
+        })  # fmt: skip
+        return self.slack_post(body, content_type="application/json")
+
     def webhook(
         self,
         data: bytes | dict[str, Any],
@@ -206,6 +217,9 @@ def env(
         # What changed adds a note of its own to every failure's thread; its tests (and the
         # gunicorn ones, which run the defaults) turn it on.
         "DEPLOYHQ_WHAT_CHANGED": "false",
+        # So does a failure card's auto-deploy line (one more read of DeployHQ); its tests turn
+        # it on.
+        "DEPLOYHQ_PAUSE_AUTO_DEPLOY": "false",
     }
 
 

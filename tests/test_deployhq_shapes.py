@@ -177,6 +177,30 @@ def test_every_kind_of_answer_the_fake_gives_fits_deployhqs_description(
     groups = check("server_groups 200", http.get(f"{project}/server_groups"))
     assert [g["identifier"] for g in groups] == ["g-web"]
 
+    autos = check("auto_deployments 200", http.get(f"{project}/auto_deployments"))
+    assert {"7563d091", "g-web"} <= {d["identifier"] for d in autos["deployables"]}
+    assert all(d["auto_deploy"] is True for d in autos["deployables"])
+    as_cli = {"deployables": [{"identifier": "7563d091", "auto_deploy": False}]}
+    paused = check(
+        "set_auto_deployments 200", http.post(f"{project}/auto_deployments", json=as_cli)
+    )
+    assert paused["deployables"] == [
+        {"identifier": "7563d091", "name": "Production Server", "type": "server",
+         "auto_deploy": False, "preferred_branch": "main"}
+    ]  # fmt: skip
+    as_hash = {"deployables": {"g-web": False, "no-such-server": False}}  # the description's
+    skipped = check(
+        "set_auto_deployments 200", http.post(f"{project}/auto_deployments", json=as_hash)
+    )
+    assert [d["identifier"] for d in skipped["deployables"]] == ["g-web"]  # the unknown one skipped
+    check("set_auto_deployments 422", http.post(f"{project}/auto_deployments", json={}))
+    assert fake_deployhq.actions()[-2:] == [
+        ("auto-deploy", "7563d091:off"),
+        ("auto-deploy", "g-web:off"),
+    ]
+    figures = check("insights 200", http.get(f"{project}/insights", params={"period": "30"}))
+    assert figures["period"] == 30 and figures["servers"][0]["reliability"] == 92.5
+
     recent = check(
         "recent_commits 200", http.get(f"{project}/repository/recent_commits?branch=main")
     )
@@ -202,7 +226,7 @@ def test_every_kind_of_answer_the_fake_gives_fits_deployhqs_description(
     assert back["status"] == "preview_pending"
 
 
-def test_a_failure_notification_costs_six_calls_and_finds_roll_back_past_other_servers(
+def test_a_failure_notification_costs_seven_calls_and_finds_roll_back_past_other_servers(
     start_bot: Callable[..., BotServer],
     env: dict[str, str],
     fake_slack: FakeSlack,
@@ -211,14 +235,15 @@ def test_a_failure_notification_costs_six_calls_and_finds_roll_back_past_other_s
     """170 deployments to another server since the failure: DeployHQ's to= filter still finds
     the last good one on the failure's server, in one page. The record, read to confirm the
     card, names the failing step: the deployment is read once. The fourth asks for the branch's
-    newest commit (the failed one here, so no Deploy latest and no commit_info); the fifth and
-    sixth, what changed: the branch's recent commits and DeployHQ's overview of them (the record
-    carries none)."""
+    newest commit (the failed one here, so no Deploy latest and no commit_info); the fifth, the
+    project's automatic deployments (Pause auto-deploy); the sixth and seventh, what changed:
+    the branch's recent commits and DeployHQ's overview of them (the record carries none)."""
     fake_deployhq.deployments[DEPLOYMENT_ID] = with_failed_step(DEPLOYMENT_ID)
     since = [completed(uuid_of(n), 10 + n, servers=STAGING) for n in range(170, 0, -1)]
     fake_deployhq.history[:] = [*since, delivery(), completed(GOOD_ID, -3600)]
     fake_deployhq.logs["step-2"] = [{"id": 1, "message": "Upload failed", "type": "error"}]
-    bot = start_bot(Settings.from_env({**env, "DEPLOYHQ_WHAT_CHANGED": "true"}))
+    on = {"DEPLOYHQ_WHAT_CHANGED": "true", "DEPLOYHQ_PAUSE_AUTO_DEPLOY": "true"}
+    bot = start_bot(Settings.from_env({**env, **on}))
 
     bot.webhook(delivery())
 
@@ -232,12 +257,13 @@ def test_a_failure_notification_costs_six_calls_and_finds_roll_back_past_other_s
     fake_slack.wait_for(lambda: fake_slack.api_calls("chat.postMessage")[1:])  # the log note
     bot.settle()
     asked = [(c.method, c.path, c.raw_uri) for c in fake_deployhq.calls]
-    assert len(asked) == 6, asked
+    assert len(asked) == 7, asked
     assert [a[1].rsplit("/", 1)[-1] for a in asked] == [
         DEPLOYMENT_ID,
         "logs",
         "deployments",
         "latest_revision",
+        "auto_deployments",
         "recent_commits",
         "ai_deployment_overview",
     ]

@@ -103,6 +103,12 @@ def test_the_manifest_points_slack_at_our_routes_with_only_the_scopes_used(setti
         "users:read.email",
     ]
     assert manifest["settings"]["socket_mode_enabled"] is False
+    # The App Home: its tab, and the event that publishes it (views.publish and
+    # chat.getPermalink need no scope of their own).
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    events = manifest["settings"]["event_subscriptions"]
+    assert events["bot_events"] == ["app_home_opened"]
+    assert urlsplit(events["request_url"]).path == SLACK_EVENTS_PATH
 
 
 def test_settings_name_every_problem_at_once():

@@ -63,6 +63,8 @@ def test_the_socket_mode_manifest_has_no_request_urls():
 
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert "request_url" not in manifest["settings"]["interactivity"]
+    assert "request_url" not in manifest["settings"]["event_subscriptions"]
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert all("url" not in command for command in manifest["features"]["slash_commands"])
     assert "http" not in printed.stdout.split("oauth_config")[1]
 
@@ -93,9 +95,20 @@ def test_doctor_passes_a_working_setup(env: dict[str, str]):
         "✓ Redis at redis://127.0.0.1",
         "https://deployhq:<DEPLOYHQ_WEBHOOK_SECRET>@deploy-bot.example.com/deployhq/webhook",
         "All good.",
+        "· App Home: no app_home_opened event has reached the bot yet",
     ):
         assert expected in output
     assert WEBHOOK_SECRET not in output and env["DEPLOYHQ_API_KEY"] not in output
+
+
+def test_doctor_says_when_the_home_tab_was_last_opened(
+    start_bot: Callable[..., BotServer], env: dict[str, str], fake_slack: FakeSlack
+):
+    bot = start_bot()
+    bot.home_opened("U0VIEWER")
+    bot.settle()
+    _, output = doctor(env)
+    assert "✓ App Home: last opened 0 min ago (Slack sends app_home_opened)" in output, output
 
 
 def test_doctor_shows_the_secret_only_when_asked(env: dict[str, str]):

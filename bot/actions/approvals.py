@@ -115,7 +115,7 @@ class Gate:
     def gates(self, action: s.ActionName, project: str, servers: frozenset[str]) -> bool:
         """Whether ``action`` on ``servers`` (identifiers, or names where DeployHQ gave none)
         waits for approval. When DeployHQ cannot say what the names stand for, it waits."""
-        if not self.servers or action == s.ABORT:
+        if not self.servers or action in (s.ABORT, s.PAUSE):  # never in the way of stopping
             return False
         if "*" in self.servers:
             return True
@@ -153,7 +153,9 @@ class Approvals:
     def ask(self, action: Action, claim: ActionClaim, go: Go, tell: Tell) -> Asked | None:
         """Keep ``action`` waiting for an approver instead of sending it; None when its servers
         need no approval. The claim, as the preflight left it, holds the servers."""
-        if not self.gate.gates(action.name, action.project, frozenset(claim.servers)):
+        # What it changes: the servers it holds, or (a resume) the server or group it names.
+        servers = frozenset(getattr(action, "approval_servers", claim.servers))
+        if not self.gate.gates(action.name, action.project, servers):
             return None
         if self.gate.nobody:
             log.warning("%s of %s refused: approval is on and nobody may approve", action.name,

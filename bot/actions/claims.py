@@ -273,6 +273,14 @@ class Claims:
         raw = self.kv.get(self._key(run_key))
         return ActionClaim.from_json(raw) if raw else None
 
+    def forget_done(self, run_key: str) -> None:
+        """Forget a done claim: what it did has been undone since (a pause, by a resume), so
+        the same action may be asked for again."""
+        key = self._key(run_key)
+        held = self.kv.get(key)
+        if held is not None and ActionClaim.from_json(held).done:
+            self.kv.delete_if(key, held)
+
     def release(self, run_key: str, claim: ActionClaim) -> None:
         """Give the failure (and its servers) back, nothing having been sent, if the claim is
         still ours."""

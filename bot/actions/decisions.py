@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from bot import metrics
 from bot.actions import failpoints
 from bot.actions.approvals import Gate, Request
+from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.deploy import DeployOrders
 from bot.actions.kinds import Action
@@ -186,7 +187,7 @@ def _moment(timestamp: float) -> datetime | None:
     return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
 
 
-def rebuilder(kinds: CardActions, orders: DeployOrders) -> Rebuild:
+def rebuilder(kinds: CardActions, orders: DeployOrders, autos: AutoDeploys) -> Rebuild:
     """Makes an action again from the recipe a request kept (``Action.recipe``)."""
 
     def rebuild(recipe: str) -> Action | None:
@@ -194,6 +195,8 @@ def rebuilder(kinds: CardActions, orders: DeployOrders) -> Rebuild:
             data = json.loads(recipe)
             if data["kind"] == "card":
                 return kinds.decode(str(data["action"]), str(data["target"]))
+            if data["kind"] == "auto-deploy":
+                return autos.decode(str(data["target"]))
             if data["kind"] == "order":
                 order = DeployOrder.decode(str(data["order"]))
                 return orders.of(order, str(data.get("channel") or ""))

@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 
 from bot.actions.claims import ActionClaim
 from bot.actions.deploy_plan import ran_there
-from bot.actions.kinds import ActionName, Go, Hold, Proof, Stop
+from bot.actions.kinds import ActionName, Answer, Go, Hold, Proof, Stop
 from bot.cards import states as s
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.deployment import Deployment
@@ -105,9 +105,8 @@ class OrderView:
             return None
         return state if isinstance(state, s.Awaiting) else None
 
-    def done(
-        self, claim: ActionClaim, answer: Deployment, at: datetime
-    ) -> tuple[s.CardState, bool]:
+    def done(self, claim: ActionClaim, answer: Answer, at: datetime) -> tuple[s.CardState, bool]:
+        assert isinstance(answer, Deployment)  # an order answers with its deployment
         ref = answer.end_revision.ref if answer.end_revision else claim.ref
         state = s.DeployedLatest(
             claim.user_id, at, ref, answer.status, answer.identifier, claim.approved_by

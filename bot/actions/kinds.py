@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 from bot.actions.claims import ActionClaim
 from bot.cards.states import ActionName, CardState
+from bot.deployhq.auto_deploys import Deployable
 from bot.deployhq.deployment import Deployment
 
 __all__ = ["ActionName"]  # named where the card's states are, so that they can say it too
@@ -23,6 +24,8 @@ Outcome = Literal[
     "rolled-back",
     "deployed",
     "aborted",
+    "paused",  # automatic deployments off, by DeployHQ's record
+    "resumed",  # and back on
     "refused",
     "failed",
     "in-doubt",
@@ -39,7 +42,12 @@ DONE: dict[ActionName, Outcome] = {
     "rollback": "rolled-back",
     "deploy": "deployed",
     "abort": "aborted",
+    "pause": "paused",
+    "resume": "resumed",
 }
+# What DeployHQ answers an action with: a deployment (a retry, a rollback, a deploy, an abort's
+# run), or the server or group whose automatic deployments were turned off or on, read back.
+Answer = Deployment | Deployable
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class Go:
     """The preflight passed: ``send`` makes the one call and returns DeployHQ's answer;
     ``ref`` is the revision a new deployment carries, by which DeployHQ's record proves it."""
 
-    send: Callable[[], Deployment]
+    send: Callable[[], Answer]
     ref: str = ""
 
 
@@ -73,7 +81,7 @@ class Proof:
     record cannot tell; ``absent``, the record proves it did not happen (an abort whose run is
     still going), so nobody need wait out the doubt window."""
 
-    done: Deployment | None = None
+    done: Answer | None = None
     other: Deployment | None = None
     absent: bool = False
 
@@ -100,7 +108,7 @@ class View(Protocol):
         person who asked is told directly."""
         ...
 
-    def done(self, claim: ActionClaim, answer: Deployment, at: datetime) -> tuple[CardState, bool]:
+    def done(self, claim: ActionClaim, answer: Answer, at: datetime) -> tuple[CardState, bool]:
         """Show that DeployHQ did it (``answer``, its record), and follow what it queued."""
         ...
 

@@ -14,7 +14,7 @@ from itertools import takewhile
 
 from bot.actions import preflights
 from bot.actions.claims import ActionClaim
-from bot.actions.kinds import LAPSED, ActionName, Go, Hold, Proof, Stop
+from bot.actions.kinds import LAPSED, ActionName, Answer, Go, Hold, Proof, Stop
 from bot.cards import rules as card_rules
 from bot.cards import states as s
 from bot.cards.changes import Cards
@@ -37,10 +37,9 @@ class CardView:
     def show(self, state: s.CardState, note: str, answer: Deployment | None = None) -> bool:
         return self.cards.on_action(self.target, state, note, answer)
 
-    def done(
-        self, claim: ActionClaim, answer: Deployment, at: datetime
-    ) -> tuple[s.CardState, bool]:
+    def done(self, claim: ActionClaim, answer: Answer, at: datetime) -> tuple[s.CardState, bool]:
         """The card says who acted, and follows what DeployHQ queued."""
+        assert isinstance(answer, Deployment)  # a card's own actions answer with deployments
         if claim.action == s.ABORT:
             aborted = s.Aborted(claim.user_id, at, answer.status)
             shown = self.show(aborted, notes.outcome_note(aborted, answer))

@@ -134,6 +134,8 @@ class Actions:
             s.ROLLBACK: metrics.ROLLBACKS,
             s.DEPLOY: metrics.DEPLOYS,
             s.ABORT: metrics.ABORTS,
+            s.PAUSE: metrics.AUTO_DEPLOYS,
+            s.RESUME: metrics.AUTO_DEPLOYS,
         }.get(action.name, metrics.RETRIES)
         counter.labels(result.outcome).inc()
         log.info(
@@ -212,7 +214,8 @@ class Actions:
         failpoints.reach("finished")
         state, shown = action.view.done(sending, answer, datetime.now(UTC))
         failpoints.reach("card-saved")
-        return ActionResult(DONE[action.name], state, answer, card_updated=shown)
+        deployment = answer if isinstance(answer, Deployment) else None
+        return ActionResult(DONE[action.name], state, deployment, card_updated=shown)
 
     def _busy(self, action: Action, claim: ActionClaim, tell: Tell) -> ActionResult:
         log.info("%s of %s: already claimed by %s", action.name, action.key, claim.user_id)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from bot.cards import rules as card_rules
 from bot.cards.deliveries import Deliveries
 from bot.cards.outbox import Outbox
 from bot.cards.rules import Card
-from bot.cards.states import CardState
+from bot.cards.states import AutoDeploy, CardState
 from bot.cards.store import CardBusy, CardStore
 from bot.deployhq.deployment import Deployment, Revision
 from bot.slack.routing import ActionTarget
@@ -119,6 +120,60 @@ class Cards:
             log.warning("store unavailable; no note in the thread of %s", deployment_id)
             return False
         self.outbox.show(deployment_id)
+        return True
+
+    def on_auto_deploy(
+        self,
+        project: str,
+        identifier: str,
+        change: Callable[[AutoDeploy], AutoDeploy],
+        note: str = "",
+        card_id: str = "",
+    ) -> bool:
+        """Show a change of a server's or group's automatic deployments on every card of
+        ``project`` that shows them, and ``note`` in the thread of ``card_id`` (the card it was
+        asked from). False when that card could not show it, so the person is told directly."""
+        try:
+            listed = [c.deployment.identifier for c in self.store.project_cards(project)]
+        except StoreUnavailable:
+            listed = []
+        shown = False
+        for each in dict.fromkeys([card_id, *listed]):
+            said = note if each == card_id else ""
+            if each and self._auto_deploy(each, project, identifier, change, said):
+                shown = shown or each == card_id
+        return shown
+
+    def _auto_deploy(
+        self,
+        card_id: str,
+        project: str,
+        identifier: str,
+        change: Callable[[AutoDeploy], AutoDeploy],
+        note: str,
+    ) -> bool:
+        try:
+            with self.store.card_lock(card_id):
+                card = self.store.card(card_id)
+                auto = card.auto if card else None
+                if (
+                    card is None
+                    or auto is None
+                    or (auto.project, auto.identifier)
+                    != (
+                        project,
+                        identifier,
+                    )
+                ):
+                    return False
+                moved = card_rules.auto_deploy(card, change(auto), note)
+                if moved == card:
+                    return True
+                self.store.save_card(moved)
+        except StoreUnavailable:
+            log.warning("store unavailable; card of %s not updated", card_id)
+            return False
+        self.outbox.show(card_id)
         return True
 
     def on_rollback_target(

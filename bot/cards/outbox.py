@@ -5,12 +5,14 @@ Slack pool, off every request thread, so a rate-limited Slack (the client waits 
 ``Retry-After``) delays only other cards. A push Slack refuses is tried again a few times within
 a minute; after that the reconciler keeps trying every ``RECONCILE_INTERVAL``, for as long as
 the card stays unsettled. Once a failure's card is out, why it failed is looked up on the
-lookups pool (``explain``), and the card is shown again with what was found; then what changed
-(``what_changed``), and the card is shown again with that.
+lookups pool (``explain``), and the card is shown again with what was found; then its server's
+automatic deployments (``auto_deploys``), and what changed (``what_changed``), each shown
+again.
 """
 
 from __future__ import annotations
 
+from bot.cards.auto_deploys import AutoDeployLookup
 from bot.cards.explain import Explainer
 from bot.cards.publisher import Publisher
 from bot.cards.rules import Card
@@ -29,6 +31,7 @@ class Outbox:
         slack: Runner,
         lookups: Runner,
         what_changed: WhatChanged | None = None,
+        auto_deploys: AutoDeployLookup | None = None,
         backoff: tuple[float, ...] = BACKOFF_SECONDS,
     ) -> None:
         self.publisher = publisher
@@ -36,6 +39,7 @@ class Outbox:
         self.slack = slack  # where pushes run: they may wait out Slack's Retry-After
         self.lookups = lookups  # where failures are looked up: DeployHQ may be slow to answer
         self.what_changed = what_changed
+        self.auto_deploys = auto_deploys
         self.backoff = backoff
 
     def show(self, deployment_id: str) -> None:
@@ -54,6 +58,8 @@ class Outbox:
         identifier = card.deployment.identifier
         if self.explainer.look_up(card):
             self.show(identifier)  # why it failed goes out before what changed is read
+        if self.auto_deploys is not None and self.auto_deploys.look_up(card):
+            self.show(identifier)  # Pause auto-deploy, or who paused it
         told = self.what_changed.claim(identifier) if self.what_changed else None
         if told is not None and self.what_changed is not None and self.what_changed.look_up(told):
             self.show(identifier)

@@ -256,6 +256,7 @@ class Publisher:
             aborted=card.aborted,
             undoes=card.undoes,
             adds=card.adds,
+            auto=card.auto,
         )
 
     def _post(self, card: Card) -> Card:
@@ -307,6 +308,7 @@ class Publisher:
                 current, channel=str(response["channel"]), ts=str(response["ts"]), posting=False
             )
             self.store.save_card(card)
+            self.store.list_card(card)
         return self._drawn(card, version=posted)
 
     def _drawn(self, card: Card, version: int | None = None) -> Card:

@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 
+from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Decisions
 from bot.actions.deploy import DeployOrders
 from bot.actions.on_card import CardActions
@@ -25,7 +26,7 @@ from bot.cards.rules import Card
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.history import newer_on_servers, reach
 from bot.messages import notes
-from bot.slack.routing import AbortTarget, ActionTarget
+from bot.slack.routing import AbortTarget, ActionTarget, AutoDeployTarget
 from bot.store.kv import StoreUnavailable
 from bot.store.shared import Store
 
@@ -45,6 +46,7 @@ class Reconciler:
         card_actions: CardActions,
         deploy_orders: DeployOrders,
         decisions: Decisions,
+        autos: AutoDeploys | None = None,
         *,
         interval: float = DEFAULT_INTERVAL,
     ) -> None:
@@ -56,6 +58,7 @@ class Reconciler:
         self.card_actions = card_actions
         self.deploy_orders = deploy_orders
         self.decisions = decisions  # lapses a request for approval whose time is up
+        self.autos = autos  # a pause or resume of automatic deployments left under way
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -154,6 +157,9 @@ class Reconciler:
             if claim is not None and (claim.in_doubt or claim.done):
                 self.settler.resolve(self.card_actions.of(abort, s.ABORT), claim)
                 return
+        auto = card.auto
+        if auto is not None and isinstance(auto.doing, s.Requested | s.InDoubt | s.Awaiting):
+            self._check_auto(card, auto, auto.doing)
         if isinstance(card.state, s.Requested | s.InDoubt):
             claim = self.store.claims.held(target.run_key)
             if claim is not None and (claim.in_doubt or claim.done):
@@ -163,6 +169,32 @@ class Reconciler:
             if claim is not None and not claim.done:
                 return  # its holder is still asking DeployHQ
         self._follow(card, target)
+
+    def _check_auto(
+        self, card: Card, auto: s.AutoDeploy, doing: s.Requested | s.InDoubt | s.Awaiting
+    ) -> None:
+        """A pause or resume the card shows under way: settled from DeployHQ's record when its
+        answer was lost, lapsed when it waited past its time, and the card back on DeployHQ's
+        record when its claim is gone (its holder died before anything was sent)."""
+        if self.autos is None:
+            return
+        on = doing.action == s.RESUME
+        target = AutoDeployTarget(auto.project, auto.identifier, on, card.deployment.identifier)
+        action = self.autos.of(target)
+        if isinstance(doing, s.Awaiting):
+            self.decisions.lapse(action, doing)
+            return
+        claim = self.store.claims.held(target.key)
+        if claim is not None and (claim.in_doubt or claim.done):
+            self.settler.resolve(action, claim)
+        elif claim is None:
+            try:
+                found = action.find()
+            except DeployHQError as error:
+                log.warning("could not check %s's automatic deployments: %s", auto.name, error)
+                return
+            if found is not None:
+                action.view.settled(found)
 
     def _follow(self, card: Card, target: ActionTarget) -> None:
         """Redraw the card when DeployHQ's record has moved on from what it shows."""

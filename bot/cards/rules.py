@@ -52,12 +52,14 @@ class Card:
     changes_told: str = ""  # the run whose commits (what changed) were looked up
     undoes: Summary | None = None  # what Roll back undoes: the commits since its target
     adds: Summary | None = None  # what Deploy latest adds: the commits since the failed run
+    auto: s.AutoDeploy | None = None  # its server or group's automatic deployments
 
     @property
     def live(self) -> bool:
         """DeployHQ may still move it on: an action or the deployment itself is under way."""
-        if isinstance(self.state, s.Requested | s.InDoubt | s.Awaiting) or isinstance(
-            self.aborted, s.Requested | s.InDoubt
+        doing = self.auto.doing if self.auto else None
+        if isinstance(self.state, s.Requested | s.InDoubt | s.Awaiting) or any(
+            isinstance(other, s.Requested | s.InDoubt) for other in (self.aborted, doing)
         ):
             return True
         if self.rolled_back is not None:
@@ -226,3 +228,12 @@ def latest_moved(card: Card, latest: Revision | None, record: Deployment) -> Car
     on the failure, offering the one it gives (or none, when it is the failure's own); what the
     old one added no longer says what this one adds."""
     return changed(card, state=resting_state(record), latest=latest, adds=None)
+
+
+def auto_deploy(card: Card, auto: s.AutoDeploy, note: str = "") -> Card:
+    """The card showing its server or group's automatic deployments as ``auto``, with
+    ``note`` for its thread; the card unchanged when that is what it shows."""
+    if auto == card.auto:
+        return card.noting(note) if note else card
+    moved = changed(card, auto=auto)
+    return moved.noting(note) if note else moved

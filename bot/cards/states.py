@@ -13,14 +13,17 @@ from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
 
-ActionName = Literal["retry", "rollback", "deploy", "abort"]
+ActionName = Literal["retry", "rollback", "deploy", "abort", "pause", "resume"]
 RETRY: Final = "retry"
 ROLLBACK: Final = "rollback"
 # Deploying the branch's latest commit is a failure's action too (it shares the claim); an
 # abort is the action on a run under way, one per run.
 DEPLOY: Final = "deploy"
 ABORT: Final = "abort"
-ACTIONS: tuple[ActionName, ...] = (RETRY, ROLLBACK, DEPLOY, ABORT)
+# Automatic deployments of one server or group, turned off (the safe direction) or back on.
+PAUSE: Final = "pause"
+RESUME: Final = "resume"
+ACTIONS: tuple[ActionName, ...] = (RETRY, ROLLBACK, DEPLOY, ABORT, PAUSE, RESUME)
 
 
 def action_named(stored: object) -> ActionName:
@@ -226,6 +229,22 @@ class Overtaken:
     newer_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Toggled:
+    """DeployHQ's record shows automatic deployments of ``name`` turned ``on`` (or off) at
+    ``user_id``'s request."""
+
+    TAG: ClassVar[str] = "AutoDeploy"
+    DATES: ClassVar[tuple[str, ...]] = ("at",)
+    LATER: ClassVar[tuple[str, ...]] = ("approved_by",)
+
+    user_id: str
+    at: datetime
+    on: bool
+    name: str
+    approved_by: str = ""
+
+
 CardState = (
     Failed
     | Requested
@@ -241,6 +260,7 @@ CardState = (
     | Overtaken
     | Unknown
     | Aborted
+    | Toggled
 )
 # The states that still offer the card's buttons.
 OPEN_STATES = (Failed, Requested, NotDone, Denied)
@@ -261,6 +281,7 @@ BY_TAG: dict[str, type[CardState]] = {
         Overtaken,
         Unknown,
         Aborted,
+        Toggled,
     )
 }
 
@@ -320,3 +341,58 @@ def fingerprint_seed(state: CardState) -> str:
     items += getattr(state, "STORED_WITH", {}).items()
     shown = ", ".join(f"{name}={value!r}" for name, value in items)
     return f"{state.TAG}({shown})"
+
+
+@dataclass(frozen=True)
+class AutoDeploy:
+    """A card's server or group as DeployHQ's automatic deployments list it: whether a push to
+    ``branch`` deploys there by itself (``on``), who turned it off or on and when (``by``,
+    ``at``, when the bot did and DeployHQ's record still agrees), and a pause or resume under
+    way, or how the last one ended (``doing``)."""
+
+    project: str
+    identifier: str
+    name: str
+    branch: str
+    on: bool
+    by: str = ""
+    at: datetime | None = None
+    doing: CardState | None = None
+
+
+def auto_to_json(auto: AutoDeploy) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "project": auto.project,
+        "identifier": auto.identifier,
+        "name": auto.name,
+        "branch": auto.branch,
+        "on": auto.on,
+    }
+    if auto.by:
+        data["by"] = auto.by
+    if auto.at is not None:
+        data["at"] = auto.at.timestamp()
+    if auto.doing is not None:
+        data["doing"] = to_json(auto.doing)
+    return data
+
+
+def auto_from_json(data: Any) -> AutoDeploy | None:
+    """A stored auto-deploy record; None for anything else."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        at = data.get("at")
+        doing = data.get("doing")
+        return AutoDeploy(
+            project=str(data["project"]),
+            identifier=str(data["identifier"]),
+            name=str(data.get("name") or data["identifier"]),
+            branch=str(data.get("branch") or ""),
+            on=data.get("on") is True,
+            by=str(data.get("by") or ""),
+            at=datetime.fromtimestamp(at, UTC) if isinstance(at, int | float) else None,
+            doing=from_json(doing) if isinstance(doing, dict) else None,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -59,6 +59,7 @@ def card_to_json(card: Card) -> str:
             **({"changes_told": card.changes_told} if card.changes_told else {}),
             **({"undoes": card.undoes.to_json()} if card.undoes else {}),
             **({"adds": card.adds.to_json()} if card.adds else {}),
+            **({"auto": card_states.auto_to_json(card.auto)} if card.auto else {}),
         }
     )
 
@@ -87,6 +88,7 @@ def card_from_json(raw: str) -> Card:
         changes_told=str(data.get("changes_told") or ""),
         undoes=Summary.from_json(data.get("undoes")),
         adds=Summary.from_json(data.get("adds")),
+        auto=card_states.auto_from_json(data.get("auto")),
     )
 
 
@@ -139,6 +141,28 @@ class CardStore:
             identifier,
             listed=not card.settled,
         )
+
+    def list_card(self, card: Card) -> None:
+        """List a newly posted card under its project (the App Home reads them, and a change
+        of automatic deployments finds the cards that show it); the projects too."""
+        project = card.deployment.project_permalink
+        self.kv.add_member(self.keys("projects"), project)
+        self.kv.add_member(self.keys("project-cards", project), card.deployment.identifier)
+
+    def projects(self) -> set[str]:
+        """The projects the bot has posted cards for."""
+        return self.kv.members(self.keys("projects"))
+
+    def project_cards(self, project: str) -> list[Card]:
+        """The cards of ``project`` still kept; the ones that have lapsed are unlisted."""
+        found = []
+        for identifier in sorted(self.kv.members(self.keys("project-cards", project))):
+            card = self.card(identifier)
+            if card is None:
+                self.kv.remove_member(self.keys("project-cards", project), identifier)
+            else:
+                found.append(card)
+        return found
 
     def drop_card(self, deployment_id: str) -> None:
         self.kv.delete(self.keys("card", deployment_id))

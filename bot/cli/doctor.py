@@ -6,6 +6,7 @@ change. Nothing is posted, retried or written (except Redis's PING).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -49,7 +50,28 @@ def run(
     checks += webhook(settings, app_url=app_url, show_secrets=show_secrets)
     checks.append(metrics(settings, app_url=app_url))
     checks.append(approval(settings))
+    checks.append(home(settings))
     return checks
+
+
+def home(settings: Settings) -> Check:
+    """The App Home: the manifest turns it on and subscribes to ``app_home_opened``; whether
+    Slack has sent the event yet (the app's own settings can only be seen in Slack)."""
+    if not (manifest.home_tab() and manifest.bot_events() >= manifest.HOME_EVENTS):
+        return Check(FAIL, "App Home: manifest.yml lacks the Home tab or app_home_opened",
+                     "restore manifest.yml's app_home and event_subscriptions")  # fmt: skip
+    fix = (
+        "update the Slack app from `python -m bot manifest` (it turns on the Home tab and the "
+        "app_home_opened event), then open the bot's Home tab in Slack"
+    )
+    try:
+        opened = open_store(settings).ledger.last_heard("home")
+    except StoreUnavailable:
+        opened = None
+    if opened is None:
+        return Check(NOTE, "App Home: no app_home_opened event has reached the bot yet", fix)
+    minutes = max(0, round((time.time() - opened) / 60))
+    return Check(PASS, f"App Home: last opened {minutes} min ago (Slack sends app_home_opened)")
 
 
 def approval(settings: Settings) -> Check:

@@ -13,6 +13,29 @@ def text() -> str:
     return MANIFEST.read_text()
 
 
+# The bot events the manifest subscribes to (the App Home's).
+HOME_EVENTS = frozenset({"app_home_opened"})
+
+
+def bot_events() -> frozenset[str]:
+    """The events under ``settings.event_subscriptions.bot_events``."""
+    events, inside = set(), False
+    for line in text().splitlines():
+        stripped = line.split("#", 1)[0].strip()
+        if stripped == "bot_events:":
+            inside = True
+        elif inside and stripped.startswith("- "):
+            events.add(stripped[2:].strip())
+        elif inside and stripped:
+            inside = False
+    return frozenset(events)
+
+
+def home_tab() -> bool:
+    """Whether the manifest turns the Home tab on."""
+    return any(line.strip() == "home_tab_enabled: true" for line in text().splitlines())
+
+
 # What looking a failure's deployer up by email needs (DEPLOYHQ_MENTION_DEPLOYER).
 DEPLOYER_SCOPES = frozenset({"users:read", "users:read.email"})
 

@@ -14,7 +14,8 @@ from urllib.parse import quote
 import requests
 
 from bot import metrics
-from bot.deployhq import answers, commits
+from bot.deployhq import answers, auto_deploys, commits
+from bot.deployhq.auto_deploys import Deployable, ServerFigures
 from bot.deployhq.deadline import Deadline, DeadlineAdapter, never_sent
 from bot.deployhq.deployment import FAILED, Deployment, Revision, Step, log_lines
 from bot.deployhq.previews import Preview
@@ -170,6 +171,28 @@ class DeployHQ:
             "POST", f"/projects/{_seg(project)}/deployments", json={"deployment": body}
         )
         return _deployment(data, project)
+
+    def auto_deployments(self, project: str) -> list[Deployable]:
+        """The project's servers and groups, each with automatic deployments on or off."""
+        data = self._call("GET", f"/projects/{_seg(project)}/auto_deployments")
+        found: list[Deployable] = _parsed(auto_deploys.deployables, data)
+        return found
+
+    def set_auto_deploy(self, project: str, identifier: str, on: bool) -> str:
+        """Turn automatic deployments on or off for one server or group, sent as DeployHQ's
+        own CLI sends it; what DeployHQ reported of it when it skipped it ("" otherwise)."""
+        body = {"deployables": [{"identifier": identifier, "auto_deploy": on}]}
+        data = self._call("POST", f"/projects/{_seg(project)}/auto_deployments", json=body)
+        listed = {d.identifier for d in _parsed(auto_deploys.deployables, data)}
+        return "" if identifier in listed else (auto_deploys.skipped(data) or "skipped")
+
+    def insights(self, project: str, period: int = 30) -> list[ServerFigures]:
+        """Each server's figures over the last ``period`` days."""
+        data = self._call(
+            "GET", f"/projects/{_seg(project)}/insights", params={"period": str(period)}
+        )
+        figures: list[ServerFigures] = _parsed(auto_deploys.insights, data)
+        return figures
 
     def latest_revision(self, project: str, branch: str) -> str:
         """The newest commit DeployHQ knows on ``branch`` (its full ref)."""
@@ -375,6 +398,8 @@ def _call_name(method: str, path: str) -> str:
     parts = path.strip("/").split("/")
     if method == "POST" or "repository" in parts:
         return parts[-1]  # retry, rollback, abort, deployments (a new one), latest_revision
+    if len(parts) == 3 and parts[2] != "deployments":
+        return parts[2]  # auto_deployments, insights, servers, server_groups
     return {1: "projects", 3: "history", 4: "deployment"}.get(len(parts), "step_logs")
 
 
@@ -435,3 +460,12 @@ def _read_bounded(response: requests.Response) -> bytes:
     finally:
         response.close()
     return b"".join(chunks)
+
+
+def _parsed(parse: Any, data: Any) -> Any:
+    """``parse(data)``, or a ``DeployHQError`` saying DeployHQ's answer was not what it
+    describes."""
+    try:
+        return parse(data)
+    except ValueError as exc:
+        raise DeployHQError(f"DeployHQ sent an unexpected answer: {exc}", kind="invalid") from exc

@@ -9,8 +9,20 @@ from bot.cards import states as s
 from bot.messages.text import Block, mention, outside, plain_text, when
 from bot.slack.routing import APPROVE_ACTION, DENY_ACTION
 
-_BUTTON = {s.RETRY: "Retry", s.ROLLBACK: "Roll back", s.DEPLOY: "Deploy latest"}
-_NOUN = {s.RETRY: "retry", s.ROLLBACK: "roll back", s.DEPLOY: "deploy"}
+_BUTTON = {
+    s.RETRY: "Retry",
+    s.ROLLBACK: "Roll back",
+    s.DEPLOY: "Deploy latest",
+    s.PAUSE: "Pause auto-deploy",
+    s.RESUME: "Resume auto-deploy",
+}
+_NOUN = {
+    s.RETRY: "retry",
+    s.ROLLBACK: "roll back",
+    s.DEPLOY: "deploy",
+    s.PAUSE: "pause of auto-deploy",
+    s.RESUME: "resume of auto-deploy",
+}
 
 
 def noun(action: str) -> str:

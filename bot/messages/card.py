@@ -14,7 +14,7 @@ from bot.cards import states as s
 from bot.cards.states import CardState
 from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import Deployment, Revision
-from bot.messages import approvals, changes
+from bot.messages import approvals, auto_deploys, changes
 from bot.messages.approvals import approved_by
 from bot.messages.notes import ENDED_BY_ITSELF, event_note
 from bot.messages.text import (
@@ -66,6 +66,7 @@ def deployment_card(
     aborted: CardState | None = None,
     undoes: Summary | None = None,
     adds: Summary | None = None,
+    auto: s.AutoDeploy | None = None,
 ) -> Message:
     """The message that tracks one deployment: what failed, what was done, and Retry.
 
@@ -74,17 +75,13 @@ def deployment_card(
     branch's newest commit, offered as Deploy latest beside Retry; ``running``: the deployment
     under way the card follows, offered as Abort; ``aborted``: how an abort of it went;
     ``undoes`` and ``adds``: the commits Roll back undoes and Deploy latest adds, for their
-    confirms.
+    confirms; ``auto``: its server or group's automatic deployments, with Pause auto-deploy or
+    Resume auto-deploy.
     """
-    # The run the bot aborted reads as an abort, whether DeployHQ says failed or cancelled.
-    stopped = (
-        isinstance(aborted, s.Aborted)
-        and aborted.status not in ENDED_BY_ITSELF
-        and deployment.status in ("failed", "cancelled")
-        and (running is None or running.identifier == deployment.identifier)
-    )
+    stopped = _stopped(deployment, running, aborted)
     headline = _HEADLINES["cancelled"] if stopped else _headline(deployment, state)
-    tag = _fingerprint(deployment, state)
+    auto_line = auto_deploys.line(auto) if auto else ""
+    tag = _fingerprint(deployment, state, auto_line)
     blocks = _about(deployment, headline, tag)
     line = _state_line(deployment, aborted if stopped and aborted else state)
     if not confirmed:
@@ -92,20 +89,29 @@ def deployment_card(
     elements = [mrkdwn_text(line, 3000)]
     if aborted is not None and not stopped:
         elements.append(mrkdwn_text(_state_line(running or deployment, aborted), 3000))
-    blocks.append(
-        {
-            "type": "context",
-            "block_id": f"state.{tag}{'' if confirmed else '.u'}",
-            "elements": elements,
-        }
-    )
+    block_id = f"state.{tag}{'' if confirmed else '.u'}"
+    blocks.append({"type": "context", "block_id": block_id, "elements": elements})
     buttons = _buttons(deployment, state, confirmed, rollback_to, latest, undoes, adds)
     abortable = aborted is None or isinstance(aborted, s.NotDone)
     if running is not None and running.status in UNDER_WAY and abortable:
         buttons.append(_abort_button(deployment.identifier, running))
+    if auto is not None:
+        line_block = [mrkdwn_text(auto_line, 3000)]
+        blocks.append({"type": "context", "block_id": f"auto.{tag}", "elements": line_block})
+        buttons += auto_deploys.buttons(auto, deployment.identifier)
     buttons.append(open_button(page_url))
     blocks.append({"type": "actions", "block_id": f"actions.{tag}", "elements": buttons})
     return {"text": _fallback(deployment, headline[1], state), "blocks": blocks}
+
+
+def _stopped(deployment: Deployment, running: Deployment | None, aborted: CardState | None) -> bool:
+    """The run the bot aborted reads as an abort, whether DeployHQ says failed or cancelled."""
+    return (
+        isinstance(aborted, s.Aborted)
+        and aborted.status not in ENDED_BY_ITSELF
+        and deployment.status in ("failed", "cancelled")
+        and (running is None or running.identifier == deployment.identifier)
+    )
 
 
 def _about(deployment: Deployment, headline: tuple[str, str], tag: str) -> list[Block]:
@@ -455,7 +461,9 @@ def _fallback(deployment: Deployment, headline: str, state: CardState) -> str:
     return text
 
 
-def _fingerprint(deployment: Deployment, state: CardState) -> str:
+def _fingerprint(deployment: Deployment, state: CardState, auto: str = "") -> str:
     """Changes whenever what a block shows changes, so Slack redraws updated blocks."""
     seed = f"{deployment.run_key}|{deployment.status}|{s.fingerprint_seed(state)}"
+    if auto:  # added later: cards without it keep their block ids
+        seed += f"|{auto}"
     return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()[:10]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from bot.cards import states as s
 from bot.cards.states import CardState
 from bot.deployhq.deployment import Deployment, Step
-from bot.messages import approvals
+from bot.messages import approvals, auto_deploys
 from bot.messages.text import clip, duration_text, escape, mention, outside, when
 
 _ASKED = {
@@ -17,12 +17,16 @@ _ASKED = {
     s.ROLLBACK: "roll this deployment back",
     s.DEPLOY: "deploy the branch's latest commit",
     s.ABORT: "abort the deployment under way",
+    s.PAUSE: "pause auto-deploy",
+    s.RESUME: "resume auto-deploy",
 }
 DONE_WORD = {
     s.RETRY: "retried",
     s.ROLLBACK: "rolled back",
     s.DEPLOY: "deployed",
     s.ABORT: "aborted",
+    s.PAUSE: "paused",
+    s.RESUME: "resumed",
 }
 
 
@@ -128,6 +132,8 @@ def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
             return f":warning: The {action} did not go through: {outside(problem, 600)}"
         case s.InDoubt(_, _, action, said):
             return in_doubt(action, said)
+        case s.Toggled():
+            return auto_deploys.toggled_note(state, "")
         case s.Unknown(_, _, action):
             return (
                 f":grey_question: DeployHQ never answered the {action}, and its record cannot "

@@ -220,6 +220,15 @@ def already_acted(
 ) -> str:
     """What a later clicker is told, privately, about the action under way (``on_card``: a
     card follows it, as it does not for ``/deployhq deploy``)."""
+    if action in (s.PAUSE, s.RESUME):
+        what = "pause" if action == s.PAUSE else "resume"
+        if in_doubt:
+            return (
+                f"{mention(user_id)} asked DeployHQ to {what} auto-deploy {when(at)} and its "
+                "answer never came; nothing more is sent until DeployHQ's record shows it."
+            )
+        verb = f"{what}d auto-deploy" if done else f"asked DeployHQ to {what} auto-deploy"
+        return f"{mention(user_id)} already {verb} {when(at)}; nothing more was sent."
     if action in (s.DEPLOY, s.ABORT):
         what = "deploy the branch's latest commit" if action == s.DEPLOY else "abort this run"
         if in_doubt:
@@ -267,6 +276,8 @@ _ASKED_ON_SERVERS = {
     s.RETRY: "retry a deployment",
     s.ROLLBACK: "roll back",
     s.DEPLOY: "deploy",
+    s.PAUSE: "pause auto-deploy",
+    s.RESUME: "resume auto-deploy",
 }
 
 

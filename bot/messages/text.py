@@ -47,6 +47,12 @@ def when(moment: datetime) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
+def ago(moment: datetime) -> str:
+    """How long ago, as each reader's Slack says it ("2 hours ago"), with a UTC fallback."""
+    fallback = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{ago}}|{fallback}>"
+
+
 def outside(text: str, limit: int) -> str:
     """Text from outside, shortened then escaped (shortening after could split an entity)."""
     return escape(clip(text, limit))

@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
 from bot.actions.approvals import Approvals, Gate
+from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Decisions, rebuilder
 from bot.actions.deploy import ChannelMessages, DeployOrders
 from bot.actions.deploy_plan import Deploys
@@ -22,6 +23,7 @@ from bot.actions.permissions import AccessPolicy
 from bot.actions.pipeline import Actions
 from bot.actions.previews import Previews, Timing
 from bot.actions.settle import Settler
+from bot.cards.auto_deploys import AutoDeployLookup, AutoDeployments
 from bot.cards.changes import Cards
 from bot.cards.deliveries import Deliveries
 from bot.cards.explain import Explainer
@@ -32,11 +34,13 @@ from bot.cards.what_changed import RecentCommits, WhatChanged
 from bot.config import Settings
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.notifications import WebhookAuth
+from bot.home.overview import Home
 from bot.runtime.background import Pools
 from bot.runtime.connections import deployhq_client, open_store
 from bot.slack.app import build_app
 from bot.slack.client import slack_client, slack_poster
 from bot.slack.identity import Identity
+from bot.slack.listeners import home as home_listeners
 from bot.slack.members import Deployers
 from bot.slack.socket_mode import SocketMode
 from bot.store.shared import Store
@@ -90,36 +94,31 @@ def build(
     deployhq = deployhq or deployhq_client(settings, store.pauses)
     pools = pools or Pools.create()
     slack = _Slack(client, poster)
-    publisher, outbox, cards = _cards(settings, slack, store, deployhq, pools)
+    lists = AutoDeployments(deployhq, store.answers, store.ledger)
+    publisher, outbox, cards = _cards(settings, slack, store, deployhq, pools, lists)
     policy = _policy(settings, client, store)
     kinds = CardActions(deployhq, cards)
+    autos = AutoDeploys(deployhq, cards, store.claims, lists)
     orders = DeployOrders(
         deployhq, store.orders, ChannelMessages(poster, client, settings.slack_channel)
     )
     settler = Settler(store.claims)
     gate = _gate(settings, client, store, deployhq)
     actions = _actions(settings, store, settler, policy, gate, pools)
-    decisions = Decisions(actions, gate, store.claims, store.requests, rebuilder(kinds, orders))
+    decisions = Decisions(
+        actions, gate, store.claims, store.requests, rebuilder(kinds, orders, autos)
+    )
     deploys, previews = _deploys(settings, store, deployhq, cards, policy, pools)
     reconciler = Reconciler(
-        store, cards, outbox, settler, deployhq, kinds, orders, decisions,
+        store, cards, outbox, settler, deployhq, kinds, orders, decisions, autos,
         interval=settings.reconcile_interval,
     )  # fmt: skip
     identity = Identity(client, settings.slack_bot_token)
     bolt = build_app(
-        settings,
-        client=client,
-        identity=identity,
-        actions=actions,
-        decisions=decisions,
-        kinds=kinds,
-        orders=orders,
-        policy=policy,
-        deployhq=deployhq,
-        pools=pools,
-        deploys=deploys,
-        previews=previews,
-    )
+        settings, client=client, identity=identity, actions=actions, decisions=decisions,
+        kinds=kinds, orders=orders, policy=policy, deployhq=deployhq, pools=pools,
+        deploys=deploys, previews=previews, autos=autos,
+    )  # fmt: skip
     webhook = Webhook(
         settings,
         auth=WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key),
@@ -127,8 +126,11 @@ def build(
         cards=cards,
         publisher=publisher,
         slack=pools.slack,
+        ledger=store.ledger,
     )
     socket_mode = SocketMode(bolt, settings, client) if settings.slack_app_token else None
+    home = Home(client, store, deployhq, lists, projects=settings.projects, socket_mode=socket_mode)
+    home_listeners.register(bolt, home, pools.commands)  # the Home tab reports Socket Mode too
     verifier = SignatureVerifier(settings.slack_signing_secret)
     return Bot(
         settings, store, pools, cards, reconciler, actions, identity, bolt, verifier, webhook,
@@ -201,7 +203,12 @@ class _Slack:
 
 
 def _cards(
-    settings: Settings, slack: _Slack, store: Store, deployhq: DeployHQ, pools: Pools
+    settings: Settings,
+    slack: _Slack,
+    store: Store,
+    deployhq: DeployHQ,
+    pools: Pools,
+    lists: AutoDeployments,
 ) -> tuple[Publisher, Outbox, Cards]:
     """A card: its record first (cards), then Slack (outbox → publisher), then why it failed."""
     deliveries = Deliveries(
@@ -223,6 +230,7 @@ def _cards(
         recent = RecentCommits(deployhq, store.answers)
         told = WhatChanged(deployhq, store.cards, recent, settings.deployhq_web_url)
     outbox = Outbox(
-        publisher, explainer, slack=pools.slack, lookups=pools.lookups, what_changed=told
-    )
+        publisher, explainer, slack=pools.slack, lookups=pools.lookups, what_changed=told,
+        auto_deploys=AutoDeployLookup(lists, store.cards) if settings.pause_auto_deploy else None,
+    )  # fmt: skip
     return publisher, outbox, Cards(store.cards, deliveries, outbox)

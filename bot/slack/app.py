@@ -7,6 +7,7 @@ import logging
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Decisions
 from bot.actions.deploy import DeployOrders
 from bot.actions.deploy_plan import Deploys
@@ -38,6 +39,7 @@ def build_app(
     pools: Pools,
     deploys: Deploys,
     previews: Previews,
+    autos: AutoDeploys,
 ) -> App:
     app = App(
         # Bolt copies this client's settings for each request; the token comes from
@@ -57,7 +59,7 @@ def build_app(
         # acks, then hands its slow work to a pool.
         process_before_response=True,
     )
-    action_listeners.register(app, actions, kinds, decisions, previews, pools.actions)
+    action_listeners.register(app, actions, kinds, decisions, previews, pools.actions, autos)
     keyboard = command_listeners.Keyboard(
         deployhq=deployhq,
         actions=actions,
@@ -67,6 +69,7 @@ def build_app(
         deploys=deploys,
         web_url=settings.deployhq_web_url,
         pools=pools,
+        autos=autos,
     )
     command_listeners.register(app, keyboard)
     return app

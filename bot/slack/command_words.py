@@ -21,6 +21,10 @@ USAGE = "\n".join(
         "• `/deployhq deploy <project> <server or group> [branch]`: deploy the branch's latest "
         "commit (by default the project's branch) there, after you confirm",
         "• `/deployhq status <project> <deployment>`: show a deployment (only to you)",
+        "• `/deployhq status <project>`: which servers and groups deploy by themselves, and "
+        "who paused the others",
+        "• `/deployhq freeze <project> [server or group]`: pause auto-deploy there (without one: "
+        "everywhere it is on); `/deployhq unfreeze …` resumes it",
         f"• `/deployhq failed <project> [count]`: the last failed deployments "
         f"(default {DEFAULT_FAILED_COUNT}, at most {MAX_FAILED_COUNT}), each with Retry",
         "• `/deployhq help`: this text",
@@ -63,12 +67,27 @@ class Status:
 
 
 @dataclass(frozen=True)
+class ProjectStatus:
+    project: str
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """Automatic deployments ``on`` (``unfreeze``) or off (``freeze``) for the server or group
+    ``words`` names (a name may have spaces), or for every one of the project."""
+
+    project: str
+    words: tuple[str, ...]
+    on: bool
+
+
+@dataclass(frozen=True)
 class ListFailed:
     project: str
     count: int = DEFAULT_FAILED_COUNT
 
 
-Command = Help | Retry | Rollback | Deploy | Status | ListFailed
+Command = Help | Retry | Rollback | Deploy | Status | ProjectStatus | Freeze | ListFailed
 
 
 def parse(text: str) -> Command:
@@ -76,6 +95,15 @@ def parse(text: str) -> Command:
     if not words or words[0].lower() in ("help", "-h", "--help", "?"):
         return Help()
     verb, args = words[0].lower(), words[1:]
+    if verb == "status" and len(args) == 1 and _is_project(args[0]):
+        return ProjectStatus(args[0])
+    if verb in ("freeze", "unfreeze"):
+        if not 1 <= len(args) <= 12 or not _is_project(args[0]):
+            return Help(f"`{verb}` needs a project, and may take a server or group.")
+        if len(" ".join(args[1:])) > 200:
+            return Help(f"`{verb}` needs a server or group name.")
+        named = tuple(w.strip("\"'“”") for w in args[1:])
+        return Freeze(args[0], named, verb == "unfreeze")
     if verb in ("retry", "rollback", "status"):
         target = _deployment_args(args)
         if isinstance(target, str):

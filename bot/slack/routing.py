@@ -25,6 +25,9 @@ DENY_ACTION = "deployhq_deny"  # and Deny (or, by the requester, withdraw)
 PREVIEW_ROLLBACK_ACTION = "deployhq_preview_rollback"  # carries the Roll back's value
 PREVIEW_DEPLOY_ACTION = "deployhq_preview_deploy"  # carries the Deploy latest's value
 PREVIEW_ORDER_ACTION = "deployhq_preview_order"  # carries the confirm's order token
+# Automatic deployments of a card's server or group: off, and back on.
+PAUSE_ACTION = "deployhq_pause_auto_deploy"
+RESUME_ACTION = "deployhq_resume_auto_deploy"
 _REF = re.compile(r"[0-9A-Za-z._/-]{1,100}")
 
 
@@ -209,3 +212,50 @@ class DeployOrder:
         if not (isinstance(servers, list) and all(isinstance(s, str) for s in servers)):
             raise ValueError("the order names no servers")
         return cls(project, parent, name, branch, ref, tuple(servers))
+
+
+@dataclass(frozen=True)
+class AutoDeployTarget:
+    """What Pause auto-deploy and Resume auto-deploy carry (and ``/deployhq freeze`` makes):
+    the server or group ``identifier`` of ``project`` whose automatic deployments go ``on`` or
+    off, and the card it is on (``card``, "" from the keyboard). ``key`` is its claim: one
+    change of one deployable's automatic deployments to one state, however many ask."""
+
+    project: str
+    identifier: str
+    on: bool
+    card: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"auto-deploy:{self.project}:{self.identifier}:{'on' if self.on else 'off'}"
+
+    @property
+    def opposite(self) -> str:
+        """The claim of the change the other way, which this one undoes."""
+        return f"auto-deploy:{self.project}:{self.identifier}:{'off' if self.on else 'on'}"
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"p": self.project, "t": self.identifier, "on": self.on, "d": self.card},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, value: str) -> AutoDeployTarget:
+        try:
+            data = json.loads(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValueError("the button value is not JSON") from exc
+        if not isinstance(data, dict):
+            raise ValueError("the button value is not an object")
+        project, identifier, on, card = (data.get(k) for k in ("p", "t", "on", "d"))
+        if not (isinstance(project, str) and 0 < len(project) <= 255):
+            raise ValueError("the button names no project")
+        if not (isinstance(identifier, str) and _REF.fullmatch(identifier)):
+            raise ValueError("the button names no server or group")
+        if not isinstance(on, bool):
+            raise ValueError("the button names no change")
+        if not (card == "" or (isinstance(card, str) and is_identifier(card))):
+            raise ValueError("the button names no card")
+        return cls(project, identifier, on, str(card))

@@ -16,6 +16,9 @@ from bot.actions.claims import CLAIM_SECONDS, Claims
 from bot.cards.store import CardStore
 from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
 
+# Who paused what is kept this long: a pause older than that still shows, by DeployHQ's record.
+LEDGER_SECONDS = 30 * 86400.0
+
 
 class Turns:
     """Who does a periodic job: one caller across processes per period."""
@@ -226,6 +229,44 @@ class Holds:
             self.kv.delete(self.keys("hold", name))
 
 
+class AutoDeployLedger:
+    """Who last turned a server's or group's automatic deployments off or on from Slack, and
+    when (DeployHQ's record stays the truth of whether they are on); and when the bot last
+    heard from DeployHQ and Slack, for the App Home and doctor."""
+
+    def __init__(self, kv: KeyValue, keys: Keys) -> None:
+        self.kv = kv
+        self.keys = keys
+
+    def record(self, project: str, identifier: str, *, on: bool, by: str, at: float) -> None:
+        entry = json.dumps({"on": on, "by": by, "at": at}, separators=(",", ":"))
+        with suppress(StoreUnavailable):
+            self.kv.put(self.keys("auto-deploy-by", project, identifier), entry, LEDGER_SECONDS)
+
+    def entry(self, project: str, identifier: str) -> tuple[bool, str, float] | None:
+        """``(on, by, at)`` as last recorded; None when nobody changed it from Slack lately."""
+        try:
+            raw = self.kv.get(self.keys("auto-deploy-by", project, identifier))
+            if not raw:
+                return None
+            data = json.loads(raw)
+            return bool(data["on"]), str(data["by"]), float(data["at"])
+        except (StoreUnavailable, ValueError, KeyError, TypeError):
+            return None
+
+    def heard(self, what: str, at: float) -> None:
+        """``what`` (``notification``, ``home``) reached the bot at ``at``."""
+        with suppress(StoreUnavailable):
+            self.kv.put(self.keys("heard", what), str(at), LEDGER_SECONDS)
+
+    def last_heard(self, what: str) -> float | None:
+        try:
+            raw = self.kv.get(self.keys("heard", what))
+            return float(raw) if raw else None
+        except (StoreUnavailable, ValueError):
+            return None
+
+
 @dataclass(frozen=True)
 class Store:
     kv: KeyValue
@@ -239,6 +280,7 @@ class Store:
     requests: Requests
     answers: Answers
     holds: Holds
+    ledger: AutoDeployLedger
 
     @classmethod
     def on(
@@ -262,6 +304,7 @@ class Store:
             Requests(kv, keys),
             Answers(kv, keys),
             Holds(kv, keys),
+            AutoDeployLedger(kv, keys),
         )
 
     @property

@@ -9,6 +9,7 @@ by the outbox. Its ``result``: ``accepted`` (a new failure, to confirm with Depl
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -27,6 +28,7 @@ from bot.deployhq.notifications import (
 )
 from bot.runtime.background import Runner
 from bot.store.kv import StoreUnavailable
+from bot.store.shared import AutoDeployLedger
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Webhook:
         cards: Cards,
         publisher: Publisher,
         slack: Runner,
+        ledger: AutoDeployLedger | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
@@ -50,6 +53,7 @@ class Webhook:
         self.cards = cards
         self.publisher = publisher  # posts a failure itself while the store is down
         self.slack = slack
+        self.ledger = ledger  # when the last notification arrived, for the App Home
 
     def handle(self, request: Request) -> Answer:
         token = request.args.get("token")
@@ -61,6 +65,8 @@ class Webhook:
             log.warning("webhook refused (%s): %s", rejected.status, rejected.message)
             metrics.WEBHOOKS.labels("refused").inc()
             return {"ok": False, "error": rejected.message}, rejected.status
+        if self.ledger is not None:  # an authenticated delivery: the App Home says when
+            self.ledger.heard("notification", time.time())
         project = deployment.project_permalink
         channel = request.args.get("channel") or self.settings.channel_for(project)
         if channel not in self.settings.channels:

@@ -139,6 +139,7 @@ class Scenario:
             # The crash table is about one action: what changed (two more DeployHQ reads and a
             # card update per failure, on the same two cores) is measured by its own bench.
             "DEPLOYHQ_WHAT_CHANGED": "false",
+            "DEPLOYHQ_PAUSE_AUTO_DEPLOY": "false",
             **extra,
         }
 

@@ -40,6 +40,9 @@ OPERATIONS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("ai_overview", "post", "/projects/{id}/ai_deployment_overview", ("200", "400", "422")),
     ("servers", "get", "/projects/{project_id}/servers", ("200",)),
     ("server_groups", "get", "/projects/{project_id}/server_groups", ("200",)),
+    ("auto_deployments", "get", "/projects/{project_id}/auto_deployments", ("200",)),
+    ("set_auto_deployments", "post", "/projects/{project_id}/auto_deployments", ("200", "422")),
+    ("insights", "get", "/projects/{id}/insights", ("200",)),
 ]
 
 _INTEGER_OR_STRING = {"type": ["integer", "string", "null"]}
@@ -116,6 +119,22 @@ LIVE: list[tuple[str, str, dict[str, Any], str]] = [
         },
         "a preview's files are keyed by each server's identifier (the description gives one "
         "example identifier as the only property)",
+    ),
+    *(
+        (
+            "PeriodServersSummaryObject",
+            where,
+            {"type": "number"},
+            'the description says "float", which is no JSON Schema type',
+        )
+        for where in (
+            "servers[].reliability",
+            "servers[].deploys_per_week",
+            "summary.total_deploys.delta",
+            "summary.success_rate.value",
+            "summary.success_rate.delta",
+            "summary.avg_duration.delta",
+        )
     ),
     (
         "NamePermalinkIdentifierList",

@@ -254,6 +254,14 @@ class FakeSlack(FakeServer):
                 return Reply(body={"ok": False, "error": "users_not_found"})
             user = {"id": self.emails[found], "name": "member", "profile": {"email": found}}
             return Reply(body={"ok": True, "user": user})
+        if method == "chat.getPermalink":
+            channel, ts = str(data.get("channel") or ""), str(data.get("message_ts") or "")
+            link = f"https://acme.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+            return Reply(body={"ok": True, "channel": channel, "permalink": link})
+        if method == "views.publish":
+            view = data.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return Reply(body={"ok": True, "view": {"id": "V1", **(view or {})}})
         if method == "chat.update":
             if data.get("ts") in self.deleted:
                 return Reply(body={"ok": False, "error": "message_not_found"})
@@ -403,6 +411,78 @@ class FakeDeployHQ(FakeServer):
         self.preview_outcome = "preview_ready"
         self.preview_files: dict[str, Any] | None = None
         self._preview_seen: dict[str, int] = {}
+
+        # Automatic deployments: each server's and group's on or off (on unless a test says),
+        # by identifier; the insights' figures, per server, over the period asked for.
+        self.auto_deploy: dict[str, bool] = {}
+        self.extra_deployables: list[dict[str, Any]] = []  # beyond the servers the records name
+        self.insights_figures: dict[str, dict[str, Any]] = {}
+
+        @self.app.get("/projects/<project>/auto_deployments")
+        def auto_deployments(project: str) -> Response:
+            self._record()
+            with self._lock:
+                body = {
+                    "webhook_url": f"https://example.deployhq.com/deploy/{project}/to/abc123",
+                    "deployables": self._deployables(),
+                }
+            return self._reply("auto_deployments", lambda: Reply(200, body))
+
+        @self.app.post("/projects/<project>/auto_deployments")
+        def set_auto_deployments(project: str) -> Response:
+            # DeployHQ's description types the body as a hash; its CLI sends a list of
+            # {"identifier", "auto_deploy"}. Both are taken; unknown identifiers are skipped.
+            self._record()
+            asked = _toggles((request.get_json(silent=True) or {}).get("deployables"))
+            if not asked:
+                refusal = {"error": "Deployables must be given"}
+                return self._reply("set_auto_deployments", lambda: Reply(422, refusal))
+
+            def apply() -> Reply:
+                with self._lock:
+                    known = {d["identifier"] for d in self._deployables()}
+                    for identifier, on in asked:
+                        if identifier in known and self.auto_deploy.get(identifier, True) != on:
+                            self.auto_deploy[identifier] = on
+                            self.done.append(
+                                ("auto-deploy", f"{identifier}:{'on' if on else 'off'}")
+                            )
+                    listed = [d for d in self._deployables() if d["identifier"] in dict(asked)]
+                return Reply(200, {"deployables": listed})
+
+            return self._reply("set_auto_deployments", apply, decide_first=True)
+
+        @self.app.get("/projects/<project>/insights")
+        def insights(project: str) -> Response:
+            self._record()
+            period = request.args.get("period", "30")
+            with self._lock:
+                servers = [
+                    {
+                        "identifier": d["identifier"],
+                        "name": d["name"],
+                        "group": d["type"] == "server_group",
+                        "latest_status": "failed",
+                        "recent_deploys": [{"status": "failed", "duration": 68}],
+                        "speed": 68,
+                        "reliability": 92.5,
+                        "deploys_per_week": 3.5,
+                        "total": 15,
+                        **self.insights_figures.get(d["identifier"], {}),
+                    }
+                    for d in self._deployables()
+                ]
+            body = {
+                "period": int(period) if period.isdigit() else 30,
+                "servers": servers,
+                "summary": {
+                    "total_deploys": {"value": 15, "delta": 12.5},
+                    "success_rate": {"value": 92.5, "delta": -2.0},
+                    "avg_duration": {"value": 68, "delta": 0.0},
+                    "active_servers": {"value": len(servers), "delta": "0"},
+                },
+            }
+            return self._reply("insights", lambda: Reply(200, body))
 
         @self.app.get("/projects/<project>/deployments/<deployment>/steps/<step>/logs")
         def logs(project: str, deployment: str, step: str) -> Response:
@@ -787,6 +867,31 @@ class FakeDeployHQ(FakeServer):
                 break
         return ""
 
+    def _deployables(self) -> list[dict[str, Any]]:
+        """The project's servers and groups as automatic deployments list them."""
+        listed = [
+            {"identifier": str(s.get("identifier")), "name": str(s.get("name")), "type": "server"}
+            for s in self._all_servers()
+        ]
+        groups = {str(s["server_group_identifier"]) for s in self._all_servers()
+                  if s.get("server_group_identifier")}  # fmt: skip
+        listed += [
+            {"identifier": g, "name": self.group_names.get(g, g), "type": "server_group"}
+            for g in sorted(groups)
+        ]
+        listed += self.extra_deployables
+        return [
+            {**d, "auto_deploy": self.auto_deploy.get(d["identifier"], True),
+             "preferred_branch": "main"}
+            for d in listed
+        ]  # fmt: skip
+
+    def auto_deploy_changes(self) -> list[Call]:
+        with self._lock:
+            return [
+                c for c in self.calls if c.method == "POST" and c.path.endswith("/auto_deployments")
+            ]
+
     def _went_to(self, record: dict[str, Any], to: str) -> bool:
         if parent_of(record) == to:
             return True
@@ -848,3 +953,15 @@ class FakeDeployHQ(FakeServer):
     def retries(self) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.path.endswith("/retry")]
+
+
+def _toggles(asked: Any) -> list[tuple[str, bool]]:
+    """(identifier, on) pairs from a list of {"identifier", "auto_deploy"} (DeployHQ's CLI),
+    or a hash of identifier to a boolean or to {"auto_deploy"} (DeployHQ's description)."""
+    if isinstance(asked, list):
+        items = [(i.get("identifier"), i.get("auto_deploy")) for i in asked if isinstance(i, dict)]
+    elif isinstance(asked, dict):
+        items = [(k, v.get("auto_deploy") if isinstance(v, dict) else v) for k, v in asked.items()]
+    else:
+        return []
+    return [(str(i), on) for i, on in items if isinstance(i, str) and isinstance(on, bool)]

@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Decisions
 from bot.actions.on_card import CardActions
 from bot.actions.permissions import Tell
@@ -23,9 +24,11 @@ from bot.slack.routing import (
     DENY_ACTION,
     DEPLOY_LATEST_ACTION,
     OPEN_ACTION,
+    PAUSE_ACTION,
     PREVIEW_DEPLOY_ACTION,
     PREVIEW_ORDER_ACTION,
     PREVIEW_ROLLBACK_ACTION,
+    RESUME_ACTION,
     RETRY_ACTION,
     ROLLBACK_ACTION,
 )
@@ -41,6 +44,7 @@ def register(
     decisions: Decisions,
     previews: Previews,
     background: Background,
+    autos: AutoDeploys,
 ) -> None:
     def on(action: str, label: str) -> Any:
         def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -59,6 +63,8 @@ def register(
     app.action(ROLLBACK_ACTION)(rollback_clicked)
     app.action(DEPLOY_LATEST_ACTION)(deploy_clicked)
     app.action(ABORT_ACTION)(abort_clicked)
+
+    _register_auto_deploys(app, actions, autos, background)
 
     def decide(approve: bool) -> Any:
         def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -90,6 +96,23 @@ def register(
     app.action(OPEN_ACTION)(acknowledge)
 
 
+def _register_auto_deploys(
+    app: App, actions: Actions, autos: AutoDeploys, background: Background
+) -> None:
+    """Pause auto-deploy and Resume auto-deploy."""
+
+    def auto_deploy(label: str) -> Any:
+        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+            ack()
+            log.info("%s clicked by %s", label, (body.get("user") or {}).get("id"))
+            background.run(f"{label} click", auto_clicked, actions, autos, body, respond)
+
+        return click
+
+    app.action(PAUSE_ACTION)(auto_deploy("Pause auto-deploy"))
+    app.action(RESUME_ACTION)(auto_deploy("Resume auto-deploy"))
+
+
 def clicked(
     actions: Actions, kinds: CardActions, action: str, body: dict[str, Any], respond: Respond
 ) -> None:
@@ -109,6 +132,21 @@ def clicked(
         return
     result = actions.run(made, user_id, note)
     told_privately(respond, result)
+
+
+def auto_clicked(
+    actions: Actions, autos: AutoDeploys, body: dict[str, Any], respond: Respond
+) -> None:
+    """Pause or resume the automatic deployments the clicked button names."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+    try:
+        change = autos.decode(value)
+    except ValueError as exc:
+        log.warning("auto-deploy click by %s with an unreadable button: %s", user_id, exc)
+        tell(respond, replies.unreadable_button("change of automatic deployments"))
+        return
+    told_privately(respond, actions.run(change, user_id, lambda text: tell(respond, text)))
 
 
 def previewed(

@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.deploy import DeployOrders
 from bot.actions.deploy_plan import Deploys
 from bot.actions.on_card import CardActions
@@ -21,6 +22,7 @@ from bot.actions.pipeline import Actions
 from bot.cards.states import Refused
 from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployhq.deployment import Deployment
+from bot.messages import auto_deploys as auto_messages
 from bot.messages import deploys as deploy_messages
 from bot.messages import notes, replies
 from bot.messages.text import Message, escape, notice
@@ -47,6 +49,7 @@ class Keyboard:
     deploys: Deploys
     web_url: str
     pools: Pools
+    autos: AutoDeploys
 
     def on_command(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         command = commands.parse(str(body.get("text", "")))
@@ -56,7 +59,9 @@ class Keyboard:
             ack(response_type="ephemeral", **replies.usage(commands.USAGE, command.problem))
             return
         ack()  # the answer leaves when this returns; the command runs after it
-        acting = isinstance(command, commands.Retry | commands.Rollback | commands.Deploy)
+        acting = isinstance(
+            command, commands.Retry | commands.Rollback | commands.Deploy | commands.Freeze
+        )
         pool = self.pools.actions if acting else self.pools.commands
         pool.run(COMMAND, self.run, command, user_id, respond)
 
@@ -84,6 +89,10 @@ class Keyboard:
                     self.plan(project, words, respond)
                 case commands.Rollback(project, deployment_id):
                     self.rollback(project, deployment_id, user_id, respond)
+                case commands.ProjectStatus(project):
+                    _private(respond, notice(self.auto_deploys_now(project)))
+                case commands.Freeze(project, words, on):
+                    self.freeze(project, words, on, user_id, respond)
         except DeployHQError as error:
             tell(respond, escape(replies.describe_error(error)))
 
@@ -126,6 +135,40 @@ class Keyboard:
                 _say(respond, said)
             else:
                 tell(respond, said)
+
+    def freeze(
+        self, project: str, words: tuple[str, ...], on: bool, user_id: str, respond: Respond
+    ) -> None:
+        """``/deployhq freeze|unfreeze``: each change through the pipeline, then what DeployHQ
+        now shows; the channel hears it when something changed."""
+        changes = self.autos.for_command(project, words, on)
+        if isinstance(changes, str):
+            tell(respond, changes)
+            return
+        said = []
+        for change in changes:
+            result = self.actions.run(change, user_id, lambda t: tell(respond, t))
+            if result.outcome in ("paused", "resumed") and result.state is not None:
+                said.append(notes.outcome_note(result.state, None))
+            else:
+                told_privately(respond, result)  # what never reached DeployHQ, or failed
+        now = self.auto_deploys_now(project)
+        if said:
+            _say(respond, "\n".join([*said, now]))
+        else:
+            _private(respond, notice(now))
+
+    def auto_deploys_now(self, project: str) -> str:
+        """What DeployHQ shows of the project's automatic deployments, read now, and who
+        paused those that are off (when the bot did it and DeployHQ still agrees)."""
+        lists = self.autos.lists
+        listed = lists.listed(project, fresh=True)
+        who = {}
+        for d in listed:
+            entry = lists.ledger.entry(project, d.identifier)
+            if not d.auto_deploy and entry is not None and not entry[0]:
+                who[d.identifier] = (entry[1], entry[2])
+        return auto_messages.now_shows(project, listed, who)
 
     def deploy_confirmed(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()

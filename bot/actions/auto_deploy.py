@@ -1,0 +1,185 @@
+"""Pause auto-deploy and Resume auto-deploy (a card's buttons, ``/deployhq freeze`` and
+``unfreeze``) as actions of the one pipeline: one change of one server's or group's automatic
+deployments to one state, however many ask.
+
+Its claim is the change (``AutoDeployTarget.key``); it holds its deployable (so a pause and a
+resume of it are never in flight together, while a deploy there never stands in a pause's
+way); its preflight finds DeployHQ still showing the other state; its call sets it, as
+DeployHQ's CLI does, then reads DeployHQ back: only DeployHQ's record showing the new state
+makes it done. A lost answer is settled from that record. Done, it frees the change the other
+way (a pause, once resumed, may be asked for again), keeps who did it, and every card showing
+that deployable shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from datetime import datetime
+
+from bot.actions.claims import ActionClaim, Claims
+from bot.actions.kinds import ActionName, Answer, Go, Hold, Proof, Stop
+from bot.cards import states as s
+from bot.cards.auto_deploys import AutoDeployments
+from bot.cards.changes import Cards
+from bot.deployhq.auto_deploys import Deployable
+from bot.deployhq.client import DeployHQ, DeployHQError
+from bot.messages import auto_deploys as words
+from bot.slack.routing import AutoDeployTarget
+from bot.store.kv import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class AutoDeployView:
+    """A change's progress on every card that shows its deployable (and in the thread of the
+    card it was asked from); from the keyboard, the person is told."""
+
+    def __init__(
+        self, cards: Cards, claims: Claims, lists: AutoDeployments, target: AutoDeployTarget
+    ) -> None:
+        self.cards = cards
+        self.claims = claims
+        self.lists = lists
+        self.target = target
+
+    def show(self, state: s.CardState, note: str, answer: object = None) -> bool:
+        target = self.target
+        return self.cards.on_auto_deploy(
+            target.project,
+            target.identifier,
+            lambda auto: replace(auto, doing=state),
+            note,
+            target.card,
+        ) and bool(target.card)
+
+    def settled(self, found: Deployable) -> None:
+        """Every card shows ``found`` as DeployHQ's record now has it, nothing under way."""
+        shown = self.lists.shown(self.target.project, found)
+        self.cards.on_auto_deploy(self.target.project, found.identifier, lambda _: shown)
+
+    def done(self, claim: ActionClaim, answer: Answer, at: datetime) -> tuple[s.CardState, bool]:
+        assert isinstance(answer, Deployable)  # DeployHQ's record of it, read back
+        target = self.target
+        self.lists.ledger.record(
+            target.project, target.identifier, on=answer.auto_deploy, by=claim.user_id,
+            at=at.timestamp(),
+        )  # fmt: skip
+        try:  # the change the other way may be asked for again
+            self.claims.forget_done(target.opposite)
+        except StoreUnavailable:
+            log.warning("store unavailable; the %s of %s stays remembered", target.opposite,
+                        target.identifier)  # fmt: skip
+        toggled = s.Toggled(claim.user_id, at, answer.auto_deploy, answer.name, claim.approved_by)
+        shown = s.AutoDeploy(
+            target.project, answer.identifier, answer.name, answer.branch, answer.auto_deploy,
+            claim.user_id, at,
+        )  # fmt: skip
+        note = words.toggled_note(toggled, answer.branch)
+        ok = self.cards.on_auto_deploy(
+            target.project, target.identifier, lambda _: shown, note, target.card
+        )
+        return toggled, ok and bool(target.card)
+
+
+class AutoDeployChange:
+    """One change of one deployable's automatic deployments, sent once."""
+
+    on_card = False  # its outcome is shown beside the card's state, never as it
+
+    def __init__(self, deployhq: DeployHQ, lists: AutoDeployments, view: AutoDeployView) -> None:
+        self.deployhq = deployhq
+        self.lists = lists
+        self.view = view
+        self.target = view.target
+        self.name: ActionName = s.RESUME if self.target.on else s.PAUSE
+        self.key = self.target.key
+        self.project = self.target.project
+        self.deployment = self.target.card
+        # Approval: a resume is gated by the server or group it names; a pause never waits.
+        self.approval_servers = frozenset({self.target.identifier})
+
+    @property
+    def recipe(self) -> str:
+        return json.dumps({"kind": "auto-deploy", "target": self.target.encode()})
+
+    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+        """DeployHQ's record, read now, still shows the other state."""
+        target = self.target
+        busy = hold.servers(frozenset({f"auto-deploy:{target.identifier}"}))
+        if busy is not None:
+            return busy
+        found = self.find()
+        if found is None:
+            return Stop("superseded", words.not_listed(target.identifier))
+        if found.auto_deploy == target.on:
+            log.info("%s of %s not sent: DeployHQ already shows it", self.name, self.key)
+            self.view.settled(found)
+            return Stop("superseded", words.already(found))
+        return Go(lambda: self._send(found))
+
+    def _send(self, found: Deployable) -> Deployable:
+        """Set it, then read DeployHQ back: a change DeployHQ skipped, or whose record does not
+        show it, is DeployHQ's refusal, in its words."""
+        target = self.target
+        skipped = self.deployhq.set_auto_deploy(target.project, target.identifier, target.on)
+        if skipped:
+            raise DeployHQError(skipped, status=422)
+        now = self.find()
+        if now is None or now.auto_deploy != target.on:
+            raise DeployHQError(words.not_taken(found), status=422)
+        return now
+
+    def prove(self, claim: ActionClaim) -> Proof:
+        """DeployHQ's record shows the new state, or (a setting, not a queue) it did not
+        happen."""
+        found = self.find()
+        if found is not None and found.auto_deploy == self.target.on:
+            return Proof(done=found)
+        return Proof(absent=True)
+
+    def find(self) -> Deployable | None:
+        """Its server or group in DeployHQ's list, read now; ``DeployHQError`` when it cannot
+        be read."""
+        listed = self.lists.listed(self.project, fresh=True)
+        return next((d for d in listed if d.identifier == self.target.identifier), None)
+
+
+class AutoDeploys:
+    """Makes the change a button (or ``/deployhq freeze|unfreeze``) names."""
+
+    def __init__(
+        self, deployhq: DeployHQ, cards: Cards, claims: Claims, lists: AutoDeployments
+    ) -> None:
+        self.deployhq = deployhq
+        self.cards = cards
+        self.claims = claims
+        self.lists = lists
+
+    def decode(self, value: str) -> AutoDeployChange:
+        """``ValueError`` when the button names nothing it could."""
+        return self.of(AutoDeployTarget.decode(value))
+
+    def of(self, target: AutoDeployTarget) -> AutoDeployChange:
+        view = AutoDeployView(self.cards, self.claims, self.lists, target)
+        return AutoDeployChange(self.deployhq, self.lists, view)
+
+    def for_command(
+        self, project: str, words_: tuple[str, ...], on: bool
+    ) -> list[AutoDeployChange] | str:
+        """The changes ``/deployhq freeze`` (``on`` False) or ``unfreeze`` asks for: the server
+        or group named (by name or identifier), or every one that is in the other state; or
+        what to tell the person when there is none. ``DeployHQError`` when DeployHQ cannot
+        list them."""
+        listed = self.lists.listed(project, fresh=True)
+        named = " ".join(words_).strip().lower()
+        if named:
+            chosen = [d for d in listed if named in (d.identifier.lower(), d.name.lower())]
+            if not chosen:
+                return words.none_named(" ".join(words_), listed)
+        else:
+            chosen = [d for d in listed if d.auto_deploy != on]
+            if not chosen:
+                return words.none_to_change(project, on)
+        return [self.of(AutoDeployTarget(project, d.identifier, on)) for d in chosen]

@@ -1,0 +1,160 @@
+"""What the App Home shows, gathered at bounded cost: per project (``DEPLOYHQ_PROJECTS``, or
+those the bot has posted cards for) its open failures (with a link to each card, from
+``chat.getPermalink``, kept a day), its paused automatic deployments (DeployHQ's list, kept
+30 s, and who paused them), and DeployHQ's insights for the last 30 days (read at most once
+per ``INSIGHTS_SECONDS`` per project across processes, however many people open Home); and
+the bot's health. Then ``views.publish`` for the person who opened it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+
+from slack_sdk import WebClient
+
+from bot import metrics
+from bot.cards.auto_deploys import AutoDeployments
+from bot.cards.states import OPEN_STATES
+from bot.deployhq.auto_deploys import ServerFigures
+from bot.deployhq.client import DeployHQ, DeployHQError
+from bot.deployhq.deployment import FAILED
+from bot.home.values import Health, OpenFailure, Paused, ProjectView
+from bot.messages import home as words
+from bot.messages.replies import describe_error
+from bot.slack.client import SLACK_ERRORS, slack_error
+from bot.slack.socket_mode import SocketMode
+from bot.store.kv import StoreUnavailable
+from bot.store.shared import Store
+
+log = logging.getLogger(__name__)
+
+INSIGHTS_SECONDS = 300.0
+# A DeployHQ that could not give them is asked again this soon, not at once by everyone.
+INSIGHTS_ERROR_SECONDS = 30.0
+PERMALINK_SECONDS = 86400.0
+PERIOD_DAYS = 30
+
+
+class Home:
+    def __init__(
+        self,
+        client: WebClient,
+        store: Store,
+        deployhq: DeployHQ,
+        lists: AutoDeployments,
+        *,
+        projects: frozenset[str],
+        socket_mode: SocketMode | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.deployhq = deployhq
+        self.lists = lists
+        self.projects = projects
+        self.socket_mode = socket_mode
+
+    def publish(self, user_id: str) -> bool:
+        """Publish the Home tab of ``user_id``; False when Slack refused it."""
+        self.store.ledger.heard("home", time.time())
+        projects, health = self.gather()
+        view = words.home_view(projects, health, datetime.now(UTC))
+        try:
+            self.client.views_publish(user_id=user_id, view=view)
+        except SLACK_ERRORS as exc:
+            log.warning("could not publish the Home tab: %s", slack_error(exc))
+            metrics.HOME_VIEWS.labels("failed").inc()
+            return False
+        metrics.HOME_VIEWS.labels("published").inc()
+        return True
+
+    def gather(self) -> tuple[list[ProjectView], Health]:
+        try:
+            seen = self.projects or frozenset(self.store.cards.projects())
+            store_problem = ""
+        except StoreUnavailable as exc:
+            seen, store_problem = self.projects, str(exc) or "the store did not answer"
+        views = [self._project(p) for p in sorted(seen)]
+        reached = [v for v in views if not v.problem]
+        deployhq = "" if reached or not views else views[0].problem
+        return views, self._health(deployhq, store_problem)
+
+    def _project(self, project: str) -> ProjectView:
+        failures = self._failures(project)
+        try:
+            listed = self.lists.listed(project)
+            figures = self._figures(project)
+        except DeployHQError as error:
+            return ProjectView(project, failures, problem=describe_error(error))
+        paused = []
+        for d in listed:
+            if not d.auto_deploy:
+                shown = self.lists.shown(project, d)
+                paused.append(Paused(d, shown.by, shown.at))
+        return ProjectView(project, failures, paused, figures)
+
+    def _failures(self, project: str) -> list[OpenFailure]:
+        try:
+            cards = self.store.cards.project_cards(project)
+        except StoreUnavailable:
+            return []
+        found = []
+        for card in cards:
+            d = card.deployment
+            if d.status != FAILED or not isinstance(card.state, OPEN_STATES) or not card.ts:
+                continue
+            when = d.completed_at or d.queued_at
+            link = self._permalink(card.channel, card.ts)
+            found.append(OpenFailure(project, d.project_name, d.branch, d.servers, when, link))
+        return sorted(found, key=lambda f: f.failed_at or datetime.min.replace(tzinfo=UTC))[::-1]
+
+    def _permalink(self, channel: str, ts: str) -> str:
+        name = ("permalink", channel, ts)
+        kept = self.store.answers.kept(*name)
+        if kept is not None:
+            return kept
+        try:
+            answer = self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SLACK_ERRORS as exc:
+            log.info("no permalink for a card: %s", slack_error(exc))
+            return ""
+        link = str(answer.get("permalink") or "")
+        if link.startswith("https://"):
+            self.store.answers.keep(name, link, PERMALINK_SECONDS)
+            return link
+        return ""
+
+    def _figures(self, project: str) -> list[ServerFigures]:
+        """DeployHQ's insights, one read per project per ``INSIGHTS_SECONDS`` across
+        processes; a failure is kept briefly too, so a burst of Home opens asks once."""
+        name = ("insights", project)
+
+        def read() -> str:
+            try:
+                figures = self.deployhq.insights(project, PERIOD_DAYS)
+            except DeployHQError as error:
+                return json.dumps({"error": describe_error(error), "status": error.status})
+            return json.dumps({"servers": [vars(f) for f in figures]})
+
+        raw = self.store.answers.fetch(name, read, INSIGHTS_SECONDS, self.deployhq.deadline + 1)
+        kept = json.loads(raw)
+        if "error" in kept:
+            self.store.answers.keep(name, raw, INSIGHTS_ERROR_SECONDS)
+            raise DeployHQError(str(kept["error"]), status=kept.get("status"))
+        return [ServerFigures(**f) for f in kept["servers"]]
+
+    def _health(self, deployhq: str, store: str) -> Health:
+        if not store:
+            try:
+                self.store.ping()
+            except StoreUnavailable as exc:
+                store = str(exc) or "the store did not answer"
+        socket = ""
+        if self.socket_mode is not None:
+            state = self.socket_mode.status()
+            socket = "connected" if state.connected else f"down for {state.down_for:.0f} s"
+        heard = self.store.ledger.last_heard("notification")
+        last = datetime.fromtimestamp(heard, UTC) if heard else None
+        return Health(deployhq, store, self.store.backend, socket, last)
