@@ -1,6 +1,7 @@
 """One action, whatever breaks (tests/support/crash.py runs each case).
 
-For every action (Retry, Roll back, Deploy latest, Abort, and /deployhq deploy's confirm): the
+For every action (Retry, Roll back, Deploy latest, Abort, /deployhq deploy's confirm, and Pause
+auto-deploy): the
 first clicker's process SIGKILLed at each step of the action pipeline (claim taken; preflight
 read; "sending" marked; call sent but not answered; answer received; claim finished; card
 saved), and the answer lost after DeployHQ did the work (a timeout, a proxy's 504 page, a

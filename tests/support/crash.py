@@ -41,8 +41,9 @@ from tests.support.signed import (
 # kills there), and one the test makes itself: the call sent, DeployHQ done, the answer not back.
 STEPS = ("claimed", "preflight", "sending", "in-call", "answered", "finished", "card-saved")
 FAULTS = ("timeout", "504", "dropped", "redis-flushed", "clock+10m", "clock-10m")
-# "deploy" is the card's Deploy latest; "order" is /deployhq deploy's confirmed order.
-ACTIONS = ("retry", "rollback", "deploy", "abort", "order")
+# "deploy" is the card's Deploy latest; "order" is /deployhq deploy's confirmed order; "pause"
+# is the card's Pause auto-deploy.
+ACTIONS = ("retry", "rollback", "deploy", "abort", "order", "pause")
 NEW_REF = (
     "0123456789abcdef0123456789abcdef01234567"  # the branch's newest commit, for Deploy latest
 )
@@ -53,6 +54,7 @@ _BUTTON = {
     "deploy": "deployhq_deploy_latest",
     "abort": "deployhq_abort",
     "order": "deployhq_deploy_confirm",
+    "pause": "deployhq_pause_auto_deploy",
 }
 _KIND = {
     "retry": "retry",
@@ -60,16 +62,18 @@ _KIND = {
     "deploy": "create",
     "abort": "abort",
     "order": "create",
+    "pause": "set_auto_deployments",
 }
 # What DeployHQ records having done, for each action (``FakeDeployHQ.done``).
 _DID = {"retry": "retry", "rollback": "rollback", "deploy": "deploy", "abort": "abort",
-        "order": "deploy"}  # fmt: skip
+        "order": "deploy", "pause": "auto-deploy"}  # fmt: skip
 DONE = {
     "retry": "Retried by",
     "rollback": "Rolled back by",
     "deploy": "deployed by",
     "abort": "Aborted by",
     "order": " deployed `0123456`",
+    "pause": "Auto-deploy paused by",
 }
 GOOD_ID = "11111111-2222-3333-4444-555555555555"
 # Fakes are built one at a time: Debian 12's Python 3.11.2 can fail to build Flask apps in
@@ -139,7 +143,7 @@ class Scenario:
             # The crash table is about one action: what changed (two more DeployHQ reads and a
             # card update per failure, on the same two cores) is measured by its own bench.
             "DEPLOYHQ_WHAT_CHANGED": "false",
-            "DEPLOYHQ_PAUSE_AUTO_DEPLOY": "false",
+            "DEPLOYHQ_PAUSE_AUTO_DEPLOY": "true" if self.action == "pause" else "false",
             **extra,
         }
 
@@ -233,6 +237,13 @@ class Scenario:
     def _shows(self, last: dict[str, Any]) -> str:
         line = state_line(last)
         header = last["blocks"][0]["text"]["text"]
+        if self.action == "pause":  # the auto-deploy line, beside the failure's
+            autos = [
+                str(b["elements"][0].get("text", ""))
+                for b in last["blocks"]
+                if b["type"] == "context" and str(b.get("block_id", "")).startswith("auto.")
+            ]
+            return next((x for x in autos if DONE["pause"] in x), "")
         if self.action == "abort":  # the abort's line follows the retried run's
             lines = [
                 str(e.get("text", ""))
@@ -301,6 +312,7 @@ def run(action: str, step: str | None = None, fault: str | None = None) -> Outco
                 "deploy": scenario.deployhq.created,
                 "abort": scenario.deployhq.aborts,
                 "order": scenario.deployhq.created,
+                "pause": scenario.deployhq.auto_deploy_changes,
             }[action]()
         )
         done = scenario.did()
