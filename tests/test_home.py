@@ -139,6 +139,18 @@ def test_a_deployhq_that_cannot_answer_is_said_on_home_and_asked_once(
     assert len(reads(fake_deployhq, "insights")) <= 2  # the failure is kept briefly too
 
 
+def test_someone_who_may_not_look_deployments_up_is_told_so_and_nothing_is_read(
+    homes: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = homes(DEPLOYHQ_ACTION_USERS="U0ANN", DEPLOYHQ_PROJECTS="my-project")
+    bot.home_opened("U0EVE")
+    bot.settle()
+    (view,) = published(fake_slack)
+    assert "not among the people allowed" in text_of(view)
+    assert "my-project" not in text_of(view)
+    assert fake_deployhq.calls == []
+
+
 def test_the_messages_tab_publishes_nothing(homes: Callable[..., BotServer], fake_slack: FakeSlack):
     bot = homes()
     bot.home_opened("U0VIEWER", tab="messages")

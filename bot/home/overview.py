@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from slack_sdk import WebClient
 
 from bot import metrics
+from bot.actions.permissions import AccessPolicy
 from bot.cards.auto_deploys import AutoDeployments
 from bot.cards.states import OPEN_STATES
 from bot.deployhq.auto_deploys import ServerFigures
@@ -47,6 +48,7 @@ class Home:
         lists: AutoDeployments,
         *,
         projects: frozenset[str],
+        policy: AccessPolicy | None = None,
         socket_mode: SocketMode | None = None,
     ) -> None:
         self.client = client
@@ -54,13 +56,18 @@ class Home:
         self.deployhq = deployhq
         self.lists = lists
         self.projects = projects
+        self.policy = policy  # who may look deployments up: the same people as /deployhq
         self.socket_mode = socket_mode
 
     def publish(self, user_id: str) -> bool:
         """Publish the Home tab of ``user_id``; False when Slack refused it."""
         self.store.ledger.heard("home", time.time())
-        projects, health = self.gather()
-        view = words.home_view(projects, health, datetime.now(UTC))
+        refused: list[str] = []
+        if self.policy is None or self.policy.check(user_id, refused.append):
+            projects, health = self.gather()
+            view = words.home_view(projects, health, datetime.now(UTC))
+        else:  # nothing of DeployHQ is read for them
+            view = words.refused_view(refused[0] if refused else "")
         try:
             self.client.views_publish(user_id=user_id, view=view)
         except SLACK_ERRORS as exc:

@@ -37,6 +37,17 @@ def home_view(projects: list[ProjectView], health: Health, now: datetime) -> dic
     return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}
 
 
+def refused_view(why: str) -> dict[str, object]:
+    """The Home of someone who may not look deployments up: why, and nothing else."""
+    return {
+        "type": "home",
+        "blocks": [
+            {"type": "header", "text": plain_text("DeployHQ deployments", 150)},
+            _section(why or "You may not look deployments up here."),
+        ],
+    }
+
+
 def _project(view: ProjectView) -> list[Block]:
     blocks: list[Block] = [
         {"type": "divider"},

@@ -129,7 +129,10 @@ def build(
         ledger=store.ledger,
     )
     socket_mode = SocketMode(bolt, settings, client) if settings.slack_app_token else None
-    home = Home(client, store, deployhq, lists, projects=settings.projects, socket_mode=socket_mode)
+    home = Home(
+        client, store, deployhq, lists, projects=settings.projects, policy=policy,
+        socket_mode=socket_mode,
+    )  # fmt: skip
     home_listeners.register(bolt, home, pools.commands)  # the Home tab reports Socket Mode too
     verifier = SignatureVerifier(settings.slack_signing_secret)
     return Bot(
