@@ -249,3 +249,32 @@ def test_a_pause_deployhq_asks_for_is_kept_by_every_process(
     assert len(fake_deployhq.calls) == 1  # the second process sent nothing
     time.sleep(1.05)
     assert second.deployment("my-project", DEPLOYMENT).identifier == DEPLOYMENT
+
+
+def test_automatic_deployments_and_insights_are_read_defensively(
+    client: DeployHQ, fake_deployhq: FakeDeployHQ
+):
+    fake_deployhq.record(deployment_json("d-1", "my-project"))
+    listed = client.auto_deployments("my-project")
+    assert [(d.identifier, d.name, d.auto_deploy, d.branch) for d in listed] == [
+        ("7563d091", "Production Server", True, "main")
+    ]
+    assert client.set_auto_deploy("my-project", "7563d091", False) == ""
+    assert client.auto_deployments("my-project")[0].auto_deploy is False
+    skipped = client.set_auto_deploy("my-project", "no-such-server", False)
+    assert skipped == "DeployHQ's answer left no-such-server out (skipped)"
+
+    odd = {"deployables": [{"identifier": "s-1", "auto_deploy": "yes"}, "junk", {"name": "x"}]}
+    fake_deployhq.script("auto_deployments", Reply(200, odd))
+    (only,) = client.auto_deployments("my-project")
+    assert (only.identifier, only.name, only.auto_deploy) == ("s-1", "s-1", False)  # not true
+    fake_deployhq.script("auto_deployments", Reply(200, ["not", "an", "object"]))
+    with pytest.raises(DeployHQError) as raised:
+        client.auto_deployments("my-project")
+    assert raised.value.kind == "invalid"
+
+    figures = {"servers": [{"identifier": "s-1", "reliability": "97.5", "deploys_per_week": None}]}
+    fake_deployhq.script("insights", Reply(200, figures))
+    (server,) = client.insights("my-project")
+    assert (server.reliability, server.deploys_per_week, server.total) == (97.5, None, 0)
+    assert fake_deployhq.calls[-1].raw_uri.endswith("/insights?period=30")

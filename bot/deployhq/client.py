@@ -184,7 +184,9 @@ class DeployHQ:
         body = {"deployables": [{"identifier": identifier, "auto_deploy": on}]}
         data = self._call("POST", f"/projects/{_seg(project)}/auto_deployments", json=body)
         listed = {d.identifier for d in _parsed(auto_deploys.deployables, data)}
-        return "" if identifier in listed else (auto_deploys.skipped(data) or "skipped")
+        if identifier in listed:
+            return ""
+        return auto_deploys.skipped(data) or f"DeployHQ's answer left {identifier} out (skipped)"
 
     def insights(self, project: str, period: int = 30) -> list[ServerFigures]:
         """Each server's figures over the last ``period`` days."""
