@@ -94,16 +94,20 @@ def test_the_home_tab_shows_open_failures_pauses_figures_and_health(
     assert [c.raw_uri.split("?", 1)[-1] for c in insights] == ["period=30"]
 
 
-def test_twenty_people_opening_home_at_once_cost_one_insights_read_per_project(
+def test_twenty_people_opening_home_at_once_cost_one_read_per_project_and_one_link_per_card(
     homes: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):
     first, second = (
         homes(DEPLOYHQ_PROJECTS="my-project,other-project"),
         homes(DEPLOYHQ_PROJECTS="my-project,other-project"),
     )
+    first.webhook(delivery())  # one open failure, whose card's link every view carries
+    first.settle()
+    fake_slack.wait_for(lambda: fake_slack.api_calls("chat.postMessage"))
     fake_deployhq.always(
         "insights", Reply(200, None, delay=0.3)
     )  # slow: everyone waits for one read
+    fake_slack.always("chat.getPermalink", Reply(200, None, delay=0.3))
 
     def open_home(n: int) -> None:
         (first, second)[n % 2].home_opened(f"U0V{n:02d}")
@@ -120,6 +124,8 @@ def test_twenty_people_opening_home_at_once_cost_one_insights_read_per_project(
     insights = reads(fake_deployhq, "insights")
     assert sorted(insights) == ["/projects/my-project/insights", "/projects/other-project/insights"]
     assert len(reads(fake_deployhq, "auto_deployments")) == 2  # one per project too
+    assert len(fake_slack.api_calls("chat.getPermalink")) == 1  # one per card, kept a day
+    assert all("|Open the card>" in text_of(v) for v in published(fake_slack))
 
 
 def test_a_deployhq_that_cannot_answer_is_said_on_home_and_asked_once(

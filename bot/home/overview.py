@@ -36,7 +36,12 @@ INSIGHTS_SECONDS = 300.0
 # A DeployHQ that could not give them is asked again this soon, not at once by everyone.
 INSIGHTS_ERROR_SECONDS = 30.0
 PERMALINK_SECONDS = 86400.0
+PERMALINK_WAIT = 5.0
 PERIOD_DAYS = 30
+
+
+class NoLink(Exception):
+    """Slack answered chat.getPermalink without a link."""
 
 
 class Home:
@@ -118,20 +123,23 @@ class Home:
         return sorted(found, key=lambda f: f.failed_at or datetime.min.replace(tzinfo=UTC))[::-1]
 
     def _permalink(self, channel: str, ts: str) -> str:
-        name = ("permalink", channel, ts)
-        kept = self.store.answers.kept(*name)
-        if kept is not None:
-            return kept
-        try:
+        """The card's link, asked of Slack once per card a day across processes (a burst of
+        Home opens waits for the first answer); "" when Slack gives none."""
+
+        def read() -> str:
             answer = self.client.chat_getPermalink(channel=channel, message_ts=ts)
-        except SLACK_ERRORS as exc:
+            link = str(answer.get("permalink") or "")
+            if not link.startswith("https://"):
+                raise NoLink(f"Slack answered {link[:40]!r}")
+            return link
+
+        try:
+            return self.store.answers.fetch(
+                ("permalink", channel, ts), read, PERMALINK_SECONDS, PERMALINK_WAIT
+            )
+        except (*SLACK_ERRORS, NoLink) as exc:
             log.info("no permalink for a card: %s", slack_error(exc))
             return ""
-        link = str(answer.get("permalink") or "")
-        if link.startswith("https://"):
-            self.store.answers.keep(name, link, PERMALINK_SECONDS)
-            return link
-        return ""
 
     def _figures(self, project: str) -> list[ServerFigures]:
         """DeployHQ's insights, one read per project per ``INSIGHTS_SECONDS`` across
