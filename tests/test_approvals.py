@@ -238,7 +238,8 @@ def test_an_edited_or_invented_request_id_approves_nothing(
     press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
           "U0ANN", "ann")  # fmt: skip
     request = request_of(bot, fake_slack)
-    for n, value in enumerate([request[:-1] + "0", "f" * 32, '{"p":"my-project"}', ""]):
+    edited = request[:-1] + ("1" if request.endswith("0") else "0")  # one character changed
+    for n, value in enumerate([edited, "f" * 32, '{"p":"my-project"}', ""]):
         press(bot, APPROVE, value, "U0BOB", f"k{n}")
         assert "no longer open" in told(fake_slack, f"k{n}"), value
     assert fake_deployhq.retries() == []

@@ -15,8 +15,7 @@ import pytest
 
 from bot.config import Settings
 from bot.deployhq.auto_deploys import Deployable, ServerFigures
-from bot.home.values import Health, OpenFailure, Paused, ProjectView
-from bot.messages.home import MAX_BLOCKS, home_view
+from bot.messages.home import MAX_BLOCKS, Health, OpenFailure, Paused, ProjectView, home_view
 from tests.conftest import BotServer
 from tests.support.cards import buttons
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply

@@ -1,20 +1,56 @@
-"""The App Home tab, drawn from what ``home.overview`` gathered: per project its open failures
-(each with a link to its card and its age), its paused automatic deployments and who paused
-them, and DeployHQ's figures for the last 30 days per server; then the bot's health. Within
-Block Kit's 100 blocks for a Home view: past a section's share, "and N more". Pure."""
+"""The App Home tab, drawn from what ``cards.home`` gathered (the values below): per project
+its open failures (each with a link to its card and its age), its paused automatic
+deployments and who paused them, and DeployHQ's figures for the last 30 days per server; then
+the bot's health. Within Block Kit's 100 blocks for a Home view: past a section's share, "and
+N more". Pure."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.deployhq.auto_deploys import ServerFigures
-from bot.home.values import Health, OpenFailure, Paused, ProjectView
+from bot.deployhq.auto_deploys import Deployable, ServerFigures
 from bot.messages.text import Block, ago, mention, mrkdwn_text, outside, plain_text, when
 
 MAX_BLOCKS = 100  # Slack's limit for a Home view
 MAX_FAILURES = 8  # per project
 MAX_SERVER_FIELDS = 10  # a section's fields
 HEALTH_BLOCKS = 3  # the divider, its title and its facts
+
+
+@dataclass(frozen=True)
+class OpenFailure:
+    project: str
+    name: str  # what failed, as the card's header says it
+    branch: str
+    servers: tuple[str, ...]
+    failed_at: datetime | None
+    link: str  # the card in Slack, "" when Slack gave none
+
+
+@dataclass(frozen=True)
+class Paused:
+    deployable: Deployable
+    by: str = ""
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    project: str
+    failures: list[OpenFailure] = field(default_factory=list)
+    paused: list[Paused] = field(default_factory=list)
+    figures: list[ServerFigures] = field(default_factory=list)
+    problem: str = ""  # why DeployHQ's figures or list are missing
+
+
+@dataclass(frozen=True)
+class Health:
+    deployhq: str  # "" when DeployHQ answered with the bot's key, else what went wrong
+    store: str  # "" when the store answered, else what went wrong
+    backend: str
+    socket_mode: str  # "" when not used; else its state
+    last_notification: datetime | None
 
 
 def home_view(projects: list[ProjectView], health: Health, now: datetime) -> dict[str, object]:

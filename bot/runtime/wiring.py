@@ -27,6 +27,7 @@ from bot.cards.auto_deploys import AutoDeployLookup, AutoDeployments
 from bot.cards.changes import Cards
 from bot.cards.deliveries import Deliveries
 from bot.cards.explain import Explainer
+from bot.cards.home import Home
 from bot.cards.outbox import Outbox
 from bot.cards.publisher import Publisher
 from bot.cards.reconcile import Reconciler
@@ -34,7 +35,6 @@ from bot.cards.what_changed import RecentCommits, WhatChanged
 from bot.config import Settings
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.notifications import WebhookAuth
-from bot.home.overview import Home
 from bot.runtime.background import Pools
 from bot.runtime.connections import deployhq_client, open_store
 from bot.slack.app import build_app

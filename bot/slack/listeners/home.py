@@ -1,5 +1,5 @@
 """The App Home: ``app_home_opened`` on the Home tab publishes that person's view, after the
-event is answered (``home.overview`` gathers it at bounded cost)."""
+event is answered (``cards.home`` gathers it at bounded cost)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.home.overview import Home
+from bot.cards.home import Home
 from bot.runtime.background import Runner
 
 log = logging.getLogger(__name__)

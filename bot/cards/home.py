@@ -22,8 +22,8 @@ from bot.cards.states import OPEN_STATES
 from bot.deployhq.auto_deploys import ServerFigures
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import FAILED
-from bot.home.values import Health, OpenFailure, Paused, ProjectView
 from bot.messages import home as words
+from bot.messages.home import Health, OpenFailure, Paused, ProjectView
 from bot.messages.replies import describe_error
 from bot.slack.client import SLACK_ERRORS, slack_error
 from bot.slack.socket_mode import SocketMode
