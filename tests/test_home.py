@@ -144,6 +144,24 @@ def test_a_deployhq_that_cannot_answer_is_said_on_home_and_asked_once(
     assert len(reads(fake_deployhq, "insights")) <= 2  # the failure is kept briefly too
 
 
+def test_with_no_project_yet_home_asks_deployhq_whether_it_answers_the_key_once_a_minute(
+    homes: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = homes()
+    fake_deployhq.script("projects", Reply(401, {"error": "Access denied"}))
+    for n in range(3):
+        bot.home_opened(f"U0V{n}")
+    bot.settle()
+    views = published(fake_slack)
+    assert len(views) == 3
+    assert "No project yet" in text_of(views[0])
+    assert "DeployHQ: :x: DeployHQ refused the bot's API credentials (HTTP 401)" in text_of(
+        views[-1]
+    )
+    assert "answers with the bot's key" not in text_of(views[-1])  # nothing claimed unasked
+    assert [c.path for c in fake_deployhq.calls] == ["/projects"]  # kept, for everyone
+
+
 def test_someone_who_may_not_look_deployments_up_is_told_so_and_nothing_is_read(
     homes: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):

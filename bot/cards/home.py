@@ -36,6 +36,7 @@ INSIGHTS_SECONDS = 300.0
 # A DeployHQ that could not give them is asked again this soon, not at once by everyone.
 INSIGHTS_ERROR_SECONDS = 30.0
 PERMALINK_SECONDS = 86400.0
+PROBE_SECONDS = 60.0
 PERMALINK_WAIT = 5.0
 PERIOD_DAYS = 30
 
@@ -90,8 +91,23 @@ class Home:
             seen, store_problem = self.projects, str(exc) or "the store did not answer"
         views = [self._project(p) for p in sorted(seen)]
         reached = [v for v in views if not v.problem]
-        deployhq = "" if reached or not views else views[0].problem
+        deployhq = "" if reached else views[0].problem if views else self._probe()
         return views, self._health(deployhq, store_problem)
+
+    def _probe(self) -> str:
+        """With no project to read: whether DeployHQ answers the bot's key (``GET /projects``),
+        asked at most once per ``PROBE_SECONDS`` across processes. "" when it does, else what
+        went wrong."""
+
+        def read() -> str:
+            try:
+                self.deployhq.projects()
+            except DeployHQError as error:
+                return describe_error(error)
+            return ""
+
+        wait = self.deployhq.deadline + 1
+        return self.store.answers.fetch(("deployhq-probe",), read, PROBE_SECONDS, wait)
 
     def _project(self, project: str) -> ProjectView:
         failures = self._failures(project)
