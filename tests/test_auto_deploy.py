@@ -166,6 +166,22 @@ def test_a_pause_whose_answer_was_lost_is_settled_from_deployhqs_record(
     assert "<@U0ANN>" in told(fake_slack, "late")
 
 
+def test_a_pause_button_whose_value_was_edited_to_resume_changes_nothing(
+    autos: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = autos()
+    value = buttons(failure_card(bot, fake_slack))[PAUSE]["value"]
+    press(bot, PAUSE, value)
+    edited = value.replace('"on":false', '"on":true')
+    assert edited != value
+    press(bot, PAUSE, edited, user_id="U0CAROL", key="r2")
+    press(bot, PAUSE, "not json", user_id="U0CAROL", key="r3")
+    assert changes(fake_deployhq) == [f"{SERVER}:off"]  # the Pause only
+    for key in ("r2", "r3"):
+        said = " ".join(str(r.get("text")) for r in fake_slack.responses(key))
+        assert "no longer names a server's automatic deployments; nothing was changed" in said
+
+
 def test_a_pause_deployhq_skipped_says_so_in_its_words_and_offers_pause_again(
     autos: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):

@@ -157,9 +157,13 @@ class AutoDeploys:
         self.claims = claims
         self.lists = lists
 
-    def decode(self, value: str) -> AutoDeployChange:
-        """``ValueError`` when the button names nothing it could."""
-        return self.of(AutoDeployTarget.decode(value))
+    def decode(self, value: str, on: bool) -> AutoDeployChange:
+        """``ValueError`` when the button names nothing it could, or the other direction than
+        the button pressed (``on``: Resume)."""
+        target = AutoDeployTarget.decode(value)
+        if target.on != on:
+            raise ValueError("the value names the other direction than the button")
+        return self.of(target)
 
     def of(self, target: AutoDeployTarget) -> AutoDeployChange:
         view = AutoDeployView(self.cards, self.claims, self.lists, target)

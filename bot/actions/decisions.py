@@ -27,7 +27,7 @@ from bot.actions.pipeline import ActionResult, Actions
 from bot.cards import states as s
 from bot.messages import approvals as words
 from bot.messages import notes, replies
-from bot.slack.routing import DeployOrder
+from bot.slack.routing import AutoDeployTarget, DeployOrder
 from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
 from bot.store.shared import Requests
 
@@ -196,7 +196,7 @@ def rebuilder(kinds: CardActions, orders: DeployOrders, autos: AutoDeploys) -> R
             if data["kind"] == "card":
                 return kinds.decode(str(data["action"]), str(data["target"]))
             if data["kind"] == "auto-deploy":
-                return autos.decode(str(data["target"]))
+                return autos.of(AutoDeployTarget.decode(str(data["target"])))
             if data["kind"] == "order":
                 order = DeployOrder.decode(str(data["order"]))
                 return orders.of(order, str(data.get("channel") or ""))

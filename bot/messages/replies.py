@@ -173,6 +173,10 @@ def overtaken(newer: Deployment, action: str = s.RETRY) -> str:
     )
 
 
+def unreadable_auto_deploy_button() -> str:
+    return "This button no longer names a server's automatic deployments; nothing was changed."
+
+
 def unreadable_button(action: str) -> str:
     return f"This button no longer names a deployment; nothing was {_done(action)}."
 

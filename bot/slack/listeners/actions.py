@@ -105,7 +105,8 @@ def _register_auto_deploys(
         def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
             ack()
             log.info("%s clicked by %s", label, (body.get("user") or {}).get("id"))
-            background.run(f"{label} click", auto_clicked, actions, autos, body, respond)
+            on = label.startswith("Resume")
+            background.run(f"{label} click", auto_clicked, actions, autos, body, respond, on)
 
         return click
 
@@ -135,16 +136,21 @@ def clicked(
 
 
 def auto_clicked(
-    actions: Actions, autos: AutoDeploys, body: dict[str, Any], respond: Respond
+    actions: Actions,
+    autos: AutoDeploys,
+    body: dict[str, Any],
+    respond: Respond,
+    on: bool,
 ) -> None:
-    """Pause or resume the automatic deployments the clicked button names."""
+    """Pause (``on`` False) or resume the automatic deployments the clicked button names: the
+    button pressed says which, and a value that says otherwise changes nothing."""
     user_id = str((body.get("user") or {}).get("id", ""))
     value = str(((body.get("actions") or [{}])[0]).get("value", ""))
     try:
-        change = autos.decode(value)
+        change = autos.decode(value, on)
     except ValueError as exc:
         log.warning("auto-deploy click by %s with an unreadable button: %s", user_id, exc)
-        tell(respond, replies.unreadable_button("change of automatic deployments"))
+        tell(respond, replies.unreadable_auto_deploy_button())
         return
     told_privately(respond, actions.run(change, user_id, lambda text: tell(respond, text)))
 
