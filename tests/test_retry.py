@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -78,6 +79,40 @@ def test_a_500_leaves_the_retry_in_doubt_until_deployhqs_record_settles_it(
     bot.click(retry_value(failed), user_id="U0SECOND")
     final_update(fake_slack, "Retried by <@U0SECOND>")
     assert len(fake_deployhq.retries()) == 2
+
+
+def test_a_retry_in_doubt_is_offered_again_when_its_doubt_window_ends_not_at_the_next_pass(
+    start_bot: Callable[..., BotServer],
+    env: dict,
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+):
+    """A 500 whose record never changes: the first recheck (2 s, within the 5 s window) can
+    settle nothing; the next is scheduled for the window's end, so Retry comes back then, not
+    at the reconciler's next pass (an hour away here)."""
+    quick = {"DEPLOYHQ_TIMEOUT": "1", "DEPLOYHQ_DOUBT_SECONDS": "5", "RECONCILE_INTERVAL": "3600"}
+    bot = start_bot(Settings.from_env({**env, **quick}))
+    card = posted_card(bot, fake_slack)
+    fake_deployhq.script("retry", Reply(500, {"status": 500, "error": "Internal error"}))
+
+    started = time.monotonic()
+    bot.click(retry_value(card))
+    final_update(fake_slack, "DeployHQ answered HTTP 500")
+    back = fake_slack.wait_for(
+        lambda: next(
+            (
+                u
+                for u in reversed(fake_slack.api_calls("chat.update"))
+                if "never queued" in state_line(u)
+            ),
+            None,
+        ),
+        timeout=15,  # the doubt window and 10 s
+    )
+    took = time.monotonic() - started
+    assert "deployhq_retry" in buttons(back)
+    assert 5 <= took < 15, took
+    assert len(fake_deployhq.retries()) == 1
 
 
 def test_credentials_refused_says_so_without_printing_them(

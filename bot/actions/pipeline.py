@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot import metrics
 from bot.actions import failpoints
@@ -275,21 +275,33 @@ class Actions:
             log.error("store unavailable; in-doubt %s of %s not recorded", action.name, action.key)
         state = s.InDoubt(user_id, claim.at, action.name, replies.answered(error))
         shown = action.view.show(state, notes.outcome_note(state, None))
-        if self.rechecks is not None:  # not before DeployHQ's pause is over, if it asked for one
-            after = max(self.recheck_after, (error.retry_after or 0.0) + 0.5)
-            self.rechecks.later(
-                after, f"re-checking an in-doubt {action.name}", self.recheck, action
-            )
+        # Not before DeployHQ's pause is over, if it asked for one.
+        self._recheck_later(action, self.recheck_after, error.retry_after or 0.0)
         return ActionResult("in-doubt", state, card_updated=shown)
 
     def recheck(self, action: Action) -> None:
-        """Settle ``action`` from DeployHQ's record, if its answer is still lost."""
+        """Settle ``action`` from DeployHQ's record, if its answer is still lost; still in
+        doubt, it is looked at again when its doubt window ends (or soon, once it has)."""
         try:
             claim = self.claims.held(action.key)
         except StoreUnavailable:
             return
-        if claim is not None and (claim.in_doubt or claim.done):
-            self.settler.resolve(action, claim)
+        if claim is None or not (claim.in_doubt or claim.done):
+            return
+        settled = self.settler.resolve(action, claim)
+        if settled is not None and not settled.done and settled.in_doubt:
+            lost = settled.lost()
+            assert lost is not None
+            ends = lost + timedelta(seconds=settled.doubt_seconds)
+            left = (ends - datetime.now(UTC)).total_seconds()
+            self._recheck_later(action, left + 0.5 if left > 0 else self.recheck_after)
+
+    def _recheck_later(self, action: Action, after: float, pause: float = 0.0) -> None:
+        if self.rechecks is not None:
+            after = max(after, pause + 0.5)
+            self.rechecks.later(
+                after, f"re-checking an in-doubt {action.name}", self.recheck, action
+            )
 
     def _release(self, action: Action, claim: ActionClaim) -> None:
         try:
