@@ -382,3 +382,62 @@ def _press(scenario: crash.Scenario, server: Any, action_id: str, value: str, us
     body = click_body(value, response_url=scenario.slack.response_url(user), user_id=user,
                       action_id=action_id)  # fmt: skip
     scenario.post(server, body)
+
+
+SECOND_FAILURE = "99999999-2222-3333-4444-555555555555"
+
+
+def test_a_server_moved_into_a_gated_group_is_gated_at_once_its_members_read_when_it_acts(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    """The group's members are read from DeployHQ when the action is asked for, never kept: a
+    server moved into ``prod`` a moment after a Retry on it went straight through waits now."""
+    fake_deployhq.group_names["g-prod"] = "prod"
+    web0 = {"name": "Web 0", "identifier": "aaaa0000", "server_group_identifier": "g-prod"}
+    web1 = {"name": "Web 1", "identifier": "bbbb1111"}
+    fake_deployhq.history[:] = [delivery(identifier=GOOD_ID, status="completed", servers=[web0])]
+    bot = gated(DEPLOYHQ_APPROVAL_SERVERS="prod")
+    bot.webhook(delivery(servers=[web1]))
+    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    assert len(fake_deployhq.retries()) == 1  # web-1 is in no gated group yet
+
+    for record in [*fake_deployhq.history, *fake_deployhq.deployments.values()]:
+        for server in record.get("servers") or []:
+            if server.get("identifier") == "bbbb1111":
+                server["server_group_identifier"] = "g-prod"  # moved into prod in DeployHQ
+    moved = {**web1, "server_group_identifier": "g-prod"}
+    bot.webhook(delivery(identifier=SECOND_FAILURE, servers=[moved]))
+    second = fake_slack.wait_for(
+        lambda: next(
+            (
+                m
+                for m in fake_slack.api_calls("chat.postMessage")
+                if "thread_ts" not in m and SECOND_FAILURE[:8] in str(m)
+            ),
+            None,
+        )
+    )
+    press(bot, "deployhq_retry", buttons(second)["deployhq_retry"]["value"], "U0ANN", "ann2")
+    assert request_of(bot, fake_slack)
+    assert len(fake_deployhq.retries()) == 1  # waits for an approver
+
+
+def test_resuming_a_group_that_holds_a_gated_server_waits_for_approval(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    """Auto-deploy of the group ``prod`` (which holds the gated Web 1) is paused; resuming the
+    group changes Web 1 too, so it waits, as resuming Web 1 by its own name does."""
+    fake_deployhq.group_names["g-prod"] = "prod"
+    web = [
+        {"name": "Web 1", "identifier": "aaaa1111", "server_group_identifier": "g-prod"},
+        {"name": "Web 2", "identifier": "bbbb2222", "server_group_identifier": "g-prod"},
+    ]
+    fake_deployhq.history[:] = [delivery(identifier=GOOD_ID, status="completed", servers=web)]
+    fake_deployhq.auto_deploy["g-prod"] = False
+    bot = gated(DEPLOYHQ_APPROVAL_SERVERS="Web 1", DEPLOYHQ_PAUSE_AUTO_DEPLOY="true")
+
+    bot.command("unfreeze my-project prod", user_id="U0ANN", key="unfreeze")
+    bot.settle()
+    assert fake_deployhq.auto_deploy_changes() == []  # nothing turned on yet
+    assert "waiting for approval" in told(fake_slack, "unfreeze")

@@ -7,14 +7,15 @@ approver's Approve, as ``decisions`` takes it, moves the claim on and runs the p
 at approval time, before anything is sent. Abort is never held up.
 
 Which actions wait: those whose servers overlap ``DEPLOYHQ_APPROVAL_SERVERS``, named as servers
-or server groups (a group counts as each of its servers, as DeployHQ lists them now), or ``*``.
+or server groups (a group counts as each of its servers, as DeployHQ lists them when the action
+is asked for: read then, never kept), or ``*``. What an action changes counts the same way: a
+resume of a group's automatic deployments changes each of its servers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,9 +33,6 @@ from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
 from bot.store.shared import Requests
 
 log = logging.getLogger(__name__)
-
-# How long what the servers' names stand for is kept, per project.
-NAMES_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,6 @@ class Gate:
         self.approvers = approvers
         self.deployhq = deployhq
         self.minutes = minutes
-        self._named: dict[str, tuple[float, frozenset[str]]] = {}
 
     @property
     def on(self) -> bool:
@@ -113,33 +110,28 @@ class Gate:
         return not self.nobody and self.approvers.allows(user_id)
 
     def gates(self, action: s.ActionName, project: str, servers: frozenset[str]) -> bool:
-        """Whether ``action`` on ``servers`` (identifiers, or names where DeployHQ gave none)
-        waits for approval. When DeployHQ cannot say what the names stand for, it waits."""
+        """Whether ``action`` on ``servers`` (identifiers, or names where DeployHQ gave none;
+        a group's identifier counts as each of its servers) waits for approval, decided on
+        DeployHQ's lists read now: a server moved into a named group since is gated at once.
+        When DeployHQ cannot say what the names stand for, it waits."""
         if not self.servers or action in (s.ABORT, s.PAUSE):  # never in the way of stopping
             return False
-        if "*" in self.servers:
-            return True
-        if {server.lower() for server in servers} & self.servers:
+        if "*" in self.servers or {server.lower() for server in servers} & self.servers:
             return True
         try:
-            return bool(servers & self._guarded(project))
+            listed = list(targets(self.deployhq, project))
         except DeployHQError as error:
             log.warning("approval: %s's servers unreadable (%s); the action waits", project, error)
             return True
-
-    def _guarded(self, project: str) -> frozenset[str]:
-        """The servers the setting names in ``project``: each server named, and each server
-        of each group named, by DeployHQ's lists (kept a minute)."""
-        kept = self._named.get(project)
-        if kept is not None and kept[0] > time.monotonic():
-            return kept[1]
-        found: set[str] = set()
-        for target in targets(self.deployhq, project):
+        changed = set(servers)
+        for target in listed:  # a group it changes: each of its servers, as listed now
+            if target.identifier in servers:
+                changed |= set(target.servers)
+        guarded: set[str] = set()
+        for target in listed:  # each server named, and each server of each group named
             if target.identifier.lower() in self.servers or target.name.lower() in self.servers:
-                found |= {target.identifier, *target.servers}
-        guarded = frozenset(found)
-        self._named[project] = (time.monotonic() + NAMES_SECONDS, guarded)
-        return guarded
+                guarded |= {target.identifier, *target.servers}
+        return bool(changed & guarded)
 
 
 class Approvals:

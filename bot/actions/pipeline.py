@@ -281,7 +281,8 @@ class Actions:
 
     def recheck(self, action: Action) -> None:
         """Settle ``action`` from DeployHQ's record, if its answer is still lost; still in
-        doubt, it is looked at again when its doubt window ends (or soon, once it has)."""
+        doubt before its doubt window ends, it is looked at again when the window ends (after
+        that, DeployHQ unreadable, the reconciler's passes go on looking)."""
         try:
             claim = self.claims.held(action.key)
         except StoreUnavailable:
@@ -294,7 +295,8 @@ class Actions:
             assert lost is not None
             ends = lost + timedelta(seconds=settled.doubt_seconds)
             left = (ends - datetime.now(UTC)).total_seconds()
-            self._recheck_later(action, left + 0.5 if left > 0 else self.recheck_after)
+            if left > 0:
+                self._recheck_later(action, left + 0.5)
 
     def _recheck_later(self, action: Action, after: float, pause: float = 0.0) -> None:
         if self.rechecks is not None:
