@@ -441,3 +441,59 @@ def test_resuming_a_group_that_holds_a_gated_server_waits_for_approval(
     bot.settle()
     assert fake_deployhq.auto_deploy_changes() == []  # nothing turned on yet
     assert "waiting for approval" in told(fake_slack, "unfreeze")
+
+
+def _deploy_request(bot: BotServer, slack: FakeSlack, deployhq: FakeDeployHQ) -> dict:
+    """``/deployhq deploy`` of main's newest commit to the gated server, confirmed by @ann:
+    the channel's message asking for approval."""
+    deployhq.history[:] = [delivery(status="completed")]
+    deployhq.latest["main"] = "0123456789abcdef0123456789abcdef01234567"
+    bot.command("deploy my-project 7563d091", user_id="U0ANN", key="confirm")
+    said = slack.wait_for(lambda: slack.responses("confirm"))[-1]
+    press(bot, "deployhq_deploy_confirm", buttons(said)["deployhq_deploy_confirm"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    return dict(
+        slack.wait_for(
+            lambda: next(
+                (m for m in slack.api_calls("chat.postMessage") if APPROVE in buttons(m)), None
+            )
+        )
+    )
+
+
+def test_an_approved_deploy_sends_nothing_when_something_was_deployed_there_since_the_request(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    """X asked for; then Y is deployed to the server and completes: Approve must not put X over
+    Y. The channel's message says why, and its buttons are gone."""
+    bot = gated()
+    asked = _deploy_request(bot, fake_slack, fake_deployhq)
+    newer = delivery(
+        identifier=NEWER_ID,
+        status="completed",
+        end_revision={"ref": "fedcba9876543210fedcba9876543210fedcba98"},
+        timestamps={"queued_at": at(600), "started_at": at(602), "completed_at": at(660)},
+    )
+    fake_deployhq.history.insert(0, newer)
+    fake_deployhq.record(newer)
+
+    press(bot, APPROVE, buttons(asked)[APPROVE]["value"], "U0CAROL", "carol")
+    assert fake_deployhq.created() == []
+    assert "deployment `77777777` (*completed*) was queued" in told(fake_slack, "carol")
+    final = fake_slack.api_calls("chat.update")[-1]
+    assert "did not go through" in final["text"] and "77777777" in final["text"]
+    assert APPROVE not in buttons(final)
+
+
+def test_an_approved_deploy_sends_nothing_when_the_branch_has_moved_on(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated()
+    asked = _deploy_request(bot, fake_slack, fake_deployhq)
+    fake_deployhq.latest["main"] = "fedcba9876543210fedcba9876543210fedcba98"  # main moved on
+
+    press(bot, APPROVE, buttons(asked)[APPROVE]["value"], "U0CAROL", "carol")
+    assert fake_deployhq.created() == []
+    assert "`main` has moved on to `fedcba9`" in told(fake_slack, "carol")
+    final = fake_slack.api_calls("chat.update")[-1]
+    assert "has moved on" in final["text"] and APPROVE not in buttons(final)

@@ -16,8 +16,8 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.actions.claims import ActionClaim
-from bot.actions.deploy_plan import ran_there
-from bot.actions.kinds import ActionName, Answer, Go, Hold, Proof, Stop
+from bot.actions.deploy_plan import ran_there, runs_there
+from bot.actions.kinds import LAPSED, ActionName, Answer, Go, Hold, Outcome, Proof, Stop
 from bot.cards import states as s
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.deployment import Deployment
@@ -160,18 +160,36 @@ class Deploy:
         )
 
     def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
-        """With its servers held, DeployHQ's record shows the commit is still new there."""
+        """With its servers held, DeployHQ's record shows the commit is still new there,
+        nothing was queued there since the confirm was drawn (or the request made), and it is
+        still the branch's newest commit: never older code over newer. Two calls: the servers'
+        history and the branch's newest commit."""
         order = self.order
         busy = hold.servers(order.changes)
         if busy is not None:
             return busy
-        ran = ran_there(self.deployhq, order.project, order.changes, order.ref)
-        if ran is not None:
-            return Stop("out-of-date", deploys.already_there(order.ref, order.name, ran))
+        there = runs_there(self.deployhq, order.project, order.changes, order.ref)
+        if there.ran is not None:
+            return self._stop(user_id, deploys.already_there(order.ref, order.name, there.ran))
+        newest = there.newest
+        if order.after is not None and newest is not None and newest.identifier != order.after:
+            return self._stop(user_id, deploys.queued_since(order, newest), "overtaken")
+        if not hold.renew():
+            return LAPSED
+        latest = self.deployhq.latest_revision(order.project, order.branch)
+        if latest != order.ref:
+            return self._stop(user_id, deploys.branch_moved(order, latest))
         return Go(
             lambda: self.deployhq.deploy(order.project, order.parent, order.branch, order.ref),
             order.ref,
         )
+
+    def _stop(self, user_id: str, why: str, outcome: Outcome = "out-of-date") -> Stop:
+        """Nothing is sent, and why: told to the person, and said in the channel's message
+        when there is one (a request for approval, now ended)."""
+        log.info("deploy of %s not sent: %s", self.key, outcome)
+        self.view.show(s.NotDone(user_id, why, s.DEPLOY), why)
+        return Stop(outcome, why)
 
     def prove(self, claim: ActionClaim) -> Proof:
         """A deployment of the commit to the server or group: the preflight found none before

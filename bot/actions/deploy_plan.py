@@ -124,21 +124,32 @@ def ran_there(
     return None
 
 
-def runs_there(
-    deployhq: DeployHQ, project: str, servers: frozenset[str], ref: str
-) -> tuple[Deployment | None, Deployment | None]:
-    """As ``ran_there``, and in the same reading the newest completed deployment on any of
-    ``servers``: what they run now, from which a deploy of ``ref`` adds commits."""
-    now = None
+@dataclass(frozen=True)
+class There:
+    """What one reading of the project's list says of a commit on some servers: ``ran``, the
+    newest deployment there that ran (or is running) it; ``now``, the newest completed one
+    (what they run now); ``newest``, the newest deployment queued there at all."""
+
+    ran: Deployment | None = None
+    now: Deployment | None = None
+    newest: Deployment | None = None
+
+
+def runs_there(deployhq: DeployHQ, project: str, servers: frozenset[str], ref: str) -> There:
+    """As ``ran_there``, and in the same reading what the servers run now and the newest
+    deployment queued on them, from which a deploy of ``ref`` adds commits, and after which
+    nothing else may have been queued there when it is sent."""
+    now = newest = None
     for earlier in deployhq.history(project, max_pages=HISTORY_PAGES):
         if earlier.is_preview or not earlier.server_keys & servers:
             continue
+        newest = newest or earlier
         ran = earlier.end_revision.ref if earlier.end_revision else ""
         if ran == ref and earlier.status != "cancelled":
-            return earlier, now
+            return There(earlier, now, newest)
         if now is None and earlier.status == "completed" and earlier.end_revision:
             now = earlier
-    return None, now
+    return There(None, now, newest)
 
 
 class Deploys:
@@ -184,17 +195,20 @@ class Deploys:
             ref = self.deployhq.latest_revision(project, branch)
         except DeployHQError as error:
             raise error.reading(f"the latest commit of {branch}") from None
-        ran, now = runs_there(self.deployhq, project, frozenset(target.servers), ref)
-        if ran is not None:
-            tell(deploys.already_there(ref, target.name, ran))
+        there = runs_there(self.deployhq, project, frozenset(target.servers), ref)
+        if there.ran is not None:
+            tell(deploys.already_there(ref, target.name, there.ran))
             return None
         try:
             commit = self.deployhq.commit(project, ref)
         except DeployHQError as error:  # the confirm still names the commit, without its words
             log.info("no commit_info for %s: %s", ref[:7], error)
             commit = Revision(ref)
-        order = DeployOrder(project, target.identifier, target.name, branch, ref, target.servers)
-        adds = self._adds(project, branch, now, ref)
+        after = there.newest.identifier if there.newest else ""
+        order = DeployOrder(
+            project, target.identifier, target.name, branch, ref, target.servers, after
+        )
+        adds = self._adds(project, branch, there.now, ref)
         return order, commit, self.orders.save(order.encode(), ORDER_SECONDS), adds
 
     def order(self, token: str) -> DeployOrder | None:

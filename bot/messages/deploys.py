@@ -98,6 +98,27 @@ def already_there(ref: str, name: str, ran: Deployment) -> str:
     )
 
 
+def queued_since(order: DeployOrder, newest: Deployment) -> str:
+    """Something was queued on the order's servers since its confirm was drawn."""
+    moment = newest.queued_at
+    at = f" {when(moment)}" if moment else ""
+    return (
+        f":no_entry: Nothing was deployed: deployment `{outside(newest.short_id, 8)}` "
+        f"(*{outside(newest.status, 50)}*) was queued on *{outside(order.name, 200)}*{at}, "
+        f"after this deploy of `{outside(order.ref[:7], 7)}` was asked for, so it could put "
+        "older code over newer. Run `/deployhq deploy` again to deploy what is newest now."
+    )
+
+
+def branch_moved(order: DeployOrder, latest: str) -> str:
+    """The branch's newest commit is no longer the one the order names."""
+    return (
+        f":information_source: Nothing was deployed: `{outside(order.branch, 100)}` has moved "
+        f"on to `{outside(latest[:7], 7)}` since this deploy of `{outside(order.ref[:7], 7)}` "
+        "was asked for. Run `/deployhq deploy` again to deploy the newest commit."
+    )
+
+
 def deployed(user_id: str, order: DeployOrder, answer: Deployment, approver: str = "") -> str:
     return (
         f":rocket: {mention(user_id)} deployed {_what(order)}{approvals.approved_by(approver)}"

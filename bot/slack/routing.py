@@ -170,6 +170,9 @@ class DeployOrder:
     # The servers it changes: the server itself, or each of the group's (as DeployHQ listed
     # them when the confirm was drawn).
     servers: tuple[str, ...] = ()
+    # The newest deployment queued on them when the confirm was drawn ("" when none; None for
+    # an order kept before this was recorded): anything queued there since stops the deploy.
+    after: str | None = None
 
     @property
     def key(self) -> str:
@@ -190,6 +193,7 @@ class DeployOrder:
                 "b": self.branch,
                 "ref": self.ref,
                 **({"s": list(self.servers)} if self.servers else {}),
+                **({"a": self.after} if self.after is not None else {}),
             },
             separators=(",", ":"),
         )
@@ -211,7 +215,10 @@ class DeployOrder:
         servers = data.get("s") or []
         if not (isinstance(servers, list) and all(isinstance(s, str) for s in servers)):
             raise ValueError("the order names no servers")
-        return cls(project, parent, name, branch, ref, tuple(servers))
+        after = data.get("a")
+        if not (after is None or after == "" or (isinstance(after, str) and is_identifier(after))):
+            raise ValueError("the order names no deployment it came after")
+        return cls(project, parent, name, branch, ref, tuple(servers), after)
 
 
 @dataclass(frozen=True)
