@@ -342,6 +342,39 @@ def test_freeze_without_a_server_pauses_every_one_that_is_on_and_says_what_deplo
     assert "• *Production Server*: :arrow_forward: on" in told(fake_slack, "u")
 
 
+def test_unfreeze_without_a_server_resumes_only_what_the_bot_paused_and_names_the_rest(
+    bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    """Web 2 was turned off in DeployHQ by a person (a server under maintenance); the bot
+    pauses Production Server; an unnamed unfreeze turns Production Server back on and leaves
+    Web 2 off, saying so and how to turn it on; naming Web 2 then turns it on."""
+    fake_deployhq.history[:] = [delivery()]
+    fake_deployhq.extra_deployables.append({"identifier": "s-2", "name": "Web 2", "type": "server"})
+    fake_deployhq.auto_deploy["s-2"] = False  # off in DeployHQ, not by the bot
+    bot.command("freeze my-project", user_id="U0ANN", key="f")
+    bot.settle()
+    assert changes(fake_deployhq) == [f"{SERVER}:off"]
+
+    bot.command("unfreeze my-project", user_id="U0BOB", key="u")
+    bot.settle()
+    assert changes(fake_deployhq) == [f"{SERVER}:off", f"{SERVER}:on"]  # Web 2 stays off
+    said = fake_slack.wait_for(lambda: fake_slack.responses("u"))[-1]
+    assert said["response_type"] == "in_channel"
+    assert "resumed auto-deploy of *Production Server*" in said["text"]
+    assert "Left off: *Web 2*, which the bot did not pause" in said["text"]
+    assert "`/deployhq unfreeze my-project Web 2`" in said["text"]
+    assert "• *Web 2*: :double_vertical_bar: paused" in said["text"]
+
+    bot.command("unfreeze my-project", user_id="U0BOB", key="again")
+    bot.settle()
+    assert len(changes(fake_deployhq)) == 2  # nothing the bot paused is off: nothing sent
+    assert "Nothing the bot paused in `my-project` is off" in told(fake_slack, "again")
+
+    bot.command("unfreeze my-project Web 2", user_id="U0BOB", key="named")
+    bot.settle()
+    assert changes(fake_deployhq)[-1] == "s-2:on"
+
+
 def test_freeze_of_a_name_deployhq_does_not_list_sends_nothing(
     bot: BotServer, fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
 ):

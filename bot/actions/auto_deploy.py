@@ -171,19 +171,35 @@ class AutoDeploys:
 
     def for_command(
         self, project: str, words_: tuple[str, ...], on: bool
-    ) -> list[AutoDeployChange] | str:
-        """The changes ``/deployhq freeze`` (``on`` False) or ``unfreeze`` asks for: the server
-        or group named (by name or identifier), or every one that is in the other state; or
-        what to tell the person when there is none. ``DeployHQError`` when DeployHQ cannot
-        list them."""
+    ) -> tuple[list[AutoDeployChange], str] | str:
+        """The changes ``/deployhq freeze`` (``on`` False) or ``unfreeze`` asks for, and a line
+        on what it leaves alone; or what to tell the person when there is none. Named (by name
+        or identifier): that server or group. Unnamed, a freeze pauses every one that is on; an
+        unfreeze resumes only those the bot paused (its ledger) that DeployHQ still shows off:
+        one somebody turned off in DeployHQ stays off until it is named. ``DeployHQError`` when
+        DeployHQ cannot list them."""
         listed = self.lists.listed(project, fresh=True)
         named = " ".join(words_).strip().lower()
+        left: list[Deployable] = []
         if named:
             chosen = [d for d in listed if named in (d.identifier.lower(), d.name.lower())]
             if not chosen:
                 return words.none_named(" ".join(words_), listed)
         else:
             chosen = [d for d in listed if d.auto_deploy != on]
+            if on:
+                left = [d for d in chosen if not self._paused_by_us(project, d)]
+                chosen = [d for d in chosen if d not in left]
             if not chosen:
-                return words.none_to_change(project, on)
-        return [self.of(AutoDeployTarget(project, d.identifier, on)) for d in chosen]
+                return words.none_to_change(project, on, left)
+        changes = [self.of(AutoDeployTarget(project, d.identifier, on)) for d in chosen]
+        return changes, words.left_off(project, left)
+
+    def _paused_by_us(self, project: str, found: Deployable) -> bool:
+        """Whether the bot's ledger says it paused ``found`` (so DeployHQ shows it off because
+        of the bot); not known (the store lost it) counts as not."""
+        try:
+            entry = self.lists.ledger.entry(project, found.identifier)
+        except StoreUnavailable:
+            return False
+        return entry is not None and not entry[0]

@@ -153,11 +153,29 @@ def none_named(named: str, listed: Sequence[Deployable]) -> str:
     )
 
 
-def none_to_change(project: str, on: bool) -> str:
+def none_to_change(project: str, on: bool, left: Sequence[Deployable] = ()) -> str:
     state = "off" if on else "on"
+    if left:
+        return (
+            f":information_source: Nothing the bot paused in `{outside(project, 100)}` is off: "
+            "nothing was resumed." + left_off(project, left)
+        )
     return (
         f":information_source: No server or group of `{outside(project, 100)}` has auto-deploy "
         f"{state} in DeployHQ: nothing to {'resume' if on else 'pause'}."
+    )
+
+
+def left_off(project: str, left: Sequence[Deployable]) -> str:
+    """What an unnamed unfreeze left off: turned off by somebody else than the bot."""
+    if not left:
+        return ""
+    names = ", ".join(f"*{outside(d.name, 60)}*" for d in left[:MAX_LISTED])
+    more = f" and {len(left) - MAX_LISTED} more" if len(left) > MAX_LISTED else ""
+    first = outside(left[0].name, 60)
+    return (
+        f" Left off: {names}{more}, which the bot did not pause; to turn one on, name it "
+        f"(`/deployhq unfreeze {outside(project, 100)} {first}`)."
     )
 
 

@@ -141,10 +141,11 @@ class Keyboard:
     ) -> None:
         """``/deployhq freeze|unfreeze``: each change through the pipeline, then what DeployHQ
         now shows; the channel hears it when something changed."""
-        changes = self.autos.for_command(project, words, on)
-        if isinstance(changes, str):
-            tell(respond, changes)
+        chosen = self.autos.for_command(project, words, on)
+        if isinstance(chosen, str):
+            tell(respond, chosen)
             return
+        changes, left = chosen
         said = []
         for change in changes:
             result = self.actions.run(change, user_id, lambda t: tell(respond, t))
@@ -153,10 +154,11 @@ class Keyboard:
             else:
                 told_privately(respond, result)  # what never reached DeployHQ, or failed
         now = self.auto_deploys_now(project)
+        lines = [left.strip()] if left else []
         if said:
-            _say(respond, "\n".join([*said, now]))
+            _say(respond, "\n".join([*said, *lines, now]))
         else:
-            _private(respond, notice(now))
+            _private(respond, notice("\n".join([*lines, now])))
 
     def auto_deploys_now(self, project: str) -> str:
         """What DeployHQ shows of the project's automatic deployments, read now, and who
