@@ -74,6 +74,17 @@ def request_of(bot: BotServer, slack: FakeSlack) -> str:
     return str(buttons(card)[APPROVE]["value"])
 
 
+def posted_request(slack: FakeSlack) -> dict:
+    """The message of its own a request no card shows is posted as, with Approve and Deny."""
+    return dict(
+        slack.wait_for(
+            lambda: next(
+                (m for m in slack.api_calls("chat.postMessage") if APPROVE in buttons(m)), None
+            )
+        )
+    )
+
+
 def press(bot: BotServer, action_id: str, value: str, user_id: str, key: str) -> None:
     bot.click(value, user_id=user_id, key=key, action_id=action_id)
     bot.settle()
@@ -440,7 +451,17 @@ def test_resuming_a_group_that_holds_a_gated_server_waits_for_approval(
     bot.command("unfreeze my-project prod", user_id="U0ANN", key="unfreeze")
     bot.settle()
     assert fake_deployhq.auto_deploy_changes() == []  # nothing turned on yet
-    assert "waiting for approval" in told(fake_slack, "unfreeze")
+    asked = posted_request(fake_slack)
+    assert "the automatic deployments of `prod` of `my-project`" in asked["text"]
+    assert "waits for a second person's approval <https://" in told(fake_slack, "unfreeze")
+
+    press(bot, APPROVE, buttons(asked)[APPROVE]["value"], "U0BOB", "bob")
+    assert [c.path for c in fake_deployhq.auto_deploy_changes()] == [
+        "/projects/my-project/auto_deployments"
+    ]
+    assert fake_deployhq.auto_deploy["g-prod"] is True
+    final = fake_slack.api_calls("chat.update")[-1]
+    assert "Approved by <@U0BOB>" in final["text"] and APPROVE not in buttons(final)
 
 
 def _deploy_request(bot: BotServer, slack: FakeSlack, deployhq: FakeDeployHQ) -> dict:
@@ -497,3 +518,61 @@ def test_an_approved_deploy_sends_nothing_when_the_branch_has_moved_on(
     assert "`main` has moved on to `fedcba9`" in told(fake_slack, "carol")
     final = fake_slack.api_calls("chat.update")[-1]
     assert "has moved on" in final["text"] and APPROVE not in buttons(final)
+
+
+CARDLESS = "44444444-2222-3333-4444-555555555555"
+
+
+def test_a_commands_request_no_card_shows_is_posted_with_approve_and_deny_and_decided_there(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    """``/deployhq retry`` of a failure on a gated server that has no card: the request is a
+    channel message of its own, the requester and a second asker are told where it is (a
+    link), and an approver decides it there; the message then says what DeployHQ did."""
+    bot = gated()
+    bot.command(f"retry my-project {CARDLESS}", user_id="U0ANN", key="ann")
+    bot.settle()
+    asked = posted_request(fake_slack)
+    assert asked["channel"] == "C0DEPLOYS" and fake_deployhq.retries() == []
+    assert "<@U0ANN> asked for *Retry* on deployment `44444444` of `my-project`" in asked["text"]
+    assert "<@U0BOB> or <@U0CAROL> approves it, by <!date^" in asked["text"]
+    link = "https://acme.slack.com/archives/C0DEPLOYS/p"
+    assert f"waits for a second person's approval <{link}" in told(fake_slack, "ann")
+
+    bot.command(f"retry my-project {CARDLESS}", user_id="U0DAN", key="dan")
+    bot.settle()
+    assert f"Approve or Deny it <{link}" in told(fake_slack, "dan")
+    assert len([m for m in fake_slack.api_calls("chat.postMessage") if APPROVE in buttons(m)]) == 1
+
+    press(bot, APPROVE, buttons(asked)[APPROVE]["value"], "U0BOB", "bob")
+    assert len(fake_deployhq.retries()) == 1
+    final = fake_slack.api_calls("chat.update")[-1]
+    assert "Approved by <@U0BOB>" in final["text"] and "Retried by <@U0ANN>" in final["text"]
+    assert APPROVE not in buttons(final)
+
+
+def test_a_request_with_a_message_of_its_own_lapses_there_and_can_be_asked_for_again(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    bot = gated(DEPLOYHQ_APPROVAL_MINUTES="0.05", RECONCILE_INTERVAL="0.3")  # 3 s
+    bot.command(f"retry my-project {CARDLESS}", user_id="U0ANN", key="ann")
+    bot.settle()
+    first = posted_request(fake_slack)
+    lapsed = fake_slack.wait_for(
+        lambda: next(
+            (u for u in fake_slack.api_calls("chat.update") if "lapsed" in u.get("text", "")),
+            None,
+        ),
+        timeout=15,
+    )
+    assert "The retry <@U0ANN> asked for lapsed" in lapsed["text"]
+    assert APPROVE not in buttons(lapsed)
+
+    bot.command(f"retry my-project {CARDLESS}", user_id="U0ANN", key="again")
+    bot.settle()
+    second = fake_slack.wait_for(
+        lambda: [m for m in fake_slack.api_calls("chat.postMessage") if APPROVE in buttons(m)][1:]
+    )[0]
+    assert buttons(second)[APPROVE]["value"] != buttons(first)[APPROVE]["value"]
+    press(bot, APPROVE, buttons(second)[APPROVE]["value"], "U0CAROL", "carol")
+    assert len(fake_deployhq.retries()) == 1

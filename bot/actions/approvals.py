@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from slack_sdk import WebClient
 
 from bot import metrics
 from bot.actions.claims import ActionClaim, Claims
@@ -29,8 +33,12 @@ from bot.cards import states as s
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals as words
 from bot.messages import notes
+from bot.slack.client import SLACK_ERRORS
 from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
 from bot.store.shared import Requests
+
+if TYPE_CHECKING:
+    from bot.actions.deploy import ChannelMessages
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +46,27 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Request:
     """What an Approve or Deny button stands for, kept under its id: the action's claim and how
-    to make the action again (``recipe``); ``ended`` once decided or lapsed."""
+    to make the action again (``recipe``); ``ended`` once decided or lapsed. A request no card
+    shows has a channel message of its own (``channel``, ``ts``, ``link``), which says who
+    asked (``user``) for what (``ref``, ``subject``)."""
 
     key: str
     action: s.ActionName
     recipe: str
     until: float
-    ended: str = ""  # approved, denied, lapsed
+    ended: str = ""  # approved, denied, lapsed, gone
     by: str = ""
     at: float = 0.0
+    user: str = ""
+    ref: str = ""
+    subject: str = ""
+    channel: str = ""
+    ts: str = ""
+    link: str = ""
+
+    @property
+    def first_line(self) -> str:
+        return words.asked_line(self.user, self.action, self.ref, self.subject)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -55,26 +75,62 @@ class Request:
     def from_json(cls, raw: str) -> Request | None:
         try:
             data = json.loads(raw)
+            text = {k: str(data.get(k) or "") for k in _TEXTS}
             return cls(
                 key=str(data["key"]),
                 action=s.action_named(data.get("action")),
                 recipe=str(data["recipe"]),
                 until=float(data["until"]),
-                ended=str(data.get("ended") or ""),
-                by=str(data.get("by") or ""),
                 at=float(data.get("at") or 0.0),
+                **text,
             )
         except (ValueError, KeyError, TypeError):
             return None
 
 
+_TEXTS = ("ended", "by", "user", "ref", "subject", "channel", "ts", "link")
+
+
 @dataclass(frozen=True)
 class Asked:
-    """What came of asking: the pipeline's outcome and what was shown."""
+    """What came of asking: the pipeline's outcome, what was shown, and whether the person was
+    told already (where the request's own message is, or why none could be posted)."""
 
     outcome: Outcome
     state: s.CardState
     shown: bool
+    told: bool = False
+
+
+class Posts:
+    """A request's own message in the project's channel, for a request no card shows (asked
+    for from the keyboard, or whose card is gone): posted with Approve and Deny, then edited to
+    say how it ended."""
+
+    def __init__(
+        self, messages: ChannelMessages, client: WebClient, channel_for: Callable[[str], str]
+    ) -> None:
+        self.messages = messages
+        self.client = client
+        self.channel_for = channel_for
+
+    def post(self, project: str, text: str, request_id: str) -> tuple[str, str, str]:
+        """``(channel, ts, link)`` of the message posted; ts "" when none could be."""
+        channel, ts = self.messages.post(self.channel_for(project), text, words.buttons(request_id))
+        if not ts:
+            return channel, ts, ""
+        try:
+            link = str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+        except (*SLACK_ERRORS, KeyError, TypeError) as exc:
+            log.warning("no link to request %s's message: %s", request_id, exc)
+            link = ""
+        return channel, ts, link
+
+    def end(self, request: Request, outcome: str) -> None:
+        """The request's message says what became of it, without its buttons."""
+        if request.ts:
+            text = words.request_closed(request.first_line, outcome)
+            self.messages.update(request.channel, request.ts, text)
 
 
 class Gate:
@@ -137,10 +193,13 @@ class Gate:
 class Approvals:
     """Asks for approval in place of sending, when the gate says so."""
 
-    def __init__(self, gate: Gate, claims: Claims, requests: Requests) -> None:
+    def __init__(
+        self, gate: Gate, claims: Claims, requests: Requests, posts: Posts | None = None
+    ) -> None:
         self.gate = gate
         self.claims = claims
         self.requests = requests
+        self.posts = posts  # a request no card shows gets a channel message of its own
 
     def ask(self, action: Action, claim: ActionClaim, go: Go, tell: Tell) -> Asked | None:
         """Keep ``action`` waiting for an approver instead of sending it; None when its servers
@@ -155,10 +214,13 @@ class Approvals:
             metrics.APPROVALS.labels("refused").inc()
             return self._not_asked(action, claim, words.nobody_may_approve(), tell)
         until = datetime.now(UTC) + timedelta(minutes=self.gate.minutes)
+        request = Request(
+            action.key, action.name, action.recipe, until.timestamp(), user=claim.user_id,
+            ref=go.ref, subject=str(getattr(action, "subject", "")),
+        )  # fmt: skip
         try:
             waiting = self.claims.await_approval(action.key, claim, until)
             if waiting is not None:
-                request = Request(action.key, action.name, action.recipe, until.timestamp())
                 self.requests.save(waiting.token, request.to_json(), self._keep_seconds())
         except StoreUnavailable:
             waiting = None
@@ -168,7 +230,45 @@ class Approvals:
         shown = action.view.show(state, words.awaiting_note(state, self.gate.who()))
         log.info("%s of %s by %s waits for approval: request %s", action.name, action.key,
                  claim.user_id, waiting.token)  # fmt: skip
-        return Asked("awaiting-approval", state, shown)
+        if shown:
+            return Asked("awaiting-approval", state, shown)
+        return self._posted(action, waiting, request, state, tell)
+
+    def _posted(
+        self, action: Action, waiting: ActionClaim, request: Request, state: s.Awaiting,
+        tell: Tell,
+    ) -> Asked:  # fmt: skip
+        """No card shows the request: it gets a message of its own in the project's channel,
+        with Approve and Deny, and the requester is told where it is. A request that could not
+        be posted ends at once, nothing sent, so nobody waits on what no approver can see."""
+        channel = ts = link = ""
+        if self.posts is not None:
+            text = words.request_message(state, request.subject, self.gate.who())
+            channel, ts, link = self.posts.post(action.project, text, waiting.token)
+        if not ts:
+            with suppress(StoreUnavailable):
+                self.claims.withdraw(action.key, waiting)
+            log.warning("request %s could not be posted; %s of %s not asked for",
+                        waiting.token, action.name, action.key)  # fmt: skip
+            tell(words.request_unposted())
+            unposted = s.NotDone(waiting.user_id, words.request_unposted(), action.name)
+            return Asked("refused", unposted, False, told=True)
+        posted = replace(request, channel=channel, ts=ts, link=link)
+        try:
+            self.requests.save(waiting.token, posted.to_json(), self._keep_seconds(), listed=True)
+        except StoreUnavailable:
+            log.warning("store unavailable; request %s's message is not kept", waiting.token)
+        tell(words.request_posted(link, channel, self.gate.who()))
+        return Asked("awaiting-approval", state, False, told=True)
+
+    def link_of(self, request_id: str) -> str:
+        """The link to a request's own message, when it has one."""
+        try:
+            raw = self.requests.load(request_id)
+        except StoreUnavailable:
+            return ""
+        request = Request.from_json(raw) if raw else None
+        return request.link if request is not None else ""
 
     def _not_asked(self, action: Action, claim: ActionClaim, why: str, tell: Tell) -> Asked:
         with suppress(StoreUnavailable):  # it then lapses by itself

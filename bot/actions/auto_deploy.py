@@ -25,6 +25,7 @@ from bot.cards.auto_deploys import AutoDeployments
 from bot.cards.changes import Cards
 from bot.deployhq.auto_deploys import Deployable
 from bot.deployhq.client import DeployHQ, DeployHQError
+from bot.messages import approvals
 from bot.messages import auto_deploys as words
 from bot.slack.routing import AutoDeployTarget
 from bot.store.kv import StoreUnavailable
@@ -99,10 +100,17 @@ class AutoDeployChange:
         self.deployment = self.target.card
         # Approval: a resume is gated by the server or group it names; a pause never waits.
         self.approval_servers = frozenset({self.target.identifier})
+        self._name = ""  # its name, once DeployHQ's list has given it
 
     @property
     def recipe(self) -> str:
         return json.dumps({"kind": "auto-deploy", "target": self.target.encode()})
+
+    @property
+    def subject(self) -> str:
+        """What it changes, in words: the automatic deployments of its server or group."""
+        named = self._name or self.target.identifier
+        return "the automatic deployments of " + approvals.deployable_subject(self.project, named)
 
     def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
         """DeployHQ's record, read now, still shows the other state."""
@@ -113,6 +121,7 @@ class AutoDeployChange:
         found = self.find()
         if found is None:
             return Stop("superseded", words.not_listed(target.identifier))
+        self._name = found.name
         if found.auto_deploy == target.on:
             log.info("%s of %s not sent: DeployHQ already shows it", self.name, self.key)
             self.view.settled(found)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from bot import metrics
 from bot.actions import failpoints
-from bot.actions.approvals import Gate, Request
+from bot.actions.approvals import Gate, Posts, Request
 from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.deploy import DeployOrders
@@ -39,13 +39,20 @@ Rebuild = Callable[[str], Action | None]
 
 class Decisions:
     def __init__(
-        self, actions: Actions, gate: Gate, claims: Claims, requests: Requests, rebuild: Rebuild
+        self,
+        actions: Actions,
+        gate: Gate,
+        claims: Claims,
+        requests: Requests,
+        rebuild: Rebuild,
+        posts: Posts | None = None,
     ) -> None:
         self.actions = actions
         self.gate = gate
         self.claims = claims
         self.requests = requests
         self.rebuild = rebuild
+        self.posts = posts  # a request's own message, where no card shows it
 
     def approve(self, request_id: str, approver: str, tell: Tell) -> ActionResult:
         """Run the waiting action once, if ``approver`` may approve it and did not ask for it."""
@@ -70,7 +77,17 @@ class Decisions:
         metrics.APPROVALS.labels("approved").inc()
         log.info("request %s approved by %s: %s of %s asked for by %s", request_id, approver,
                  action.name, action.key, claim.user_id)  # fmt: skip
-        return self.actions.proceed(action, approved, tell)
+        said: list[str] = []
+
+        def told(text: str) -> None:
+            said.append(text)
+            tell(text)
+
+        result = self.actions.proceed(action, approved, told)
+        if self.posts is not None and request.ts:  # its own message says what came of it
+            outcome = notes.outcome_note(result.state, result.deployment) if result.state else ""
+            self.posts.end(request, words.approved_outcome(approver, outcome or " ".join(said)))
+        return result
 
     def deny(self, request_id: str, who: str, tell: Tell) -> ActionResult:
         """End the request with nothing sent: denied by an approver, or withdrawn by its
@@ -92,7 +109,7 @@ class Decisions:
         metrics.APPROVALS.labels("denied").inc()
         log.info("request %s denied by %s: %s of %s asked for by %s", request_id, who,
                  action.name, action.key, claim.user_id)  # fmt: skip
-        return self._ended(action, claim.user_id, who)
+        return self._ended(action, claim.user_id, who, request)
 
     def lapse(self, action: Action, awaiting: s.Awaiting) -> bool:
         """A request shown as waiting, checked by the reconciler: once its time is up it lapses
@@ -166,17 +183,54 @@ class Decisions:
 
     def _record(self, request_id: str, request: Request, how: str, by: str) -> None:
         ended = replace(request, ended=how, by=by, at=datetime.now(UTC).timestamp())
-        try:
+        try:  # a request with a message of its own leaves the open list
             self.requests.save(
-                request_id, ended.to_json(), self.gate.minutes * 60 + REMEMBER_SECONDS
-            )
+                request_id, ended.to_json(), self.gate.minutes * 60 + REMEMBER_SECONDS,
+                listed=False if request.ts else None,
+            )  # fmt: skip
         except StoreUnavailable:
             log.warning("store unavailable; how request %s ended is not kept", request_id)
 
-    def _ended(self, action: Action, requester: str, by: str) -> ActionResult:
+    def _ended(
+        self, action: Action, requester: str, by: str, request: Request | None = None
+    ) -> ActionResult:
         state = s.Denied(requester, action.name, by, datetime.now(UTC))
         shown = action.view.show(state, notes.outcome_note(state, None))
+        if self.posts is not None and request is not None and request.ts:
+            self.posts.end(request, words.denied_line(state))
+            shown = True
         return ActionResult("refused", state, card_updated=shown)
+
+    def check_posted(self, request_id: str) -> None:
+        """A request with a message of its own, checked by the reconciler: once its time is up
+        it lapses (its claim freed if still waiting) and its message says so; one whose claim
+        is gone undecided (its approver's process died before DeployHQ was asked, or the store
+        lost it) ends as interrupted. Either way it leaves the open list."""
+        raw = self.requests.load(request_id)
+        request = Request.from_json(raw) if raw else None
+        if request is None or request.ended or not request.ts:
+            self.requests.close(request_id)
+            return
+        claim = self.claims.held(request.key)
+        mine = claim is not None and claim.token == request_id
+        lapsed = datetime.now(UTC).timestamp() >= request.until
+        if mine and claim is not None and not claim.awaiting:
+            return  # approved: the pipeline has it, and says how it ended
+        if mine and claim is not None and not lapsed:
+            return  # still waiting for an approver
+        if mine and claim is not None and not self.claims.withdraw(request.key, claim):
+            return  # decided meanwhile
+        how = "lapsed" if lapsed else "gone"
+        self._record(request_id, request, how, "")
+        if self.posts is not None:
+            if lapsed:
+                metrics.APPROVALS.labels("expired").inc()
+                lapse = s.Denied(request.user, request.action, "", datetime.now(UTC))
+                self.posts.end(request, words.denied_line(lapse))
+            else:
+                self.posts.end(request, words.request_interrupted_line())
+        log.info("request %s ended undecided (%s): %s of %s asked for by %s", request_id, how,
+                 request.action, request.key, request.user)  # fmt: skip
 
     def _refused(self) -> ActionResult:
         metrics.APPROVALS.labels("refused").inc()

@@ -21,7 +21,7 @@ from bot.cards.changes import Cards
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import FAILED, Deployment, Revision
 from bot.deployhq.history import last_good, newer_on_servers, reach, rolled_back_by
-from bot.messages import notes, replies
+from bot.messages import approvals, notes, replies
 from bot.slack.routing import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,11 @@ class _OnCard:
     @property
     def recipe(self) -> str:
         return json.dumps({"kind": "card", "action": self.name, "target": self.target.encode()})
+
+    @property
+    def subject(self) -> str:
+        """What it acts on, in words (a request's own message names it)."""
+        return approvals.deployment_subject(self.project, self.deployment)
 
 
 class _OnFailure(_OnCard):

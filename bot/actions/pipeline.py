@@ -60,6 +60,7 @@ class ActionResult:
     state: CardState | None = None
     deployment: Deployment | None = None
     card_updated: bool = False
+    told: bool = False  # the person was told already (where a request for approval waits)
 
 
 class _Hold:
@@ -187,7 +188,9 @@ class Actions:
         if self.approvals is not None and not hold.claim.approved_by:
             asked = self.approvals.ask(action, hold.claim, checked, tell)
             if asked is not None:
-                return ActionResult(asked.outcome, asked.state, card_updated=asked.shown)
+                return ActionResult(
+                    asked.outcome, asked.state, card_updated=asked.shown, told=asked.told
+                )
         return self._send(action, hold.claim, checked, user_id)
 
     def _send(self, action: Action, claim: ActionClaim, go: Go, user_id: str) -> ActionResult:
@@ -220,7 +223,8 @@ class Actions:
     def _busy(self, action: Action, claim: ActionClaim, tell: Tell) -> ActionResult:
         log.info("%s of %s: already claimed by %s", action.name, action.key, claim.user_id)
         if claim.awaiting:
-            tell(words.awaiting_reply(claim.user_id, claim.action, claim.until))
+            link = self.approvals.link_of(claim.token) if self.approvals is not None else ""
+            tell(words.awaiting_reply(claim.user_id, claim.action, claim.until, link))
             return ActionResult("busy")
         if claim.in_doubt:  # a new click re-checks DeployHQ before anything else
             settled = self.settler.resolve(action, claim)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 
 from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Decisions
@@ -88,9 +89,13 @@ class Reconciler:
                 return 0
             open_cards = sorted(self.store.cards.open_cards())
             open_orders = sorted(self.store.orders.open_runs())
+            open_requests = sorted(self.store.requests.open_posted())
         except StoreUnavailable:
             return 0
-        work = [(self.check, c) for c in open_cards] + [(self.check_order, o) for o in open_orders]
+        work: list[tuple[Callable[[str], None], str]] = [(self.check, c) for c in open_cards]
+        work += [(self.check_order, o) for o in open_orders]
+        # A request for approval with a message of its own: lapsed once its time is up.
+        work += [(self.decisions.check_posted, r) for r in open_requests]
         for check, name in work:
             if self._stop.is_set():
                 break

@@ -156,10 +156,82 @@ def request_ended(how: str, by: str, at: datetime | None) -> str:
     return f":information_source: {mention(by)} already denied this request{moment}."
 
 
-def awaiting_reply(user_id: str, action: str, until: datetime | None) -> str:
-    """A later click on a failure whose action waits for approval."""
+def awaiting_reply(user_id: str, action: str, until: datetime | None, link: str = "") -> str:
+    """A later click (or command) on something whose action waits for approval: where the
+    request is (``link``, when it has a message of its own), else on the card."""
     moment = f" (until {when(until)})" if until else ""
+    where = f"<{link}|in its message>" if link else "on the card"
     return (
         f":closed_lock_with_key: {mention(user_id)} already asked for a {noun(action)}: it is "
-        f"waiting for approval{moment}. Approve or Deny it on the card."
+        f"waiting for approval{moment}. Approve or Deny it {where}."
     )
+
+
+# --- a request no card shows: a channel message of its own -------------------------------------
+
+
+def deployment_subject(project: str, deployment: str) -> str:
+    return f"deployment `{outside(deployment[:8], 8)}` of `{outside(project, 100)}`"
+
+
+def deployable_subject(project: str, identifier: str) -> str:
+    return f"`{outside(identifier, 60)}` of `{outside(project, 100)}`"
+
+
+def asked_line(user_id: str, action: str, ref: str, subject: str) -> str:
+    """Who asked for what, on what: the first line of a request's own message."""
+    on = f" on {subject}" if subject else ""
+    return f":closed_lock_with_key: {mention(user_id)} asked for {_asked(action, ref)}{on}."
+
+
+def request_message(state: s.Awaiting, subject: str, who: str) -> str:
+    """A request's own message (no card shows it): who asked, what it would do, until when."""
+    return (
+        f"{asked_line(state.user_id, state.action, state.ref, subject)} Its servers need a "
+        f"second person's approval: nothing is sent to DeployHQ until {who} approves it, by "
+        f"{when(state.until)}."
+    )
+
+
+def request_posted(link: str, channel: str, who: str) -> str:
+    """The requester, told where their request waits."""
+    where = f"<{link}|in this message>" if link else "in a message"
+    return (
+        f":closed_lock_with_key: Your request waits for a second person's approval {where} in "
+        f"<#{channel}>. Nothing is sent to DeployHQ until {who} approves it."
+    )
+
+
+def request_unposted() -> str:
+    return (
+        ":warning: Nothing was sent: these servers need a second person's approval, and the "
+        "request could not be posted in Slack for an approver to see. Try again in a moment."
+    )
+
+
+def request_closed(first: str, outcome: str) -> str:
+    """A request's own message once it ended: what was asked, then what became of it."""
+    return f"{first}\n{outcome}" if outcome else first
+
+
+def request_lost() -> str:
+    """An Approve or Deny on a request's message that the bot no longer knows (its store lost
+    it): the message says so, and how to ask again."""
+    return (
+        ":information_source: The bot no longer knows this request (its store was reset), so "
+        "nothing was sent and nothing will be. Ask again (the same button or command) to make "
+        "a new request."
+    )
+
+
+def request_interrupted_line() -> str:
+    return (
+        ":information_source: This request ended before it was decided (the bot was "
+        "interrupted); nothing was sent. Ask again to make a new one."
+    )
+
+
+def approved_outcome(approver: str, outcome: str) -> str:
+    """A request's own message once approved: who approved it, and what DeployHQ then did
+    (or why nothing was sent)."""
+    return f":white_check_mark: Approved by {mention(approver)}. {outcome}".rstrip()

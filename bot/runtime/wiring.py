@@ -13,7 +13,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from bot.actions.approvals import Approvals, Gate
+from bot.actions.approvals import Approvals, Gate, Posts
 from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Decisions, rebuilder
 from bot.actions.deploy import ChannelMessages, DeployOrders
@@ -99,14 +99,14 @@ def build(
     policy = _policy(settings, client, store)
     kinds = CardActions(deployhq, cards)
     autos = AutoDeploys(deployhq, cards, store.claims, lists)
-    orders = DeployOrders(
-        deployhq, store.orders, ChannelMessages(poster, client, settings.slack_channel)
-    )
+    messages = ChannelMessages(poster, client, settings.slack_channel)
+    orders = DeployOrders(deployhq, store.orders, messages)
     settler = Settler(store.claims)
     gate = _gate(settings, client, store, deployhq)
-    actions = _actions(settings, store, settler, policy, gate, pools)
+    posts = Posts(messages, client, settings.channel_for)  # requests no card shows
+    actions = _actions(settings, store, settler, policy, gate, pools, posts)
     decisions = Decisions(
-        actions, gate, store.claims, store.requests, rebuilder(kinds, orders, autos)
+        actions, gate, store.claims, store.requests, rebuilder(kinds, orders, autos), posts
     )
     deploys, previews = _deploys(settings, store, deployhq, cards, policy, pools)
     reconciler = Reconciler(
@@ -159,13 +159,14 @@ def _actions(
     policy: AccessPolicy,
     gate: Gate,
     pools: Pools,
+    posts: Posts,
 ) -> Actions:
     """The one pipeline every action runs through."""
     return Actions(
         store.claims,
         settler,
         policy=policy,
-        approvals=Approvals(gate, store.claims, store.requests) if gate.on else None,
+        approvals=Approvals(gate, store.claims, store.requests, posts) if gate.on else None,
         rechecks=pools.actions,
         doubt_seconds=settings.action_doubt_seconds,
         deadline_seconds=settings.deployhq_timeout,

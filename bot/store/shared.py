@@ -138,13 +138,26 @@ class Requests:
         self.kv = kv
         self.keys = keys
 
-    def save(self, request: str, what: str, ttl: float) -> None:
-        self.kv.put(self.keys("approval", request), what, ttl)
+    def save(self, request: str, what: str, ttl: float, *, listed: bool | None = None) -> None:
+        """Keep a request; ``listed`` True puts it among the open requests that have a channel
+        message of their own (for the reconciler), False takes it off, None leaves the list."""
+        key = self.keys("approval", request)
+        if listed is None:
+            self.kv.put(key, what, ttl)
+        else:
+            self.kv.put_listed(key, what, ttl, self.keys("approvals-open"), request, listed)
 
     def load(self, request: str) -> str | None:
         if not (len(request) == 32 and request.isalnum() and request.isascii()):
             return None
         return self.kv.get(self.keys("approval", request))
+
+    def open_posted(self) -> set[str]:
+        """The open requests shown by a channel message of their own (no card shows them)."""
+        return self.kv.members(self.keys("approvals-open"))
+
+    def close(self, request: str) -> None:
+        self.kv.remove_member(self.keys("approvals-open"), request)
 
 
 class Answers:

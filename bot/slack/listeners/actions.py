@@ -192,7 +192,7 @@ def decided(
 
 def told_privately(respond: Respond, result: ActionResult) -> None:
     """An outcome no view showed (there was no card, say) goes to the person who asked."""
-    if result.state is not None and not result.card_updated:
+    if result.state is not None and not (result.card_updated or result.told):
         said = notes.outcome_note(result.state, result.deployment)
         if said:
             tell(respond, said)

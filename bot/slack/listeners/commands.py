@@ -110,7 +110,7 @@ class Keyboard:
         elif isinstance(result.state, Refused):
             reason = result.state.reason
             _say(respond, replies.command_outcome(user_id, deployment, "refused", reason))
-        elif result.state is not None:
+        elif result.state is not None and not result.told:
             tell(respond, notes.outcome_note(result.state, result.deployment))
 
     def plan(self, project: str, words: tuple[str, ...], respond: Respond) -> None:
@@ -129,7 +129,7 @@ class Keyboard:
             tell(respond, replies.nothing_to_roll_back_to(rollback))
             return
         rolled = self.actions.run(rollback, user_id, lambda text: tell(respond, text))
-        if rolled.state is not None:
+        if rolled.state is not None and not rolled.told:
             said = notes.outcome_note(rolled.state, rolled.deployment)
             if rolled.outcome == "rolled-back":
                 _say(respond, said)
