@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
 from bot.cli import doctor
 from bot.config import Settings
@@ -574,5 +575,72 @@ def test_a_request_with_a_message_of_its_own_lapses_there_and_can_be_asked_for_a
         lambda: [m for m in fake_slack.api_calls("chat.postMessage") if APPROVE in buttons(m)][1:]
     )[0]
     assert buttons(second)[APPROVE]["value"] != buttons(first)[APPROVE]["value"]
+    press(bot, APPROVE, buttons(second)[APPROVE]["value"], "U0CAROL", "carol")
+    assert len(fake_deployhq.retries()) == 1
+
+
+def _press_on(bot: BotServer, slack: FakeSlack, message: dict, action_id: str, user: str) -> None:
+    """Approve or Deny pressed on ``message`` (a card or a request's own message), with the
+    message as Slack sends it back."""
+    value = str(buttons(message)[action_id]["value"])
+    body = click_body(value, response_url=slack.response_url(user), user_id=user,
+                      channel=message["channel"], message_ts=message["ts"], action_id=action_id,
+                      blocks=message["blocks"])  # fmt: skip
+    bot.slack_post(body)
+    bot.settle()
+
+
+def test_a_card_whose_request_the_store_lost_is_redrawn_from_deployhq_and_can_ask_again(
+    gated: Callable[..., BotServer],
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    env: dict[str, str],
+):
+    """Redis flushed while a request waits: Approve sends nothing, and the card goes back to
+    its failure with Retry (read from DeployHQ's record); a new request is then made and
+    decided once."""
+    bot = gated()
+    bot.webhook(delivery())
+    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+          "U0ANN", "ann")  # fmt: skip
+    request_of(bot, fake_slack)
+    waiting = last_card(fake_slack)
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+    _press_on(bot, fake_slack, waiting, APPROVE, "U0BOB")
+    assert "no longer open" in told(fake_slack, "U0BOB") and fake_deployhq.retries() == []
+    back = fake_slack.wait_for(
+        lambda: "deployhq_retry" in buttons(last_card(fake_slack)) and last_card(fake_slack)
+    )
+    assert back["ts"] == waiting["ts"] and APPROVE not in buttons(back)
+
+    press(bot, "deployhq_retry", buttons(back)["deployhq_retry"]["value"], "U0ANN", "again")
+    again = request_of(bot, fake_slack)
+    press(bot, APPROVE, again, "U0CAROL", "carol")
+    assert len(fake_deployhq.retries()) == 1
+
+
+def test_a_request_message_whose_request_the_store_lost_says_so_and_a_new_one_can_be_made(
+    gated: Callable[..., BotServer],
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    env: dict[str, str],
+):
+    bot = gated()
+    bot.command(f"retry my-project {CARDLESS}", user_id="U0ANN", key="ann")
+    bot.settle()
+    asked = {**posted_request(fake_slack), "ts": "1700000000.000777"}
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+    _press_on(bot, fake_slack, asked, DENY, "U0BOB")
+    redrawn = fake_slack.api_calls("chat.update")[-1]
+    assert redrawn["ts"] == "1700000000.000777" and APPROVE not in buttons(redrawn)
+    assert "no longer knows this request" in redrawn["text"]
+
+    bot.command(f"retry my-project {CARDLESS}", user_id="U0ANN", key="again")
+    bot.settle()
+    second = fake_slack.wait_for(
+        lambda: [m for m in fake_slack.api_calls("chat.postMessage") if APPROVE in buttons(m)][1:]
+    )[0]
     press(bot, APPROVE, buttons(second)[APPROVE]["value"], "U0CAROL", "carol")
     assert len(fake_deployhq.retries()) == 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot import metrics
@@ -19,12 +19,14 @@ from bot.actions import failpoints
 from bot.actions.approvals import Gate, Posts, Request
 from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.claims import ActionClaim, Claims
-from bot.actions.deploy import DeployOrders
+from bot.actions.deploy import ChannelMessages, DeployOrders
 from bot.actions.kinds import Action
 from bot.actions.on_card import CardActions
 from bot.actions.permissions import PermissionUnknown, Tell
 from bot.actions.pipeline import ActionResult, Actions
 from bot.cards import states as s
+from bot.cards.changes import Cards
+from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals as words
 from bot.messages import notes, replies
 from bot.slack.routing import AutoDeployTarget, DeployOrder
@@ -37,6 +39,50 @@ log = logging.getLogger(__name__)
 Rebuild = Callable[[str], Action | None]
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The message an Approve or Deny was pressed on, as Slack sent it back: where it is, the
+    request its own Approve button carries, and (a card) the deployment its Open in DeployHQ
+    link names. Only used to redraw a message whose request the bot no longer knows."""
+
+    channel: str = ""
+    ts: str = ""
+    request: str = ""
+    project: str = ""
+    deployment: str = ""
+
+
+class Redraw:
+    """A message whose request the store lost goes back to what DeployHQ's record warrants: a
+    card, to its failure with its buttons (read from DeployHQ now); a request's own message,
+    to saying the request is gone. Nothing is ever sent to DeployHQ."""
+
+    def __init__(
+        self, deployhq: DeployHQ, cards: Cards, messages: ChannelMessages, projects: frozenset[str]
+    ) -> None:
+        self.deployhq = deployhq
+        self.cards = cards
+        self.messages = messages
+        self.projects = projects  # the bot's scope (empty: every project)
+
+    def __call__(self, seen: Seen, request_id: str) -> None:
+        if not (seen.channel and seen.ts) or seen.request != request_id:
+            return  # not a message that asked for this request (an edited value, say)
+        if not seen.deployment:
+            self.messages.update(seen.channel, seen.ts, words.request_lost())
+            return
+        if self.projects and seen.project not in self.projects:
+            return
+        try:
+            record = self.deployhq.deployment(seen.project, seen.deployment)
+            self.cards.restore(record, seen.channel, seen.ts)
+        except (DeployHQError, StoreUnavailable) as error:
+            log.warning("could not redraw the card of %s: %s", seen.deployment, error)
+            return
+        log.info("card of %s redrawn from DeployHQ's record: its request was lost",
+                 seen.deployment)  # fmt: skip
+
+
 class Decisions:
     def __init__(
         self,
@@ -46,6 +92,7 @@ class Decisions:
         requests: Requests,
         rebuild: Rebuild,
         posts: Posts | None = None,
+        redraw: Redraw | None = None,
     ) -> None:
         self.actions = actions
         self.gate = gate
@@ -53,10 +100,14 @@ class Decisions:
         self.requests = requests
         self.rebuild = rebuild
         self.posts = posts  # a request's own message, where no card shows it
+        self.redraw = redraw  # a message whose request the store lost
 
-    def approve(self, request_id: str, approver: str, tell: Tell) -> ActionResult:
-        """Run the waiting action once, if ``approver`` may approve it and did not ask for it."""
-        found = self._open(request_id, tell)
+    def approve(
+        self, request_id: str, approver: str, tell: Tell, seen: Seen | None = None
+    ) -> ActionResult:
+        """Run the waiting action once, if ``approver`` may approve it and did not ask for it.
+        ``seen``: the message it was pressed on, redrawn if the request is unknown."""
+        found = self._open(request_id, tell, seen)
         if found is None:
             return self._refused()
         request, action, claim = found
@@ -89,10 +140,10 @@ class Decisions:
             self.posts.end(request, words.approved_outcome(approver, outcome or " ".join(said)))
         return result
 
-    def deny(self, request_id: str, who: str, tell: Tell) -> ActionResult:
+    def deny(self, request_id: str, who: str, tell: Tell, seen: Seen | None = None) -> ActionResult:
         """End the request with nothing sent: denied by an approver, or withdrawn by its
         requester."""
-        found = self._open(request_id, tell)
+        found = self._open(request_id, tell, seen)
         if found is None:
             return self._refused()
         request, action, claim = found
@@ -133,9 +184,11 @@ class Decisions:
         self._ended(action, awaiting.user_id, "")
         return True
 
-    def _open(self, request_id: str, tell: Tell) -> tuple[Request, Action, ActionClaim] | None:
+    def _open(
+        self, request_id: str, tell: Tell, seen: Seen | None = None
+    ) -> tuple[Request, Action, ActionClaim] | None:
         """The request, its action and its waiting claim; None (the person told why) when it
-        is not open: unknown, decided, lapsed."""
+        is not open: unknown (its message redrawn from DeployHQ's record), decided, lapsed."""
         try:
             raw = self.requests.load(request_id)
             request = Request.from_json(raw) if raw else None
@@ -147,6 +200,8 @@ class Decisions:
         if request is None or action is None:
             log.warning("a decision on request %r, which the bot does not know", request_id[:40])
             tell(words.request_gone())
+            if request is None and seen is not None and self.redraw is not None:
+                self.redraw(seen, request_id)
             return None
         if claim is not None and claim.token == request_id and claim.awaiting:
             return request, action, claim

@@ -206,6 +206,19 @@ class Cards:
             return
         self.outbox.show(target.deployment)
 
+    def restore(self, record: Deployment, channel: str, ts: str) -> None:
+        """Draw DeployHQ's record of a deployment into its card's message (``channel``,
+        ``ts``) when the store lost the card: back on its failure, with its buttons; the thread
+        is not told again who deployed it nor what changed. A card still kept is pushed as
+        it stands."""
+        with self.store.card_lock(record.identifier):
+            if self.store.card(record.identifier) is None:
+                run, state = record.run_key, card_rules.resting_state(record)
+                card = Card(channel, record, state, ts=ts, mentioned=run, changes_told=run)
+                self.store.save_card(card)
+                self.store.list_card(card)
+        self.outbox.show(record.identifier)
+
     def post_record(self, record: Deployment, channel: str) -> Card | None:
         """Post a card for DeployHQ's record, as a failure notification would (``notify``)."""
         with self.store.card_lock(record.identifier):

@@ -15,7 +15,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.actions.approvals import Approvals, Gate, Posts
 from bot.actions.auto_deploy import AutoDeploys
-from bot.actions.decisions import Decisions, rebuilder
+from bot.actions.decisions import Decisions, Redraw, rebuilder
 from bot.actions.deploy import ChannelMessages, DeployOrders
 from bot.actions.deploy_plan import Deploys
 from bot.actions.on_card import CardActions
@@ -105,9 +105,11 @@ def build(
     gate = _gate(settings, client, store, deployhq)
     posts = Posts(messages, client, settings.channel_for)  # requests no card shows
     actions = _actions(settings, store, settler, policy, gate, pools, posts)
+    redraw = Redraw(deployhq, cards, messages, settings.projects)  # a request the store lost
     decisions = Decisions(
-        actions, gate, store.claims, store.requests, rebuilder(kinds, orders, autos), posts
-    )
+        actions, gate, store.claims, store.requests, rebuilder(kinds, orders, autos), posts,
+        redraw,
+    )  # fmt: skip
     deploys, previews = _deploys(settings, store, deployhq, cards, policy, pools)
     reconciler = Reconciler(
         store, cards, outbox, settler, deployhq, kinds, orders, decisions, autos,

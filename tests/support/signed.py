@@ -86,7 +86,10 @@ def click_body(
     channel: str = "C0DEPLOYS",
     message_ts: str = "1700000000.000001",
     action_id: str = "deployhq_retry",
+    blocks: list[dict[str, Any]] | None = None,
 ) -> str:
+    """A button's click, as Slack sends it; ``blocks``: the message's blocks, as Slack sends
+    them back (none unless a test needs them)."""
     payload = {
         "type": "block_actions",
         "user": {"id": user_id, "username": "someone", "team_id": "T1"},
@@ -95,7 +98,7 @@ def click_body(
         "token": "legacy-verification-token",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
         "channel": {"id": channel, "name": "deploys"},
-        "message": {"ts": message_ts, "type": "message", "blocks": []},
+        "message": {"ts": message_ts, "type": "message", "blocks": blocks or []},
         "response_url": response_url,
         "trigger_id": "1.2.3",
         "actions": [

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from slack_bolt import Ack, App, Respond
 
 from bot.actions.auto_deploy import AutoDeploys
-from bot.actions.decisions import Decisions
+from bot.actions.decisions import Decisions, Seen
 from bot.actions.on_card import CardActions
 from bot.actions.permissions import Tell
 from bot.actions.pipeline import ActionResult, Actions
@@ -73,7 +75,8 @@ def register(
             value = str(((body.get("actions") or [{}])[0]).get("value", ""))
             log.info("%s pressed by %s", "Approve" if approve else "Deny", user_id)
             decision = decisions.approve if approve else decisions.deny
-            background.run("approval decision", decided, decision, value, user_id, respond)
+            seen = seen_of(body)
+            background.run("approval decision", decided, decision, value, user_id, respond, seen)
 
         return click
 
@@ -180,14 +183,42 @@ def previewed(
 
 
 def decided(
-    decision: Callable[[str, str, Tell], ActionResult],
+    decision: Callable[[str, str, Tell, Seen], ActionResult],
     request: str,
     user_id: str,
     respond: Respond,
+    seen: Seen,
 ) -> None:
     """Approve or Deny a request by the id its button carries (which names nothing else)."""
-    result = decision(request, user_id, lambda text: tell(respond, text))
+    result = decision(request, user_id, lambda text: tell(respond, text), seen)
     told_privately(respond, result)
+
+
+_PAGE = re.compile(r"/projects/([^/?#]+)/deployments/([0-9A-Za-z-]{1,64})(?:[/?#]|$)")
+
+
+def seen_of(body: dict[str, Any]) -> Seen:
+    """The message a decision was pressed on, as Slack sent it: where it is, the request its
+    Approve button carries, and the deployment its Open in DeployHQ link names (a card)."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    elements = [
+        e
+        for b in message.get("blocks") or []
+        if isinstance(b, dict) and b.get("type") == "actions"
+        for e in b.get("elements") or []
+        if isinstance(e, dict)
+    ]
+    approve = next((e for e in elements if e.get("action_id") == APPROVE_ACTION), {})
+    opened = next((e for e in elements if e.get("action_id") == OPEN_ACTION), {})
+    found = _PAGE.search(str(opened.get("url") or ""))
+    return Seen(
+        channel=str(container.get("channel_id") or ""),
+        ts=str(container.get("message_ts") or ""),
+        request=str(approve.get("value") or ""),
+        project=unquote(found.group(1)) if found else "",
+        deployment=found.group(2) if found else "",
+    )
 
 
 def told_privately(respond: Respond, result: ActionResult) -> None:
