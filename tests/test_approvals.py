@@ -6,6 +6,8 @@ DeployHQ; two instances where it matters, and the Procfile's gunicorn killed aft
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from bot.config import Settings
 from tests.conftest import BotServer
 from tests.support import crash
 from tests.support.cards import buttons, first_card, state_line, thread, told
-from tests.support.fakes import FakeDeployHQ, FakeSlack
+from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.signed import at, click_body, delivery
 
 GOOD_ID = "11111111-2222-3333-4444-555555555555"
@@ -644,3 +646,81 @@ def test_a_request_message_whose_request_the_store_lost_says_so_and_a_new_one_ca
     )[0]
     press(bot, APPROVE, buttons(second)[APPROVE]["value"], "U0CAROL", "carol")
     assert len(fake_deployhq.retries()) == 1
+
+
+# The crash table's approval paths: Approve pressed on one instance of the Procfile's gunicorn,
+# which dies (SIGKILL) at a step after its compare-and-set, or whose call's answer is lost.
+APPROVAL_CASES = {
+    "killed after sending was marked": ("sending", None),
+    "killed in the call (DeployHQ did it)": ("in-call", None),
+    "killed after the answer": ("answered", None),
+    "the answer lost (dropped)": (None, "dropped"),
+    "the answer lost (504 after the work)": (None, "504"),
+}
+
+
+@pytest.mark.parametrize("case", list(APPROVAL_CASES))
+def test_an_approved_action_acts_once_whatever_dies_or_is_lost_after_the_approval(case: str):
+    """After Approve, DeployHQ's record is the arbiter: a worker killed before the call sends
+    nothing (the card offers Retry again, and a new request acts once); killed in or after the
+    call, or its answer lost, the one retry DeployHQ did is found in its record and the card
+    names who asked and who approved. Approve and the card's first Retry are pressed again on
+    both instances all along: DeployHQ retries once in every case."""
+    step, fault = APPROVAL_CASES[case]
+    scenario = crash.Scenario("retry")
+    try:
+        failpoint = {"BOT_FAILPOINT": step} if step and step != "in-call" else {}
+        approver = scenario.start(**FOUR_EYES, **failpoint)
+        other = scenario.start(**FOUR_EYES)
+        approver.wait_ready()
+        other.wait_ready()
+        if fault == "dropped":
+            scenario.deployhq.script("retry", Reply(200, None, drop=True))
+        elif fault == "504":
+            page = b"<html>504 Gateway Time-out</html>"
+            scenario.deployhq.script("retry", Reply(504, raw=page, after_work=True))
+        elif step == "in-call":
+            scenario.deployhq.script("retry", Reply(200, None, delay=3))
+        value = scenario.value(other)
+        scenario.click(other, value, "U0ANN")
+        request = _request(scenario)
+        asked = len(scenario.slack.api_calls("chat.update"))
+        _press(scenario, approver, APPROVE, request, "U0BOB")
+        if step == "in-call":
+            scenario.deployhq.wait_for(scenario.did)
+            for worker in approver.workers():
+                os.kill(worker, signal.SIGKILL)
+
+        def ended() -> str:
+            cards = [u for u in scenario.slack.api_calls("chat.update")[asked:] if "blocks" in u]
+            last = cards[-1] if cards else {}
+            line = state_line(last) if last else ""
+            if "Retried by <@U0ANN>, approved by <@U0BOB>" in line:
+                return "retried"
+            if buttons(last).get(APPROVE, {}).get("value", request) != request:
+                return "asked again"  # back on the failure, and a later clicker asked anew
+            offered = "deployhq_retry" in buttons(last) and "requested by" not in line
+            return "offered" if offered else ""  # back on the failure, not "Retry requested"
+
+        deadline, n = time.monotonic() + 40, 0
+        while not ended() and time.monotonic() < deadline:
+            _press(scenario, other, APPROVE, request, "U0CAROL")
+            scenario.click((approver, other)[n % 2], value, f"U0LATER{n}")
+            n += 1
+            time.sleep(0.4)
+        shown = ended()
+        if step == "sending":  # its answer never came: DeployHQ's record shows no retry
+            assert shown in ("offered", "asked again") and scenario.did() == 0, shown
+            card = [u for u in scenario.slack.api_calls("chat.update") if "blocks" in u][-1]
+            if shown == "offered":
+                scenario.click(other, str(buttons(card)["deployhq_retry"]["value"]), "U0ANN")
+            _press(scenario, other, APPROVE, _request(scenario, other_than=request), "U0CAROL")
+            scenario.deployhq.wait_for(scenario.did, timeout=15)
+        else:
+            assert shown == "retried", shown
+        for extra in range(4):  # and once more on each after it has ended
+            _press(scenario, (approver, other)[extra % 2], APPROVE, request, "U0CAROL")
+        time.sleep(1)
+        assert scenario.did() == 1
+    finally:
+        scenario.stop()
