@@ -372,7 +372,9 @@ def test_a_preview_whose_answer_is_lost_is_said_and_can_be_asked_again(
 
     bot.click(value, action_id="deployhq_preview_rollback", key="p1")
     fake_slack.wait_for(lambda: "gave no preview" in told(fake_slack, "p1"), 10)
-    assert "DeployHQ did not answer within 1 s" in told(fake_slack, "p1")
+    # Under load the socket's read timeout may fire before the call's overall deadline: both
+    # say DeployHQ did not answer, in words of their own.
+    assert "DeployHQ did not answer" in told(fake_slack, "p1")
     bot.click(value, action_id="deployhq_preview_rollback", key="p2")
     note(fake_slack, "Preview of the roll back")
     bot.settle()

@@ -106,10 +106,8 @@ def build(
     posts = Posts(messages, client, settings.channel_for)  # requests no card shows
     actions = _actions(settings, store, settler, policy, gate, pools, posts)
     redraw = Redraw(deployhq, cards, messages, settings.projects)  # a request the store lost
-    decisions = Decisions(
-        actions, gate, store.claims, store.requests, rebuilder(kinds, orders, autos), posts,
-        redraw,
-    )  # fmt: skip
+    rebuild = rebuilder(kinds, orders, autos)
+    decisions = Decisions(actions, gate, store.claims, store.requests, rebuild, posts, redraw)
     deploys, previews = _deploys(settings, store, deployhq, cards, policy, pools)
     reconciler = Reconciler(
         store, cards, outbox, settler, deployhq, kinds, orders, decisions, autos,
