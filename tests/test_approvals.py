@@ -22,7 +22,7 @@ from tests.conftest import BotServer
 from tests.support import crash
 from tests.support.cards import buttons, first_card, state_line, thread, told
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
-from tests.support.signed import at, click_body, delivery
+from tests.support.signed import at, click_body, command_body, delivery
 
 GOOD_ID = "11111111-2222-3333-4444-555555555555"
 NEWER_ID = "77777777-2222-3333-4444-555555555555"
@@ -720,6 +720,78 @@ def test_an_approved_action_acts_once_whatever_dies_or_is_lost_after_the_approva
             assert shown == "retried", shown
         for extra in range(4):  # and once more on each after it has ended
             _press(scenario, (approver, other)[extra % 2], APPROVE, request, "U0CAROL")
+        time.sleep(1)
+        assert scenario.did() == 1
+    finally:
+        scenario.stop()
+
+
+def test_an_approved_request_whose_answer_is_lost_ends_its_message_on_deployhqs_record(
+    gated: Callable[..., BotServer], fake_slack: FakeSlack, fake_deployhq: FakeDeployHQ
+):
+    """A request no card shows, approved; DeployHQ answers the retry 500 and its record never
+    changes: once the doubt window is over the message says nothing was done, without buttons,
+    and a new request can be made."""
+    bot = gated(DEPLOYHQ_TIMEOUT="1", DEPLOYHQ_DOUBT_SECONDS="1", RECONCILE_INTERVAL="0.3")
+    bot.command(f"retry my-project {CARDLESS}", user_id="U0ANN", key="ann")
+    bot.settle()
+    asked = posted_request(fake_slack)
+    fake_deployhq.script("retry", Reply(500, {"status": 500, "error": "Internal error"}))
+    press(bot, APPROVE, buttons(asked)[APPROVE]["value"], "U0BOB", "bob")
+    ended = fake_slack.wait_for(
+        lambda: next(
+            (
+                u
+                for u in fake_slack.api_calls("chat.update")
+                if "shows nothing was done" in u.get("text", "")
+            ),
+            None,
+        ),
+        timeout=15,
+    )
+    assert "Approved by <@U0BOB>" in ended["text"] and APPROVE not in buttons(ended)
+    assert len(fake_deployhq.retries()) == 1 and fake_deployhq.actions() == []
+
+
+def test_a_request_approved_on_a_worker_killed_before_the_call_ends_its_message():
+    """A request no card shows, approved on an instance whose worker is SIGKILLed right after
+    the approval: nothing was sent, and its message (not left waiting with live buttons) says
+    so once the claim lapses; a new request then acts once."""
+    scenario = crash.Scenario("retry")
+    try:
+        approver = scenario.start(**FOUR_EYES, BOT_FAILPOINT="approved")
+        other = scenario.start(**FOUR_EYES)
+        approver.wait_ready()
+        other.wait_ready()
+        url = scenario.slack.response_url("ann")
+        body = command_body(f"retry my-project {CARDLESS}", response_url=url, user_id="U0ANN")
+        scenario.post(other, body.encode())
+        asked = posted_request(scenario.slack)
+        _press(scenario, approver, APPROVE, buttons(asked)[APPROVE]["value"], "U0BOB")
+        ended = scenario.slack.wait_for(
+            lambda: next(
+                (
+                    u
+                    for u in scenario.slack.api_calls("chat.update")
+                    if "shows nothing was done" in u.get("text", "")
+                ),
+                None,
+            ),
+            timeout=30,
+        )
+        assert APPROVE not in buttons(ended) and scenario.did() == 0
+
+        again = scenario.slack.response_url("again")
+        body = command_body(f"retry my-project {CARDLESS}", response_url=again, user_id="U0ANN")
+        scenario.post(other, body.encode())
+        second = scenario.slack.wait_for(
+            lambda: [
+                m for m in scenario.slack.api_calls("chat.postMessage") if APPROVE in buttons(m)
+            ][1:],
+            timeout=15,
+        )[0]
+        _press(scenario, other, APPROVE, buttons(second)[APPROVE]["value"], "U0CAROL")
+        scenario.deployhq.wait_for(scenario.did, timeout=15)
         time.sleep(1)
         assert scenario.did() == 1
     finally:

@@ -123,7 +123,9 @@ class Decisions:
             return self._refused()
         if approved is None:
             return self._lost(request_id, tell)
-        self._record(request_id, request, "approved", approver)
+        # A request with a message of its own stays listed until the message says the outcome:
+        # the reconciler finishes it if this process dies or the answer is lost.
+        self._record(request_id, request, "approved", approver, close=False)
         failpoints.reach("approved")
         metrics.APPROVALS.labels("approved").inc()
         log.info("request %s approved by %s: %s of %s asked for by %s", request_id, approver,
@@ -138,6 +140,8 @@ class Decisions:
         if self.posts is not None and request.ts:  # its own message says what came of it
             outcome = notes.outcome_note(result.state, result.deployment) if result.state else ""
             self.posts.end(request, words.approved_outcome(approver, outcome or " ".join(said)))
+            if result.outcome != "in-doubt":  # else DeployHQ's record settles it, later
+                self._close(request_id)
         return result
 
     def deny(self, request_id: str, who: str, tell: Tell, seen: Seen | None = None) -> ActionResult:
@@ -215,6 +219,31 @@ class Decisions:
             tell(words.request_gone())
         return None
 
+    def _after_approval(self, request_id: str, request: Request, claim: ActionClaim | None) -> None:
+        """An approved request whose message does not say the outcome yet: its approver's
+        process died, or DeployHQ's answer was lost. DeployHQ's record settles it, as for any
+        action, and the message then says what the record shows."""
+        if claim is not None and not (claim.in_doubt or claim.done):
+            return  # its approver's process is still at it (or its claim has yet to lapse)
+        action = self.rebuild(request.recipe)
+        if claim is not None and action is not None:
+            claim = self.actions.settler.resolve(action, claim)
+            if claim is not None and not claim.done:
+                return  # still in doubt
+        if self.posts is not None:
+            done = claim is not None and claim.done
+            said = words.done_by_record(request.action) if done else words.nothing_done_line()
+            self.posts.end(request, words.approved_outcome(request.by, said))
+        self._close(request_id)
+        log.info("approved request %s ended: DeployHQ's record shows %s", request_id,
+                 "it done" if claim is not None and claim.done else "nothing done")  # fmt: skip
+
+    def _close(self, request_id: str) -> None:
+        try:
+            self.requests.close(request_id)
+        except StoreUnavailable:
+            log.warning("store unavailable; request %s stays listed", request_id)
+
     def _may_decide(self, user_id: str, tell: Tell) -> bool:
         try:
             allowed = self.gate.may_approve(user_id)
@@ -236,13 +265,16 @@ class Decisions:
             tell(words.request_gone())
         return self._refused()
 
-    def _record(self, request_id: str, request: Request, how: str, by: str) -> None:
+    def _record(
+        self, request_id: str, request: Request, how: str, by: str, *, close: bool = True
+    ) -> None:
+        """Keep how the request ended; one with a message of its own leaves the open list
+        (unless ``close`` is False: its message is still to say the outcome)."""
         ended = replace(request, ended=how, by=by, at=datetime.now(UTC).timestamp())
-        try:  # a request with a message of its own leaves the open list
-            self.requests.save(
-                request_id, ended.to_json(), self.gate.minutes * 60 + REMEMBER_SECONDS,
-                listed=False if request.ts else None,
-            )  # fmt: skip
+        keep = self.gate.minutes * 60 + REMEMBER_SECONDS
+        try:
+            listed = False if request.ts and close else None
+            self.requests.save(request_id, ended.to_json(), keep, listed=listed)
         except StoreUnavailable:
             log.warning("store unavailable; how request %s ended is not kept", request_id)
 
@@ -263,11 +295,14 @@ class Decisions:
         lost it) ends as interrupted. Either way it leaves the open list."""
         raw = self.requests.load(request_id)
         request = Request.from_json(raw) if raw else None
-        if request is None or request.ended or not request.ts:
+        if request is None or not request.ts or request.ended not in ("", "approved"):
             self.requests.close(request_id)
             return
         claim = self.claims.held(request.key)
         mine = claim is not None and claim.token == request_id
+        if request.ended == "approved":
+            self._after_approval(request_id, request, claim if mine else None)
+            return
         lapsed = datetime.now(UTC).timestamp() >= request.until
         if mine and claim is not None and not claim.awaiting:
             return  # approved: the pipeline has it, and says how it ended

@@ -231,6 +231,19 @@ def request_interrupted_line() -> str:
     )
 
 
+def done_by_record(action: str) -> str:
+    """An approved action whose answer was lost (or whose process died), found in DeployHQ's
+    record."""
+    return f"DeployHQ's record shows the {noun(action)} went through."
+
+
+def nothing_done_line() -> str:
+    return (
+        "DeployHQ's record shows nothing was done for it (the bot was interrupted, or DeployHQ "
+        "never queued it). Ask again to make a new request."
+    )
+
+
 def approved_outcome(approver: str, outcome: str) -> str:
     """A request's own message once approved: who approved it, and what DeployHQ then did
     (or why nothing was sent)."""

@@ -23,6 +23,9 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # A PaaS restarts a dyno with SIGTERM and kills it 30 s later: a worker gets this long to
 # finish its requests and the work queued after them (a retry in flight, a card update).
 graceful_timeout = 25
+# gunicorn's control interface is not used: without this every instance on one machine shares
+# one socket ($HOME/.gunicorn/gunicorn.ctl), and stopping one removes another's.
+control_socket_disable = True
 # The path without its query string: a webhook URL may carry ?token=<secret>.
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 logger_class = "bot.runtime.gunicorn_conf.Logger"
