@@ -686,6 +686,15 @@ def test_an_approved_action_acts_once_whatever_dies_or_is_lost_after_the_approva
         request = _request(scenario)
         asked = len(scenario.slack.api_calls("chat.update"))
         _press(scenario, approver, APPROVE, request, "U0BOB")
+        # Bob's approval is taken (the card says so) before anyone else presses anything.
+        scenario.slack.wait_for(
+            lambda: any(
+                "approved by <@U0BOB>" in state_line(u)
+                for u in scenario.slack.api_calls("chat.update")
+                if "blocks" in u
+            ),
+            timeout=20,
+        )
         if step == "in-call":
             scenario.deployhq.wait_for(scenario.did)
             for worker in approver.workers():
@@ -699,25 +708,30 @@ def test_an_approved_action_acts_once_whatever_dies_or_is_lost_after_the_approva
                 return "retried"
             if buttons(last).get(APPROVE, {}).get("value", request) != request:
                 return "asked again"  # back on the failure, and a later clicker asked anew
-            offered = "deployhq_retry" in buttons(last) and "requested by" not in line
-            return "offered" if offered else ""  # back on the failure, not "Retry requested"
+            requested = line.startswith(":hourglass_flowing_sand:")  # "Retry requested by …"
+            offered = "deployhq_retry" in buttons(last) and not requested
+            return "offered" if offered else ""  # back on the failure, with Retry
 
-        deadline, n = time.monotonic() + 40, 0
+        deadline, n = time.monotonic() + 60, 0
         while not ended() and time.monotonic() < deadline:
             _press(scenario, other, APPROVE, request, "U0CAROL")
             scenario.click((approver, other)[n % 2], value, f"U0LATER{n}")
             n += 1
             time.sleep(0.4)
         shown = ended()
+        # What the card said since the request, for a case gone wrong.
+        said = [
+            state_line(u)[:120] for u in scenario.slack.api_calls("chat.update") if "blocks" in u
+        ]
         if step == "sending":  # its answer never came: DeployHQ's record shows no retry
-            assert shown in ("offered", "asked again") and scenario.did() == 0, shown
+            assert shown in ("offered", "asked again") and scenario.did() == 0, said
             card = [u for u in scenario.slack.api_calls("chat.update") if "blocks" in u][-1]
             if shown == "offered":
                 scenario.click(other, str(buttons(card)["deployhq_retry"]["value"]), "U0ANN")
             _press(scenario, other, APPROVE, _request(scenario, other_than=request), "U0CAROL")
             scenario.deployhq.wait_for(scenario.did, timeout=15)
         else:
-            assert shown == "retried", shown
+            assert shown == "retried", said
         for extra in range(4):  # and once more on each after it has ended
             _press(scenario, (approver, other)[extra % 2], APPROVE, request, "U0CAROL")
         time.sleep(1)
@@ -768,17 +782,7 @@ def test_a_request_approved_on_a_worker_killed_before_the_call_ends_its_message(
         scenario.post(other, body.encode())
         asked = posted_request(scenario.slack)
         _press(scenario, approver, APPROVE, buttons(asked)[APPROVE]["value"], "U0BOB")
-        ended = scenario.slack.wait_for(
-            lambda: next(
-                (
-                    u
-                    for u in scenario.slack.api_calls("chat.update")
-                    if "shows nothing was done" in u.get("text", "")
-                ),
-                None,
-            ),
-            timeout=30,
-        )
+        ended = _update_saying(scenario.slack, "shows nothing was done", timeout=30)
         assert APPROVE not in buttons(ended) and scenario.did() == 0
 
         again = scenario.slack.response_url("again")
@@ -796,3 +800,15 @@ def test_a_request_approved_on_a_worker_killed_before_the_call_ends_its_message(
         assert scenario.did() == 1
     finally:
         scenario.stop()
+
+
+def _update_saying(slack: FakeSlack, words: str, timeout: float) -> dict[str, Any]:
+    """The first message edit that says ``words``; on time-out, what every edit said."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for update in slack.api_calls("chat.update"):
+            if words in str(update.get("text", "")):
+                return dict(update)
+        time.sleep(0.05)
+    said = [str(u.get("text", ""))[:300] for u in slack.api_calls("chat.update")]
+    raise AssertionError(f"no edit says {words!r}; the edits said: {said}")

@@ -91,6 +91,22 @@ class Request:
 _TEXTS = ("ended", "by", "user", "ref", "subject", "channel", "ts", "link")
 
 
+def load_request(requests: Requests, request_id: str) -> Request | None:
+    """The request kept under ``request_id`` and where its own message is, if it has one;
+    None when the bot does not know it. ``StoreUnavailable`` when the store does not answer."""
+    raw = requests.load(request_id)
+    request = Request.from_json(raw) if raw else None
+    post = requests.load_post(request_id) if request is not None else None
+    if request is None or not post:
+        return request
+    try:
+        where = json.loads(post)
+        channel, ts, link = (str(where.get(k) or "") for k in ("channel", "ts", "link"))
+        return replace(request, channel=channel, ts=ts, link=link)
+    except (ValueError, TypeError, AttributeError):
+        return request
+
+
 @dataclass(frozen=True)
 class Asked:
     """What came of asking: the pipeline's outcome, what was shown, and whether the person was
@@ -253,9 +269,9 @@ class Approvals:
             tell(words.request_unposted())
             unposted = s.NotDone(waiting.user_id, words.request_unposted(), action.name)
             return Asked("refused", unposted, False, told=True)
-        posted = replace(request, channel=channel, ts=ts, link=link)
+        where = json.dumps({"channel": channel, "ts": ts, "link": link})
         try:
-            self.requests.save(waiting.token, posted.to_json(), self._keep_seconds(), listed=True)
+            self.requests.save_post(waiting.token, where, self._keep_seconds())
         except StoreUnavailable:
             log.warning("store unavailable; request %s's message is not kept", waiting.token)
         tell(words.request_posted(link, channel, self.gate.who()))
@@ -264,10 +280,9 @@ class Approvals:
     def link_of(self, request_id: str) -> str:
         """The link to a request's own message, when it has one."""
         try:
-            raw = self.requests.load(request_id)
+            request = load_request(self.requests, request_id)
         except StoreUnavailable:
             return ""
-        request = Request.from_json(raw) if raw else None
         return request.link if request is not None else ""
 
     def _not_asked(self, action: Action, claim: ActionClaim, why: str, tell: Tell) -> Asked:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from bot import metrics
 from bot.actions import failpoints
-from bot.actions.approvals import Gate, Posts, Request
+from bot.actions.approvals import Gate, Posts, Request, load_request
 from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.deploy import ChannelMessages, DeployOrders
@@ -176,8 +176,7 @@ class Decisions:
         if claim is not None and claim.token == awaiting.request:  # noqa: SIM102
             if not (claim.awaiting and self.claims.withdraw(action.key, claim)):
                 return False  # approved meanwhile: the pipeline has it
-        raw = self.requests.load(awaiting.request)
-        request = Request.from_json(raw) if raw else None
+        request = load_request(self.requests, awaiting.request)
         if request is not None:
             if request.ended:
                 return False
@@ -194,8 +193,7 @@ class Decisions:
         """The request, its action and its waiting claim; None (the person told why) when it
         is not open: unknown (its message redrawn from DeployHQ's record), decided, lapsed."""
         try:
-            raw = self.requests.load(request_id)
-            request = Request.from_json(raw) if raw else None
+            request = load_request(self.requests, request_id)
             action = self.rebuild(request.recipe) if request else None
             claim = self.claims.held(request.key) if request else None
         except StoreUnavailable:
@@ -238,6 +236,17 @@ class Decisions:
         log.info("approved request %s ended: DeployHQ's record shows %s", request_id,
                  "it done" if claim is not None and claim.done else "nothing done")  # fmt: skip
 
+    def _say_ended(self, request: Request) -> None:
+        """A request's own message says how it ended (denied, lapsed, gone)."""
+        if self.posts is None:
+            return
+        if request.ended == "gone":
+            self.posts.end(request, words.request_interrupted_line())
+            return
+        at = datetime.fromtimestamp(request.at, UTC) if request.at else datetime.now(UTC)
+        ended = s.Denied(request.user, request.action, request.by, at)
+        self.posts.end(request, words.denied_line(ended))
+
     def _close(self, request_id: str) -> None:
         try:
             self.requests.close(request_id)
@@ -257,8 +266,7 @@ class Decisions:
 
     def _lost(self, request_id: str, tell: Tell) -> ActionResult:
         """Someone else decided between our read and our write."""
-        raw = self.requests.load(request_id)
-        request = Request.from_json(raw) if raw else None
+        request = load_request(self.requests, request_id)
         if request is not None and request.ended:
             tell(words.request_ended(request.ended, request.by, _moment(request.at)))
         else:
@@ -293,8 +301,9 @@ class Decisions:
         it lapses (its claim freed if still waiting) and its message says so; one whose claim
         is gone undecided (its approver's process died before DeployHQ was asked, or the store
         lost it) ends as interrupted. Either way it leaves the open list."""
-        raw = self.requests.load(request_id)
-        request = Request.from_json(raw) if raw else None
+        request = load_request(self.requests, request_id)
+        if request is not None and request.ts and request.ended not in ("", "approved"):
+            self._say_ended(request)  # decided before its message was kept: say so there
         if request is None or not request.ts or request.ended not in ("", "approved"):
             self.requests.close(request_id)
             return

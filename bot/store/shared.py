@@ -152,6 +152,17 @@ class Requests:
             return None
         return self.kv.get(self.keys("approval", request))
 
+    def save_post(self, request: str, where: str, ttl: float) -> None:
+        """Keep where a request's own message is, kept apart from the request itself (so a
+        decision taken meanwhile is never overwritten), and list it among the open ones."""
+        self.kv.put_listed(
+            self.keys("approval-post", request), where, ttl, self.keys("approvals-open"),
+            request, True,
+        )  # fmt: skip
+
+    def load_post(self, request: str) -> str | None:
+        return self.kv.get(self.keys("approval-post", request))
+
     def open_posted(self) -> set[str]:
         """The open requests shown by a channel message of their own (no card shows them)."""
         return self.kv.members(self.keys("approvals-open"))
