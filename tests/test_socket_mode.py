@@ -146,7 +146,8 @@ def test_healthz_answers_503_once_the_socket_is_down_longer_than_the_grace(
     body = answer.json()
     assert body["ok"] is False and body["socket_mode"]["connected"] is False
     assert body["socket_mode_workers"] == {"workers": 1, "connected": 0}
-    assert "no Socket Mode connection to Slack" in body["error"]
+    # This worker's own state or every worker's, whichever /healthz read first past the grace.
+    assert "no Socket Mode connection" in body["error"]
     assert "Traceback" not in output
     assert body["socket_mode"]["last_heard_from_slack"]  # when it last heard, for the operator
 

@@ -149,7 +149,9 @@ class FakeServer:
             )
         return Response(body, reply.status, headers=reply.headers, content_type=content_type)
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+        """``predicate``'s first true answer, polled; its room is for a loaded machine (test
+        files run at once on two cores), and a passing wait returns as soon as it is true."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             result = predicate()
