@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -16,11 +17,32 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+# Ports a server is started on after they are chosen (redis-server, gunicorn) come from a range
+# of each test worker's own, below the kernel's ephemeral ports: a port picked by asking the
+# kernel for one and closing it again could be handed to another worker's server meanwhile.
+_SPAN = 2500
+_handed: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on now, and that no other test worker (and no
+    earlier call in this one) is handed."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    low = 10000 + (int(worker) % 8 if worker.isdigit() else 0) * _SPAN
+    for _ in range(200):
+        port = random.randrange(low, low + _SPAN)
+        if port in _handed:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed.add(port)
+        if len(_handed) > _SPAN // 2:
+            _handed.clear()
+        return port
+    raise AssertionError(f"no free port in {low}–{low + _SPAN}")
 
 
 def self_signed_certificate(folder: str) -> tuple[str, str]:
