@@ -302,9 +302,9 @@ class Decisions:
         is gone undecided (its approver's process died before DeployHQ was asked, or the store
         lost it) ends as interrupted. Either way it leaves the open list."""
         request = load_request(self.requests, request_id)
-        if request is not None and request.ts and request.ended not in ("", "approved"):
-            self._say_ended(request)  # decided before its message was kept: say so there
         if request is None or not request.ts or request.ended not in ("", "approved"):
+            if request is not None and request.ts:
+                self._say_ended(request)  # decided before its message was kept: say so there
             self.requests.close(request_id)
             return
         claim = self.claims.held(request.key)
