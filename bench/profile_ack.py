@@ -16,8 +16,8 @@ import time
 import uuid
 
 from bot.config import Settings
-from bot.slack.routing import ActionTarget
 from bot.web.factory import create_app
+from bot.words.buttons import ActionTarget
 from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.redis_server import RedisServer
 from tests.support.signed import SIGNING_SECRET, click_body, slack_headers

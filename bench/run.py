@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.deployhq.deployment import Deployment
-from bot.slack.routing import ActionTarget
+from bot.words.buttons import ActionTarget
 from tests.support.fakes import deployment_json
 from tests.support.gunicorn import Gunicorn
 from tests.support.redis_server import RedisServer

@@ -98,6 +98,11 @@ class Settings:
     approval_servers: frozenset[str] = frozenset()
     approvers_users: frozenset[str] = frozenset()
     approvers_usergroups: frozenset[str] = frozenset()
+    # A test's switch, no setting of the bot's (not in SETTINGS, nor the docs): the point
+    # between an action's steps where this process kills itself (BOT_FAILPOINT), and the folder
+    # its processes share to fire it once (BOT_FAILPOINT_DIR). See runtime/failpoints.py.
+    failpoint: str = ""
+    failpoint_dir: str = ""
     approval_minutes: float = 30.0
     preview_seconds: float = 60.0
 
@@ -204,7 +209,8 @@ class Settings:
                 problems.extend(problem.messages)
         if problems:
             raise ConfigError(problems)
-        return cls(**values)
+        failpoint = env.get("BOT_FAILPOINT", ""), env.get("BOT_FAILPOINT_DIR", "")
+        return cls(**values, failpoint=failpoint[0], failpoint_dir=failpoint[1])
 
 
 class Problem(Exception):

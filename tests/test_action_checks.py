@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 
 from bot.actions import preflights
+from bot.actions.action import Go, Proof, Stop
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.deploy import Deploy
-from bot.actions.kinds import Go, Proof, Stop
 from bot.actions.on_card import Abort, DeployLatest, Retry, Rollback
 from bot.actions.settle import Settler
-from bot.cards import states as s
 from bot.deployhq.client import DeployHQError
 from bot.deployhq.deployment import Deployment
-from bot.slack.routing import AbortTarget, ActionTarget, DeployOrder, DeployTarget, RollbackTarget
 from bot.store.kv import Keys, MemoryKeyValue
+from bot.words import states as s
+from bot.words.buttons import AbortTarget, ActionTarget, DeployOrder, DeployTarget, RollbackTarget
 from tests.support.signed import at, delivery
 
 GOOD = "11111111-2222-3333-4444-555555555555"

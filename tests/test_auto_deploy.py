@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from bot.bolt import command_words as commands
 from bot.config import Settings
-from bot.slack import command_words as commands
 from tests.conftest import BotServer
 from tests.support.cards import buttons, thread, told
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply

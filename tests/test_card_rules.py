@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.cards import rules
-from bot.cards import states as s
 from bot.cards.rules import Card
 from bot.deployhq.deployment import Deployment
+from bot.words import states as s
 from tests.support.signed import at, delivery
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.bolt import command_words as commands
 from bot.config import Settings
-from bot.slack import command_words as commands
-from bot.slack.routing import DeployOrder
+from bot.words.buttons import DeployOrder
 from tests.conftest import BotServer
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.signed import delivery

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.slack.routing import AbortTarget, DeployTarget
+from bot.words.buttons import AbortTarget, DeployTarget
 from tests.conftest import BotServer
 from tests.support.cards import buttons, retry_value
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply

@@ -77,9 +77,9 @@ def test_a_stored_copy_reads_back_the_same():
 
 
 def test_previews_archived_and_aborted_deployments_are_shown_for_what_they_are():
-    from bot.cards import states
     from bot.deployhq.history import newer_on_servers
     from bot.messages.card import deployment_card
+    from bot.words import states
     from tests.support.signed import at
 
     failed = Deployment.from_api(delivery())

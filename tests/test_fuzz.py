@@ -12,14 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot.cards import states
+from bot.bolt import command_words as commands
 from bot.config import DEPLOYHQ_PUBLIC_KEY
 from bot.deployhq.deployment import Deployment
 from bot.deployhq.notifications import FORM, WebhookAuth, WebhookRejected, read_notification
 from bot.messages import replies
 from bot.messages.card import deployment_card
-from bot.slack import command_words as commands
-from bot.slack.routing import ActionTarget
+from bot.words import states
+from bot.words.buttons import ActionTarget
 from tests.conftest import BotServer
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply
 from tests.support.signed import DEPLOYMENT_ID, WEBHOOK_SECRET, click_body, command_body

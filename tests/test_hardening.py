@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from bot.bolt.command_words import Help, parse
 from bot.config import Settings, is_channel_id
 from bot.deployhq.deployment import is_identifier
-from bot.slack.command_words import Help, parse
-from bot.slack.routing import ActionTarget
 from bot.store.kv import MemoryKeyValue
+from bot.words.buttons import ActionTarget
 from tests.conftest import BotServer
 from tests.support.cards import first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply

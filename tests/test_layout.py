@@ -12,6 +12,25 @@ BOT = ROOT / "bot"
 MAX_FUNCTION_LINES = 60
 # At the top of bot/: the packages, and the settings, logging and metrics modules.
 TOP = {"config.py", "logs.py", "metrics.py", "__init__.py", "__main__.py"}
+# The packages (and top modules) from the ground up, as docs/architecture.md draws them: each
+# imports only itself and those below it, never one above or beside it.
+LAYERS = (
+    "bot.logs",
+    "bot.metrics",
+    "bot.store",
+    "bot.deployhq",
+    "bot.config",
+    "bot.slack",
+    "bot.runtime",
+    "bot.words",
+    "bot.messages",
+    "bot.cards",
+    "bot.actions",
+    "bot.bolt",
+    "bot.web",
+    "bot.cli",
+    "bot.__main__",
+)
 
 
 def parse(path: Path) -> ast.Module:
@@ -78,7 +97,39 @@ def test_the_top_of_bot_holds_only_packages_and_the_settings_logging_and_metrics
     entries = {p.name for p in BOT.iterdir() if p.name != "__pycache__"}
     packages = {p.name for p in BOT.iterdir() if (p / "__init__.py").exists()}
     assert entries - packages <= TOP, entries - packages - TOP
-    assert len(entries - {"__init__.py", "__main__.py"}) <= 12  # nine packages, three modules
+    assert len(entries - {"__init__.py", "__main__.py"}) <= 14  # eleven packages, three modules
+
+
+def layer(name: str) -> int:
+    """Where a module stands in ``LAYERS`` (``bot`` itself, importing nothing, below all)."""
+    if name == "bot":
+        return -1
+    return next(i for i, top in enumerate(LAYERS) if name == top or name.startswith(top + "."))
+
+
+def test_every_package_is_in_the_order_once():
+    tops = {".".join(name.split(".")[:2]) for name in modules() if name != "bot"}
+    assert sorted(tops) == sorted(LAYERS)
+
+
+def test_each_package_imports_only_those_below_it():
+    wrong = sorted(
+        f"{name} -> {dep}"
+        for name, deps in graph().items()
+        for dep in deps
+        if layer(dep) > layer(name)
+        or (layer(dep) == layer(name) and name.split(".")[:2] != dep.split(".")[:2])
+    )
+    assert wrong == []
+
+
+def test_the_architecture_page_draws_the_same_order():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    drawn = re.search(r"From the top down.*?```\n(.*?)```", page, re.S)
+    assert drawn is not None
+    lines = drawn.group(1).splitlines()
+    names = [line.split()[0].rstrip("/").removesuffix(".py") for line in lines]
+    assert [f"bot.{name}" for name in reversed(names)] == list(LAYERS)
 
 
 def test_no_module_imports_itself_through_others():
@@ -124,14 +175,12 @@ def third_party(name: str) -> set[str]:
 
 def test_messages_and_card_rules_are_pure():
     """What the bot says, and how a card moves, reach no client, store, parser or I/O."""
-    pure = [n for n in modules() if n.startswith("bot.messages")] + [
-        "bot.cards.states",
+    pure = [n for n in modules() if n.startswith(("bot.messages", "bot.words"))] + [
         "bot.cards.rules",
     ]
     allowed = {
         "bot.messages",
-        "bot.cards.states",
-        "bot.slack.routing",
+        "bot.words",
         # DeployHQ's values, parsed: a deployment, a range of commits, a preview.
         "bot.deployhq.deployment",
         "bot.deployhq.commits",

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.cards import states
 from bot.deployhq.client import DeployHQError
 from bot.deployhq.deployment import Deployment
 from bot.messages import replies
 from bot.messages.card import deployment_card
 from bot.messages.text import duration_text, when
+from bot.words import states
 from tests.support.signed import delivery
 
 HOSTILE = "<!channel> <@U0VICTIM> <https://evil.example|click> @here & <#C0SECRET>"

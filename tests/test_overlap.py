@@ -11,7 +11,7 @@ import pytest
 
 from bot.deployhq.deployment import Deployment
 from bot.deployhq.history import last_good, reach
-from bot.slack.routing import ActionTarget, RollbackTarget
+from bot.words.buttons import ActionTarget, RollbackTarget
 from tests.conftest import BotServer
 from tests.support.cards import buttons, first_card, retry_value, told
 from tests.support.fakes import FakeDeployHQ, FakeSlack

@@ -13,8 +13,8 @@ import pytest
 import requests
 import yaml
 
+from bot.bolt.listeners.commands import COMMAND
 from bot.config import ConfigError, Settings
-from bot.slack.listeners.commands import COMMAND
 from bot.web.factory import SLACK_EVENTS_PATH, create_app
 from tests.support.cards import first_card, retry_value, state_line
 from tests.support.fakes import FakeDeployHQ, FakeSlack

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.slack.routing import RollbackTarget
+from bot.words.buttons import RollbackTarget
 from tests.conftest import BotServer
 from tests.support.cards import buttons, first_card, retry_value, state_line, updates
 from tests.support.fakes import FakeDeployHQ, FakeSlack, Reply

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from bot.bolt.listeners.commands import COMMAND
 from bot.config import Settings
-from bot.slack.listeners.commands import COMMAND
 from bot.web.factory import create_app
 from tests.conftest import BotServer
 from tests.support.cards import buttons, first_card, retry_value, state_line

@@ -13,6 +13,7 @@ from bot.cards.rules import Card
 from bot.deployhq.deployment import Deployment
 from bot.store.kv import MemoryKeyValue, RedisKeyValue, StoreUnavailable, open_redis
 from bot.store.shared import Store
+from bot.web.wiring import Kept
 from tests.support.clock import Clock, RedisClock
 from tests.support.signed import delivery
 
@@ -24,32 +25,32 @@ class Moves(Protocol):
 
 
 @pytest.fixture(params=["redis", "memory"])
-def backend(request: pytest.FixtureRequest) -> Iterator[tuple[Store, Moves]]:
+def backend(request: pytest.FixtureRequest) -> Iterator[tuple[Kept, Moves]]:
     if request.param == "redis":
         client = open_redis(request.getfixturevalue("redis_url"))
-        yield Store.on(RedisKeyValue(client), claim_seconds=CLAIM), RedisClock(client)
+        yield Kept.of(Store.on(RedisKeyValue(client)), CLAIM), RedisClock(client)
     else:
         clock = Clock()
-        yield Store.on(MemoryKeyValue(clock), claim_seconds=CLAIM), clock
+        yield Kept.of(Store.on(MemoryKeyValue(clock)), CLAIM), clock
 
 
 @pytest.fixture
-def store(backend: tuple[Store, Moves]) -> Store:
+def store(backend: tuple[Kept, Moves]) -> Kept:
     return backend[0]
 
 
 @pytest.fixture
-def clock(backend: tuple[Store, Moves]) -> Moves:
+def clock(backend: tuple[Kept, Moves]) -> Moves:
     return backend[1]
 
 
-def test_a_notification_is_claimed_once(store: Store):
+def test_a_notification_is_claimed_once(store: Kept):
     assert store.cards.first_delivery("d:1", "failed") is True
     assert store.cards.first_delivery("d:1", "failed") is False
     assert store.cards.first_delivery("d:2", "failed") is True
 
 
-def test_one_of_many_concurrent_claims_wins(store: Store):
+def test_one_of_many_concurrent_claims_wins(store: Kept):
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(lambda i: store.claims.take("d:1", f"U{i}"), range(40)))
     winners = [claim for won, claim in results if won]
@@ -57,7 +58,7 @@ def test_one_of_many_concurrent_claims_wins(store: Store):
     assert {claim.user_id for won, claim in results if not won} == {winners[0].user_id}
 
 
-def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Store, clock: Moves):
+def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Kept, clock: Moves):
     won, claim = store.claims.take("d:1", "U1")
     store.claims.finish("d:1", claim)
     clock.advance(CLAIM + 1)  # past the lock's own expiry: a finished retry outlives it
@@ -69,7 +70,7 @@ def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Store,
     assert store.claims.take("d:2", "U2")[0] is True
 
 
-def test_a_lock_whose_holder_died_expires(store: Store, clock: Moves):
+def test_a_lock_whose_holder_died_expires(store: Kept, clock: Moves):
     assert store.claims.take("d:1", "U1")[0] is True
     clock.advance(CLAIM - 1)
     assert store.claims.take("d:1", "U2")[0] is False  # not yet
@@ -77,7 +78,7 @@ def test_a_lock_whose_holder_died_expires(store: Store, clock: Moves):
     assert store.claims.take("d:1", "U2")[0] is True
 
 
-def test_only_the_holder_can_release_or_finish(store: Store, clock: Moves):
+def test_only_the_holder_can_release_or_finish(store: Kept, clock: Moves):
     _, stale = store.claims.take("d:1", "U1")
     clock.advance(CLAIM + 1)
     store.claims.take("d:1", "U2")
@@ -87,7 +88,7 @@ def test_only_the_holder_can_release_or_finish(store: Store, clock: Moves):
     assert (won, holder.user_id, holder.done) == (False, "U2", False)
 
 
-def test_a_card_is_remembered_by_deployment(store: Store):
+def test_a_card_is_remembered_by_deployment(store: Kept):
     deployment = Deployment.from_api(delivery())
     card = Card("C1", deployment, ts="1.2", drawn=True, retried_by="U1", notes=("a note",))
     store.cards.save_card(card)
@@ -99,14 +100,14 @@ def test_a_card_is_remembered_by_deployment(store: Store):
 
 
 def test_an_unreachable_redis_is_reported_quickly():
-    store = Store.on(RedisKeyValue(open_redis("redis://127.0.0.1:1/0")))
+    store = Kept.of(Store.on(RedisKeyValue(open_redis("redis://127.0.0.1:1/0"))), CLAIM)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
         store.claims.take("d:1", "U1")
     assert time.monotonic() - started < 3
 
 
-def test_an_in_doubt_claim_outlives_its_lock_until_settled(store: Store, clock: Moves):
+def test_an_in_doubt_claim_outlives_its_lock_until_settled(store: Kept, clock: Moves):
     _, claim = store.claims.take("d:1", "U1")
     doubt = store.claims.doubt("d:1", claim)
     clock.advance(CLAIM + 1)  # past the lock's expiry: the doubt still blocks a second retry
@@ -116,7 +117,7 @@ def test_an_in_doubt_claim_outlives_its_lock_until_settled(store: Store, clock: 
     assert store.claims.take("d:1", "U2")[0] is True
 
 
-def test_one_caller_per_period_takes_the_turn(store: Store, clock: Moves):
+def test_one_caller_per_period_takes_the_turn(store: Kept, clock: Moves):
     assert [bool(store.turns.take("reconcile", 60)) for _ in range(3)] == [True, False, False]
     clock.advance(59)
     assert store.turns.take("reconcile", 60) is None
@@ -124,7 +125,7 @@ def test_one_caller_per_period_takes_the_turn(store: Store, clock: Moves):
     assert store.turns.take("reconcile", 60) is not None
 
 
-def test_a_settlement_happens_once_and_never_overwrites_a_newer_claim(store: Store):
+def test_a_settlement_happens_once_and_never_overwrites_a_newer_claim(store: Kept):
     _, claim = store.claims.take("d:9", "U1")
     sending = store.claims.mark_sending("d:9", claim, lease_seconds=0.0, doubt_seconds=0.0)
     assert sending is not None
@@ -137,7 +138,7 @@ def test_a_settlement_happens_once_and_never_overwrites_a_newer_claim(store: Sto
     assert store.claims.held("d:9") == newer
 
 
-def test_a_sending_claim_outlives_the_claim_lock_until_settled(store: Store, clock: Moves):
+def test_a_sending_claim_outlives_the_claim_lock_until_settled(store: Kept, clock: Moves):
     _, claim = store.claims.take("d:8", "U1")
     sending = store.claims.mark_sending("d:8", claim, lease_seconds=30.0, doubt_seconds=60.0)
     clock.advance(CLAIM + 1)  # past the claim lock: a sending claim is kept all the same
@@ -146,14 +147,14 @@ def test_a_sending_claim_outlives_the_claim_lock_until_settled(store: Store, clo
     assert sending is not None and not holder.in_doubt  # its holder still has its lease
 
 
-def test_a_lapsed_claim_cannot_be_marked_sending(store: Store, clock: Moves):
+def test_a_lapsed_claim_cannot_be_marked_sending(store: Kept, clock: Moves):
     _, claim = store.claims.take("d:7", "U1")
     clock.advance(CLAIM + 1)
     store.claims.take("d:7", "U2")
     assert store.claims.mark_sending("d:7", claim, lease_seconds=5.0, doubt_seconds=5.0) is None
 
 
-def test_a_turn_is_kept_only_by_its_holder(store: Store, clock: Moves):
+def test_a_turn_is_kept_only_by_its_holder(store: Kept, clock: Moves):
     token = store.turns.take("reconcile", 60)
     assert token is not None
     clock.advance(50)
@@ -165,7 +166,7 @@ def test_a_turn_is_kept_only_by_its_holder(store: Store, clock: Moves):
     assert not store.turns.keep("reconcile", token, 60)  # it lapsed
 
 
-def test_a_burst_reads_an_answer_once_and_waits_for_it(store: Store):
+def test_a_burst_reads_an_answer_once_and_waits_for_it(store: Kept):
     """Eight callers at once: one reads, the others wait for its answer; then it is kept."""
     reads: list[int] = []
 
@@ -187,7 +188,7 @@ def test_a_burst_reads_an_answer_once_and_waits_for_it(store: Store):
     assert len(reads) == 2
 
 
-def test_a_failed_read_is_not_kept_and_its_waiters_read_for_themselves(store: Store):
+def test_a_failed_read_is_not_kept_and_its_waiters_read_for_themselves(store: Kept):
     def failing() -> str:
         time.sleep(0.1)
         raise RuntimeError("DeployHQ said no")
@@ -202,13 +203,13 @@ def test_a_failed_read_is_not_kept_and_its_waiters_read_for_themselves(store: St
     assert store.answers.kept("x") is None
 
 
-def test_a_kept_answer_lapses(store: Store, clock: Moves):
+def test_a_kept_answer_lapses(store: Kept, clock: Moves):
     store.answers.fetch(("y",), lambda: "old", ttl=10.0, wait=1.0)
     clock.advance(11)
     assert store.answers.fetch(("y",), lambda: "new", ttl=10.0, wait=1.0) == "new"
 
 
-def test_one_hold_at_a_time_and_a_dead_holders_lapses(store: Store, clock: Moves):
+def test_one_hold_at_a_time_and_a_dead_holders_lapses(store: Kept, clock: Moves):
     assert store.holds.take("preview:a", '{"by": "U1"}', 30.0) is None
     assert store.holds.take("preview:a", '{"by": "U2"}', 30.0) == '{"by": "U1"}'
     assert store.holds.take("preview:b", "{}", 30.0) is None  # another action's own

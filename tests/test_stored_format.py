@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.actions.claims import ActionClaim
-from bot.cards import states as m
 from bot.cards.store import card_from_json, card_to_json
+from bot.words import states as m
 
 STORED = json.loads((Path(__file__).parent / "data" / "stored_v1.json").read_text())
 AT = datetime(2026, 3, 4, 10, 5, 6, tzinfo=UTC)

@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING
 from slack_sdk import WebClient
 
 from bot import metrics
+from bot.actions.action import Action, Go, Outcome
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.deploy_plan import targets
-from bot.actions.kinds import Action, Go, Outcome
 from bot.actions.permissions import AccessPolicy, Tell
-from bot.cards import states as s
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals as words
 from bot.messages import notes
 from bot.slack.client import SLACK_ERRORS
 from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
 from bot.store.shared import Requests
+from bot.words import states as s
 
 if TYPE_CHECKING:
     from bot.actions.deploy import ChannelMessages

@@ -18,17 +18,17 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
+from bot.actions.action import ActionName, Answer, Go, Hold, Proof, Stop
 from bot.actions.claims import ActionClaim, Claims
-from bot.actions.kinds import ActionName, Answer, Go, Hold, Proof, Stop
-from bot.cards import states as s
 from bot.cards.auto_deploys import AutoDeployments
 from bot.cards.changes import Cards
 from bot.deployhq.auto_deploys import Deployable
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals
 from bot.messages import auto_deploys as words
-from bot.slack.routing import AutoDeployTarget
 from bot.store.kv import StoreUnavailable
+from bot.words import states as s
+from bot.words.buttons import AutoDeployTarget
 
 log = logging.getLogger(__name__)
 

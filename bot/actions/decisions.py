@@ -15,23 +15,23 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot import metrics
-from bot.actions import failpoints
+from bot.actions.action import Action
 from bot.actions.approvals import Gate, Posts, Request, load_request
 from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.deploy import ChannelMessages, DeployOrders
-from bot.actions.kinds import Action
 from bot.actions.on_card import CardActions
 from bot.actions.permissions import PermissionUnknown, Tell
-from bot.actions.pipeline import ActionResult, Actions
-from bot.cards import states as s
+from bot.actions.pipeline import ActionResult, Pipeline
 from bot.cards.changes import Cards
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals as words
 from bot.messages import notes, replies
-from bot.slack.routing import AutoDeployTarget, DeployOrder
+from bot.runtime import failpoints
 from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
 from bot.store.shared import Requests
+from bot.words import states as s
+from bot.words.buttons import AutoDeployTarget, DeployOrder
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Redraw:
 class Decisions:
     def __init__(
         self,
-        actions: Actions,
+        actions: Pipeline,
         gate: Gate,
         claims: Claims,
         requests: Requests,

@@ -15,18 +15,18 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from bot.actions.action import LAPSED, ActionName, Answer, Go, Hold, Outcome, Proof, Stop
 from bot.actions.claims import ActionClaim
 from bot.actions.deploy_plan import ran_there, runs_there
-from bot.actions.kinds import LAPSED, ActionName, Answer, Go, Hold, Outcome, Proof, Stop
-from bot.cards import states as s
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.deployment import Deployment
 from bot.messages import approvals, deploys
 from bot.messages.text import Block, Message, notice
 from bot.slack.client import SLACK_ERRORS, refused, slack_error
-from bot.slack.routing import DeployOrder
 from bot.store.kv import StoreUnavailable
 from bot.store.shared import Orders
+from bot.words import states as s
+from bot.words.buttons import DeployOrder
 
 log = logging.getLogger(__name__)
 

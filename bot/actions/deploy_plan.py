@@ -24,8 +24,8 @@ from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.commits import Range
 from bot.deployhq.deployment import Deployment, Revision
 from bot.messages import deploys
-from bot.slack.routing import DeployOrder
 from bot.store.shared import Orders
+from bot.words.buttons import DeployOrder
 
 log = logging.getLogger(__name__)
 # A confirm's order is kept this long: past it, the branch may have moved on, so the person is

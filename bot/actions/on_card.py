@@ -13,16 +13,16 @@ from datetime import datetime
 from itertools import takewhile
 
 from bot.actions import preflights
+from bot.actions.action import LAPSED, ActionName, Answer, Go, Hold, Proof, Stop
 from bot.actions.claims import ActionClaim
-from bot.actions.kinds import LAPSED, ActionName, Answer, Go, Hold, Proof, Stop
 from bot.cards import rules as card_rules
-from bot.cards import states as s
 from bot.cards.changes import Cards
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import FAILED, Deployment, Revision
 from bot.deployhq.history import last_good, newer_on_servers, reach, rolled_back_by
 from bot.messages import approvals, notes, replies
-from bot.slack.routing import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
+from bot.words import states as s
+from bot.words.buttons import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
 

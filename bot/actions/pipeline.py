@@ -26,20 +26,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot import metrics
-from bot.actions import failpoints
+from bot.actions.action import DONE, LAPSED, Action, Go, Outcome, Stop
 from bot.actions.approvals import Approvals
 from bot.actions.claims import ActionClaim, Claims
-from bot.actions.kinds import DONE, LAPSED, Action, Go, Outcome, Stop
 from bot.actions.permissions import AccessPolicy, Tell
 from bot.actions.settle import Settler
-from bot.cards import states as s
-from bot.cards.states import CardState
 from bot.deployhq.client import DeployHQError
 from bot.deployhq.deployment import Deployment
 from bot.messages import approvals as words
 from bot.messages import notes, replies
+from bot.runtime import failpoints
 from bot.runtime.background import Runner
 from bot.store.kv import StoreUnavailable
+from bot.words import states as s
+from bot.words.states import CardState
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class _Hold:
         return Stop("busy", replies.servers_busy(holder.user_id, holder.action, holder.at))
 
 
-class Actions:
+class Pipeline:
     def __init__(
         self,
         claims: Claims,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.deployment import Deployment
 from bot.messages.text import outside, when
-from bot.slack.routing import AbortTarget, DeployTarget
+from bot.words.buttons import AbortTarget, DeployTarget
 
 UNDER_WAY = ("pending", "running")
 

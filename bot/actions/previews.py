@@ -26,9 +26,9 @@ from bot.deployhq.deployment import Deployment
 from bot.messages import changes, replies
 from bot.messages.text import mention, outside
 from bot.runtime.background import Runner
-from bot.slack.routing import PREVIEW_ROLLBACK_ACTION, DeployTarget, RollbackTarget
 from bot.store.kv import StoreUnavailable
 from bot.store.shared import Holds
+from bot.words.buttons import PREVIEW_ROLLBACK_ACTION, DeployTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
 

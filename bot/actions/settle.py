@@ -14,13 +14,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.actions.claims import ActionClaim, Claims
-from bot.cards import states as s
 from bot.deployhq.client import DeployHQError
 from bot.messages import notes
 from bot.store.kv import StoreUnavailable
+from bot.words import states as s
 
 if TYPE_CHECKING:
-    from bot.actions.kinds import Action
+    from bot.actions.action import Action
 
 log = logging.getLogger(__name__)
 

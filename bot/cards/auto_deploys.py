@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime
 
 from bot.cards import rules as card_rules
-from bot.cards import states as s
 from bot.cards.rules import Card
 from bot.cards.store import CardStore
 from bot.deployhq.auto_deploys import Deployable, deployables
@@ -19,6 +18,7 @@ from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import Deployment
 from bot.store.kv import StoreUnavailable
 from bot.store.shared import Answers, AutoDeployLedger
+from bot.words import states as s
 
 log = logging.getLogger(__name__)
 

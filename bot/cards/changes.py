@@ -16,11 +16,11 @@ from bot.cards import rules as card_rules
 from bot.cards.deliveries import Deliveries
 from bot.cards.outbox import Outbox
 from bot.cards.rules import Card
-from bot.cards.states import AutoDeploy, CardState
 from bot.cards.store import CardBusy, CardStore
 from bot.deployhq.deployment import Deployment, Revision
-from bot.slack.routing import ActionTarget
 from bot.store.kv import StoreUnavailable
+from bot.words.buttons import ActionTarget
+from bot.words.states import AutoDeploy, CardState
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from slack_sdk import WebClient
 
 from bot import metrics
-from bot.actions.permissions import AccessPolicy
 from bot.cards.auto_deploys import AutoDeployments
-from bot.cards.states import OPEN_STATES
+from bot.cards.store import CardStore
 from bot.deployhq.auto_deploys import ServerFigures
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import FAILED
@@ -29,6 +30,7 @@ from bot.slack.client import SLACK_ERRORS, slack_error
 from bot.slack.socket_mode import SocketMode
 from bot.store.kv import StoreUnavailable
 from bot.store.shared import Store
+from bot.words.states import OPEN_STATES
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ PERMALINK_WAIT = 5.0
 PERIOD_DAYS = 30
 
 
+class Gatekeeper(Protocol):
+    """Who may look deployments up (the actions' access policy, given at wiring time)."""
+
+    def check(self, user_id: str, tell: Callable[[str], None], project: str = "") -> bool: ...
+
+
 class NoLink(Exception):
     """Slack answered chat.getPermalink without a link."""
 
@@ -50,15 +58,17 @@ class Home:
         self,
         client: WebClient,
         store: Store,
+        records: CardStore,
         deployhq: DeployHQ,
         lists: AutoDeployments,
         *,
         projects: frozenset[str],
-        policy: AccessPolicy | None = None,
+        policy: Gatekeeper | None = None,
         socket_mode: SocketMode | None = None,
     ) -> None:
         self.client = client
         self.store = store
+        self.records = records  # the cards' records
         self.deployhq = deployhq
         self.lists = lists
         self.projects = projects
@@ -85,7 +95,7 @@ class Home:
 
     def gather(self) -> tuple[list[ProjectView], Health]:
         try:
-            seen = self.projects or frozenset(self.store.cards.projects())
+            seen = self.projects or frozenset(self.records.projects())
             store_problem = ""
         except StoreUnavailable as exc:
             seen, store_problem = self.projects, str(exc) or "the store did not answer"
@@ -125,7 +135,7 @@ class Home:
 
     def _failures(self, project: str) -> list[OpenFailure]:
         try:
-            cards = self.store.cards.project_cards(project)
+            cards = self.records.project_cards(project)
         except StoreUnavailable:
             return []
         found = []

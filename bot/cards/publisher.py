@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from slack_sdk import WebClient
 
 from bot import metrics
-from bot.actions import failpoints
 from bot.cards import rules as card_rules
 from bot.cards.deliveries import Deliveries
 from bot.cards.rules import Card
@@ -29,6 +28,7 @@ from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployhq.deployment import Deployment
 from bot.messages.card import deployment_card
 from bot.messages.text import Message, notice
+from bot.runtime import failpoints
 from bot.slack.client import MESSAGE_GONE, SLACK_ERRORS, how_to_fix, refused, slack_error
 from bot.store.kv import StoreUnavailable
 

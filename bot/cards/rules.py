@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from bot.cards import states as s
-from bot.cards.states import CardState
 from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import FAILED, FINAL_STATUSES, Deployment, Revision
 from bot.messages import notes
 from bot.messages.notes import ENDED_BY_ITSELF
+from bot.words import states as s
+from bot.words.states import CardState
 
 MAX_PENDING_NOTES = 20
 

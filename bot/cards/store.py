@@ -15,12 +15,12 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.cards import states as card_states
 from bot.cards.rules import Card
 from bot.deployhq import commits
 from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import Deployment, Revision
 from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
+from bot.words import states as card_states
 
 # A card's lock covers a read and a write of its record (no Slack or DeployHQ call is made
 # while it is held); holding it longer means the holder died.

@@ -19,8 +19,8 @@ from bot.config import ConfigError, Settings
 from bot.deployhq.client import DeployHQError
 from bot.runtime.connections import deployhq_client, open_store
 from bot.slack.client import SLACK_ERRORS, slack_error
-from bot.slack.routing import WEBHOOK_PATH
 from bot.store.kv import StoreUnavailable
+from bot.words.buttons import WEBHOOK_PATH
 
 PASS, FAIL, NOTE = "✓", "✗", "·"
 

@@ -8,7 +8,7 @@ import sys
 from bot.config import ConfigError, Settings
 from bot.deployhq.client import DeployHQError
 from bot.runtime.connections import deployhq_client
-from bot.runtime.wiring import build
+from bot.web.wiring import build
 
 
 def run(project: str, deployment_id: str, channel: str | None) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.cards import states as s
 from bot.messages.text import Block, mention, outside, plain_text, when
-from bot.slack.routing import APPROVE_ACTION, DENY_ACTION
+from bot.words import states as s
+from bot.words.buttons import APPROVE_ACTION, DENY_ACTION
 
 _BUTTON = {
     s.RETRY: "Retry",

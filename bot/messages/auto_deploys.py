@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bot.cards import states as s
 from bot.deployhq.auto_deploys import Deployable
 from bot.messages import approvals
 from bot.messages.text import Block, ago, mention, outside, plain_text, when
-from bot.slack.routing import PAUSE_ACTION, RESUME_ACTION, AutoDeployTarget
+from bot.words import states as s
+from bot.words.buttons import PAUSE_ACTION, RESUME_ACTION, AutoDeployTarget
 
 MAX_LISTED = 20
 

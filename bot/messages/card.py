@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from bot.cards import states as s
-from bot.cards.states import CardState
 from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import Deployment, Revision
 from bot.messages import approvals, auto_deploys, changes
@@ -28,7 +26,8 @@ from bot.messages.text import (
     plain_text,
     when,
 )
-from bot.slack.routing import (
+from bot.words import states as s
+from bot.words.buttons import (
     ABORT_ACTION,
     DEPLOY_LATEST_ACTION,
     OPEN_ACTION,
@@ -41,6 +40,7 @@ from bot.slack.routing import (
     DeployTarget,
     RollbackTarget,
 )
+from bot.words.states import CardState
 
 MAX_SERVERS_SHOWN = 5
 UNDER_WAY = ("pending", "running")  # a deployment in one of these can be aborted

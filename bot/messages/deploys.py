@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.cards import states as s
 from bot.deployhq.commits import Range
 from bot.deployhq.deployment import Deployment, Revision
 from bot.messages import approvals, changes
 from bot.messages.text import Block, Message, mention, mrkdwn_text, outside, plain_text, when
-from bot.slack.routing import (
+from bot.words import states as s
+from bot.words.buttons import (
     DEPLOY_CANCEL_ACTION,
     DEPLOY_CONFIRM_ACTION,
     PREVIEW_ORDER_ACTION,

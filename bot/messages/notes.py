@@ -6,11 +6,11 @@ a card (``outcome_note``).
 
 from __future__ import annotations
 
-from bot.cards import states as s
-from bot.cards.states import CardState
 from bot.deployhq.deployment import Deployment, Step
 from bot.messages import approvals, auto_deploys
 from bot.messages.text import clip, duration_text, escape, mention, outside, when
+from bot.words import states as s
+from bot.words.states import CardState
 
 _ASKED = {
     s.RETRY: "retry this deployment",

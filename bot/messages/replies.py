@@ -7,11 +7,11 @@ import math
 from datetime import datetime
 from typing import Protocol
 
-from bot.cards import states as s
 from bot.deployhq.deployment import Deployment
 from bot.messages.card import facts, open_button, retry_button
 from bot.messages.notes import DONE_WORD
 from bot.messages.text import Block, Message, mention, mrkdwn_text, notice, outside, when
+from bot.words import states as s
 
 _STATUS_EMOJI = {
     "failed": ":x:",

@@ -1,2 +1,2 @@
-"""How the bot runs: gunicorn's settings and worker, the background pools, and the connections made
-from the settings."""
+"""How the bot runs: gunicorn's settings and worker, the background pools, the connections made
+from the settings, and the failpoints a test can kill a process at."""

@@ -25,10 +25,9 @@ def deployhq_client(settings: Settings, pauses: SharedPause | None = None) -> De
 
 
 def open_store(settings: Settings) -> Store:
-    claim_seconds = settings.action_claim_seconds
     if settings.redis_url:
         client = open_redis(settings.redis_url, tls_verify=settings.redis_tls_verify)
-        return Store.on(RedisKeyValue(client), claim_seconds=claim_seconds)
+        return Store.on(RedisKeyValue(client))
     # gunicorn's master says so once, and runs a single worker (see gunicorn_conf).
     log.info("REDIS_URL is not set: using the in-process store")
-    return Store.on(MemoryKeyValue(), claim_seconds=claim_seconds)
+    return Store.on(MemoryKeyValue())

@@ -1,2 +1,3 @@
-"""Slack: the Bolt app and its adapter, the Web API clients, the bot's identity, Socket Mode, the
-listeners, and what buttons and commands carry."""
+"""Slack as the bot talks to it: the Web API clients and their errors, the bot's identity, a
+deployer found by email, and each worker's Socket Mode connection. The Bolt app that listens is
+``bot.bolt``."""

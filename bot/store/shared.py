@@ -12,8 +12,6 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
-from bot.actions.claims import CLAIM_SECONDS, Claims
-from bot.cards.store import CardStore
 from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
 
 # Who paused what is kept this long: a pause older than that still shows, by DeployHQ's record.
@@ -294,8 +292,7 @@ class AutoDeployLedger:
 @dataclass(frozen=True)
 class Store:
     kv: KeyValue
-    claims: Claims
-    cards: CardStore
+    keys: Keys
     turns: Turns
     usergroups: UserGroups
     deployers: DeployerMembers
@@ -311,15 +308,12 @@ class Store:
         cls,
         kv: KeyValue,
         *,
-        claim_seconds: float = CLAIM_SECONDS,
-        remember_seconds: float = REMEMBER_SECONDS,
         keys: Keys | None = None,
     ) -> Store:
         keys = keys or Keys()
         return cls(
             kv,
-            Claims(kv, keys, lock_seconds=claim_seconds, remember_seconds=remember_seconds),
-            CardStore(kv, keys, remember_seconds=remember_seconds),
+            keys,
             Turns(kv, keys),
             UserGroups(kv, keys),
             DeployerMembers(kv, keys),

@@ -1,1 +1,2 @@
-"""The WSGI app: its factory and routes, DeployHQ's webhook, and the health check."""
+"""The WSGI app: its factory and routes, DeployHQ's webhook, the health check, and the wiring that
+makes every part of the bot once."""

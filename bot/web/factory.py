@@ -16,14 +16,14 @@ from slack_sdk import WebClient
 from werkzeug.exceptions import HTTPException
 
 from bot import logs, metrics
+from bot.bolt import adapter as slack_adapter
 from bot.config import ConfigError, Settings
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.notifications import MAX_BODY_BYTES
-from bot.runtime.wiring import Bot, build
-from bot.slack import adapter as slack_adapter
-from bot.slack.routing import SLACK_EVENTS_PATH, WEBHOOK_PATH
 from bot.store.shared import Store
 from bot.web.health import health
+from bot.web.wiring import Bot, build
+from bot.words.buttons import SLACK_EVENTS_PATH, WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
 

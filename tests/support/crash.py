@@ -37,7 +37,7 @@ from tests.support.signed import (
     slack_headers,
 )
 
-# The boundaries of the pipeline (bot/actions/pipeline.py reaches them, bot/actions/failpoints.py
+# The boundaries of the pipeline (bot/actions/pipeline.py reaches them, bot/runtime/failpoints.py
 # kills there), and one the test makes itself: the call sent, DeployHQ done, the answer not back.
 STEPS = ("claimed", "preflight", "sending", "in-call", "answered", "finished", "card-saved")
 FAULTS = ("timeout", "504", "dropped", "redis-flushed", "clock+10m", "clock-10m")

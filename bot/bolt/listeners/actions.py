@@ -11,16 +11,17 @@ from urllib.parse import unquote
 from slack_bolt import Ack, App, Respond
 
 from bot.actions.auto_deploy import AutoDeploys
-from bot.actions.decisions import Decisions, Seen
+from bot.actions.decisions import Seen
 from bot.actions.on_card import CardActions
+from bot.actions.parts import ActionParts
 from bot.actions.permissions import Tell
-from bot.actions.pipeline import ActionResult, Actions
+from bot.actions.pipeline import ActionResult, Pipeline
 from bot.actions.previews import Previews
-from bot.cards.states import ABORT, DEPLOY, RETRY, ROLLBACK
 from bot.messages import notes, replies
 from bot.messages.text import notice
 from bot.runtime.background import Background
-from bot.slack.routing import (
+from bot.store.kv import StoreUnavailable
+from bot.words.buttons import (
     ABORT_ACTION,
     APPROVE_ACTION,
     DENY_ACTION,
@@ -34,20 +35,14 @@ from bot.slack.routing import (
     RETRY_ACTION,
     ROLLBACK_ACTION,
 )
-from bot.store.kv import StoreUnavailable
+from bot.words.states import ABORT, DEPLOY, RETRY, ROLLBACK
 
 log = logging.getLogger(__name__)
 
 
-def register(
-    app: App,
-    actions: Actions,
-    kinds: CardActions,
-    decisions: Decisions,
-    previews: Previews,
-    background: Background,
-    autos: AutoDeploys,
-) -> None:
+def register(app: App, parts: ActionParts, background: Background) -> None:
+    actions, kinds, decisions = parts.pipeline, parts.card_actions, parts.decisions
+
     def on(action: str, label: str) -> Any:
         def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
             ack()  # the answer leaves when this returns; the action itself runs after it
@@ -66,7 +61,7 @@ def register(
     app.action(DEPLOY_LATEST_ACTION)(deploy_clicked)
     app.action(ABORT_ACTION)(abort_clicked)
 
-    _register_auto_deploys(app, actions, autos, background)
+    _register_auto_deploys(app, actions, parts.autos, background)
 
     def decide(approve: bool) -> Any:
         def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -89,7 +84,7 @@ def register(
             user_id = str((body.get("user") or {}).get("id", ""))
             value = str(((body.get("actions") or [{}])[0]).get("value", ""))
             log.info("Preview (%s) pressed by %s", action_id, user_id)
-            background.run("preview", previewed, previews, action_id, value, user_id, respond)
+            background.run("preview", previewed, parts.previews, action_id, value, user_id, respond)
 
         return click
 
@@ -100,7 +95,7 @@ def register(
 
 
 def _register_auto_deploys(
-    app: App, actions: Actions, autos: AutoDeploys, background: Background
+    app: App, actions: Pipeline, autos: AutoDeploys, background: Background
 ) -> None:
     """Pause auto-deploy and Resume auto-deploy."""
 
@@ -118,7 +113,7 @@ def _register_auto_deploys(
 
 
 def clicked(
-    actions: Actions, kinds: CardActions, action: str, body: dict[str, Any], respond: Respond
+    actions: Pipeline, kinds: CardActions, action: str, body: dict[str, Any], respond: Respond
 ) -> None:
     """Act on what the clicked button names, answering the clicker privately when the card
     cannot show the outcome."""
@@ -139,7 +134,7 @@ def clicked(
 
 
 def auto_clicked(
-    actions: Actions,
+    actions: Pipeline,
     autos: AutoDeploys,
     body: dict[str, Any],
     respond: Respond,

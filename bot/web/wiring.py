@@ -18,11 +18,16 @@ from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Decisions, Redraw, rebuilder
 from bot.actions.deploy import ChannelMessages, DeployOrders
 from bot.actions.deploy_plan import Deploys
+from bot.actions.kept import Kept
 from bot.actions.on_card import CardActions
+from bot.actions.parts import ActionParts
 from bot.actions.permissions import AccessPolicy
-from bot.actions.pipeline import Actions
+from bot.actions.pipeline import Pipeline
 from bot.actions.previews import Previews, Timing
+from bot.actions.reconcile import Reconciler
 from bot.actions.settle import Settler
+from bot.bolt.app import build_app
+from bot.bolt.listeners import home as home_listeners
 from bot.cards.auto_deploys import AutoDeployLookup, AutoDeployments
 from bot.cards.changes import Cards
 from bot.cards.deliveries import Deliveries
@@ -30,17 +35,15 @@ from bot.cards.explain import Explainer
 from bot.cards.home import Home
 from bot.cards.outbox import Outbox
 from bot.cards.publisher import Publisher
-from bot.cards.reconcile import Reconciler
 from bot.cards.what_changed import RecentCommits, WhatChanged
 from bot.config import Settings
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.notifications import WebhookAuth
+from bot.runtime import failpoints
 from bot.runtime.background import Pools
 from bot.runtime.connections import deployhq_client, open_store
-from bot.slack.app import build_app
 from bot.slack.client import slack_client, slack_poster
 from bot.slack.identity import Identity
-from bot.slack.listeners import home as home_listeners
 from bot.slack.members import Deployers
 from bot.slack.socket_mode import SocketMode
 from bot.store.shared import Store
@@ -56,7 +59,7 @@ class Bot:
     pools: Pools
     cards: Cards
     reconciler: Reconciler
-    actions: Actions
+    actions: Pipeline
     identity: Identity
     bolt: App
     verifier: SignatureVerifier
@@ -88,60 +91,83 @@ def build(
     pools: Pools | None = None,
 ) -> Bot:
     """Make the whole bot; collaborators not given are made from ``settings``."""
-    poster = client or slack_poster(settings)
-    client = client or slack_client(settings)
-    store = store or open_store(settings)
-    deployhq = deployhq or deployhq_client(settings, store.pauses)
+    failpoints.arm(settings.failpoint, settings.failpoint_dir)
+    slack = _Slack(client or slack_client(settings), client or slack_poster(settings))
+    kept = Kept.of(store or open_store(settings), settings.action_claim_seconds)
+    deployhq = deployhq or deployhq_client(settings, kept.pauses)
     pools = pools or Pools.create()
-    slack = _Slack(client, poster)
-    lists = AutoDeployments(deployhq, store.answers, store.ledger)
-    publisher, outbox, cards = _cards(settings, slack, store, deployhq, pools, lists)
-    policy = _policy(settings, client, store)
-    kinds = CardActions(deployhq, cards)
-    autos = AutoDeploys(deployhq, cards, store.claims, lists)
-    messages = ChannelMessages(poster, client, settings.slack_channel)
-    orders = DeployOrders(deployhq, store.orders, messages)
-    settler = Settler(store.claims)
-    gate = _gate(settings, client, store, deployhq)
-    posts = Posts(messages, client, settings.channel_for)  # requests no card shows
-    actions = _actions(settings, store, settler, policy, gate, pools, posts)
-    redraw = Redraw(deployhq, cards, messages, settings.projects)  # a request the store lost
-    rebuild = rebuilder(kinds, orders, autos)
-    decisions = Decisions(actions, gate, store.claims, store.requests, rebuild, posts, redraw)
-    deploys, previews = _deploys(settings, store, deployhq, cards, policy, pools)
-    reconciler = Reconciler(
-        store, cards, outbox, settler, deployhq, kinds, orders, decisions, autos,
-        interval=settings.reconcile_interval,
-    )  # fmt: skip
-    identity = Identity(client, settings.slack_bot_token)
-    bolt = build_app(
-        settings, client=client, identity=identity, actions=actions, decisions=decisions,
-        kinds=kinds, orders=orders, policy=policy, deployhq=deployhq, pools=pools,
-        deploys=deploys, previews=previews, autos=autos,
-    )  # fmt: skip
+    lists = AutoDeployments(deployhq, kept.answers, kept.ledger)
+    publisher, outbox, cards = _cards(settings, slack, kept, deployhq, pools, lists)
+    parts = _action_parts(settings, slack, kept, deployhq, cards, pools, lists)
+    reconciler = Reconciler(kept, cards, outbox, deployhq, parts, settings.reconcile_interval)
+    identity = Identity(slack.client, settings.slack_bot_token)
+    bolt = build_app(settings, slack.client, identity, parts, deployhq, pools)
     webhook = Webhook(
         settings,
         auth=WebhookAuth(settings.deployhq_webhook_secret, settings.deployhq_public_key),
-        policy=policy,
+        policy=parts.policy,
         cards=cards,
         publisher=publisher,
         slack=pools.slack,
-        ledger=store.ledger,
+        ledger=kept.ledger,
     )
-    socket_mode = SocketMode(bolt, settings, client) if settings.slack_app_token else None
+    socket_mode = SocketMode(bolt, settings, slack.client) if settings.slack_app_token else None
     home = Home(
-        client, store, deployhq, lists, projects=settings.projects, policy=policy,
+        slack.client,
+        kept,
+        kept.cards,
+        deployhq,
+        lists,
+        projects=settings.projects,
+        policy=parts.policy,
         socket_mode=socket_mode,
-    )  # fmt: skip
+    )
     home_listeners.register(bolt, home, pools.commands)  # the Home tab reports Socket Mode too
     verifier = SignatureVerifier(settings.slack_signing_secret)
     return Bot(
-        settings, store, pools, cards, reconciler, actions, identity, bolt, verifier, webhook,
+        settings,
+        kept,
+        pools,
+        cards,
+        reconciler,
+        parts.pipeline,
+        identity,
+        bolt,
+        verifier,
+        webhook,
         socket_mode,
-    )  # fmt: skip
+    )
 
 
-def _policy(settings: Settings, client: WebClient, store: Store) -> AccessPolicy:
+def _action_parts(
+    settings: Settings,
+    slack: _Slack,
+    kept: Kept,
+    deployhq: DeployHQ,
+    cards: Cards,
+    pools: Pools,
+    lists: AutoDeployments,
+) -> ActionParts:
+    """Every action's part: the pipeline, and what runs through it or beside it."""
+    policy = _policy(settings, slack.client, kept)
+    card_actions = CardActions(deployhq, cards)
+    autos = AutoDeploys(deployhq, cards, kept.claims, lists)
+    messages = ChannelMessages(slack.poster, slack.client, settings.slack_channel)
+    orders = DeployOrders(deployhq, kept.orders, messages)
+    settler = Settler(kept.claims)
+    gate = _gate(settings, slack.client, kept, deployhq)
+    posts = Posts(messages, slack.client, settings.channel_for)  # requests no card shows
+    pipeline = _pipeline(settings, kept, settler, policy, gate, pools, posts)
+    redraw = Redraw(deployhq, cards, messages, settings.projects)  # a request the store lost
+    rebuild = rebuilder(card_actions, orders, autos)
+    decisions = Decisions(pipeline, gate, kept.claims, kept.requests, rebuild, posts, redraw)
+    deploys, previews = _deploys(settings, kept, deployhq, cards, policy, pools)
+    return ActionParts(
+        pipeline, policy, card_actions, orders, autos, decisions, deploys, previews, settler
+    )
+
+
+def _policy(settings: Settings, client: WebClient, store: Kept) -> AccessPolicy:
     """Who may act, on which projects."""
     return AccessPolicy(
         settings.action_users,
@@ -152,17 +178,17 @@ def _policy(settings: Settings, client: WebClient, store: Store) -> AccessPolicy
     )
 
 
-def _actions(
+def _pipeline(
     settings: Settings,
-    store: Store,
+    store: Kept,
     settler: Settler,
     policy: AccessPolicy,
     gate: Gate,
     pools: Pools,
     posts: Posts,
-) -> Actions:
+) -> Pipeline:
     """The one pipeline every action runs through."""
-    return Actions(
+    return Pipeline(
         store.claims,
         settler,
         policy=policy,
@@ -175,7 +201,7 @@ def _actions(
 
 def _deploys(
     settings: Settings,
-    store: Store,
+    store: Kept,
     deployhq: DeployHQ,
     cards: Cards,
     policy: AccessPolicy,
@@ -191,7 +217,7 @@ def _deploys(
     return deploys, previews
 
 
-def _gate(settings: Settings, client: WebClient, store: Store, deployhq: DeployHQ) -> Gate:
+def _gate(settings: Settings, client: WebClient, store: Kept, deployhq: DeployHQ) -> Gate:
     """Four eyes: which servers need a second person, and who may approve."""
     approvers = AccessPolicy(
         settings.approvers_users, settings.approvers_usergroups, client=client,
@@ -209,7 +235,7 @@ class _Slack:
 def _cards(
     settings: Settings,
     slack: _Slack,
-    store: Store,
+    store: Kept,
     deployhq: DeployHQ,
     pools: Pools,
     lists: AutoDeployments,

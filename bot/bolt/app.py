@@ -7,39 +7,24 @@ import logging
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.actions.auto_deploy import AutoDeploys
-from bot.actions.decisions import Decisions
-from bot.actions.deploy import DeployOrders
-from bot.actions.deploy_plan import Deploys
-from bot.actions.on_card import CardActions
-from bot.actions.permissions import AccessPolicy
-from bot.actions.pipeline import Actions
-from bot.actions.previews import Previews
+from bot.actions.parts import ActionParts
+from bot.bolt.listeners import actions as action_listeners
+from bot.bolt.listeners import commands as command_listeners
 from bot.config import Settings
 from bot.deployhq.client import DeployHQ
 from bot.runtime.background import Pools
 from bot.slack.identity import Identity
-from bot.slack.listeners import actions as action_listeners
-from bot.slack.listeners import commands as command_listeners
 
 log = logging.getLogger(__name__)
 
 
 def build_app(
     settings: Settings,
-    *,
     client: WebClient,
     identity: Identity,
-    actions: Actions,
-    decisions: Decisions,
-    kinds: CardActions,
-    orders: DeployOrders,
-    policy: AccessPolicy,
+    parts: ActionParts,
     deployhq: DeployHQ,
     pools: Pools,
-    deploys: Deploys,
-    previews: Previews,
-    autos: AutoDeploys,
 ) -> App:
     app = App(
         # Bolt copies this client's settings for each request; the token comes from
@@ -59,17 +44,7 @@ def build_app(
         # acks, then hands its slow work to a pool.
         process_before_response=True,
     )
-    action_listeners.register(app, actions, kinds, decisions, previews, pools.actions, autos)
-    keyboard = command_listeners.Keyboard(
-        deployhq=deployhq,
-        actions=actions,
-        kinds=kinds,
-        orders=orders,
-        policy=policy,
-        deploys=deploys,
-        web_url=settings.deployhq_web_url,
-        pools=pools,
-        autos=autos,
-    )
-    command_listeners.register(app, keyboard)
+    action_listeners.register(app, parts, pools.actions)
+    command = command_listeners.SlashCommand(deployhq, parts, settings.deployhq_web_url, pools)
+    command_listeners.register(app, command)
     return app

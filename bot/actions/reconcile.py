@@ -14,22 +14,18 @@ import random
 import threading
 from collections.abc import Callable
 
-from bot.actions.auto_deploy import AutoDeploys
-from bot.actions.decisions import Decisions
-from bot.actions.deploy import DeployOrders
-from bot.actions.on_card import CardActions
-from bot.actions.settle import Settler
+from bot.actions.kept import Kept
+from bot.actions.parts import ActionParts
 from bot.cards import rules as card_rules
-from bot.cards import states as s
 from bot.cards.changes import Cards
 from bot.cards.outbox import Outbox
 from bot.cards.rules import Card
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.history import newer_on_servers, reach
 from bot.messages import notes
-from bot.slack.routing import AbortTarget, ActionTarget, AutoDeployTarget
 from bot.store.kv import StoreUnavailable
-from bot.store.shared import Store
+from bot.words import states as s
+from bot.words.buttons import AbortTarget, ActionTarget, AutoDeployTarget
 
 log = logging.getLogger(__name__)
 
@@ -39,27 +35,22 @@ DEFAULT_INTERVAL = 60.0
 class Reconciler:
     def __init__(
         self,
-        store: Store,
+        kept: Kept,
         cards: Cards,
         outbox: Outbox,
-        settler: Settler,
         deployhq: DeployHQ,
-        card_actions: CardActions,
-        deploy_orders: DeployOrders,
-        decisions: Decisions,
-        autos: AutoDeploys | None = None,
-        *,
+        parts: ActionParts,
         interval: float = DEFAULT_INTERVAL,
     ) -> None:
-        self.store = store
+        self.store = kept  # its turn, open orders and requests
+        self.claims = kept.claims
+        self.records = kept.cards  # the cards' records
         self.cards = cards
         self.outbox = outbox  # pushes a card Slack has not shown yet, in this thread
-        self.settler = settler  # settles an action in doubt from DeployHQ's record
         self.deployhq = deployhq
-        self.card_actions = card_actions
-        self.deploy_orders = deploy_orders
-        self.decisions = decisions  # lapses a request for approval whose time is up
-        self.autos = autos  # a pause or resume of automatic deployments left under way
+        # Settles an action in doubt from DeployHQ's record, lapses a request for approval
+        # whose time is up, and ends a pause or resume of automatic deployments left under way.
+        self.parts = parts
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,7 +78,7 @@ class Reconciler:
             token = self.store.turns.take("reconcile", turn)
             if token is None:
                 return 0
-            open_cards = sorted(self.store.cards.open_cards())
+            open_cards = sorted(self.records.open_cards())
             open_orders = sorted(self.store.orders.open_runs())
             open_requests = sorted(self.store.requests.open_posted())
         except StoreUnavailable:
@@ -95,7 +86,7 @@ class Reconciler:
         work: list[tuple[Callable[[str], None], str]] = [(self.check, c) for c in open_cards]
         work += [(self.check_order, o) for o in open_orders]
         # A request for approval with a message of its own: lapsed once its time is up.
-        work += [(self.decisions.check_posted, r) for r in open_requests]
+        work += [(self.parts.decisions.check_posted, r) for r in open_requests]
         for check, name in work:
             if self._stop.is_set():
                 break
@@ -116,39 +107,41 @@ class Reconciler:
     def check_order(self, key: str) -> None:
         """A confirmed ``/deployhq deploy`` whose outcome the channel was not told: settled
         from DeployHQ's record once its answer is lost (its holder died, say)."""
-        action = self.deploy_orders.kept(key)
-        claim = self.store.claims.held(key)
+        action = self.parts.orders.kept(key)
+        claim = self.claims.held(key)
         awaiting = action.view.awaiting() if action is not None else None
         waiting = awaiting is not None and (claim is None or claim.awaiting)
         # A request for approval: lapsed once its time is up, else left to wait.
         if action is not None and awaiting is not None and waiting:  # noqa: SIM102
-            if self.decisions.lapse(action, awaiting) or claim is not None:
+            if self.parts.decisions.lapse(action, awaiting) or claim is not None:
                 return
         if action is None or claim is None:
             self.store.orders.close_run(key)  # nothing under way: nothing to tell
             return
         if claim.in_doubt or claim.done:
-            self.settler.resolve(action, claim)
+            self.parts.settler.resolve(action, claim)
 
     def _check_request(self, card: Card, target: ActionTarget, awaiting: s.Awaiting) -> None:
         """A card waiting for an approver: lapsed once its time is up; back on its failure if
         its claim is gone before that (its approver's process died before DeployHQ was asked,
         or the store lost it), as for any action interrupted before it was sent."""
-        if self.decisions.lapse(self.card_actions.of(target, awaiting.action), awaiting):
+        if self.parts.decisions.lapse(
+            self.parts.card_actions.of(target, awaiting.action), awaiting
+        ):
             return
-        claim = self.store.claims.held(target.run_key)
+        claim = self.claims.held(target.run_key)
         if claim is None:
             state = card_rules.resting_state(card.deployment)
             self.cards.on_action(target, state, notes.interrupted(awaiting.action))
 
     def check(self, deployment_id: str) -> None:
-        card = self.store.cards.card(deployment_id)
+        card = self.records.card(deployment_id)
         if card is None:
-            self.store.cards.drop_card(deployment_id)  # expired: take it off the list
+            self.records.drop_card(deployment_id)  # expired: take it off the list
             return
         if not (card.confirmed and card.drawn and not card.notes):
             self.outbox.push_now(deployment_id)
-            card = self.store.cards.card(deployment_id) or card
+            card = self.records.card(deployment_id) or card
         if not card.live:
             return
         target = ActionTarget.of(card.deployment)
@@ -158,18 +151,18 @@ class Reconciler:
         if isinstance(card.aborted, s.Requested | s.InDoubt):
             running = card.rolled_back or card.deployment
             abort = AbortTarget.of_run(card.deployment.identifier, running)
-            claim = self.store.claims.held(abort.run_key)
+            claim = self.claims.held(abort.run_key)
             if claim is not None and (claim.in_doubt or claim.done):
-                self.settler.resolve(self.card_actions.of(abort, s.ABORT), claim)
+                self.parts.settler.resolve(self.parts.card_actions.of(abort, s.ABORT), claim)
                 return
         auto = card.auto
         if auto is not None and isinstance(auto.doing, s.Requested | s.InDoubt | s.Awaiting):
             self._check_auto(card, auto, auto.doing)
         if isinstance(card.state, s.Requested | s.InDoubt):
-            claim = self.store.claims.held(target.run_key)
+            claim = self.claims.held(target.run_key)
             if claim is not None and (claim.in_doubt or claim.done):
                 # settled from DeployHQ's record
-                self.settler.resolve(self.card_actions.of(target, claim.action), claim)
+                self.parts.settler.resolve(self.parts.card_actions.of(target, claim.action), claim)
                 return
             if claim is not None and not claim.done:
                 return  # its holder is still asking DeployHQ
@@ -181,17 +174,15 @@ class Reconciler:
         """A pause or resume the card shows under way: settled from DeployHQ's record when its
         answer was lost, lapsed when it waited past its time, and the card back on DeployHQ's
         record when its claim is gone (its holder died before anything was sent)."""
-        if self.autos is None:
-            return
         on = doing.action == s.RESUME
         target = AutoDeployTarget(auto.project, auto.identifier, on, card.deployment.identifier)
-        action = self.autos.of(target)
+        action = self.parts.autos.of(target)
         if isinstance(doing, s.Awaiting):
-            self.decisions.lapse(action, doing)
+            self.parts.decisions.lapse(action, doing)
             return
-        claim = self.store.claims.held(target.key)
+        claim = self.claims.held(target.key)
         if claim is not None and (claim.in_doubt or claim.done):
-            self.settler.resolve(action, claim)
+            self.parts.settler.resolve(action, claim)
         elif claim is None:
             try:
                 found = action.find()

@@ -2,7 +2,7 @@
 record before it is sent (its preflight), makes its one call, and says what in DeployHQ's record
 proves it happened. Where its outcome is shown (a card, or a channel message) is its ``view``.
 
-The pipeline (``pipeline.Actions``) owns everything else: who may act, the claim and its
+The pipeline (``pipeline.Pipeline``) owns everything else: who may act, the claim and its
 servers, failpoints, leases, the doubt window, counters and logging.
 """
 
@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from bot.actions.claims import ActionClaim
-from bot.cards.states import ActionName, CardState
 from bot.deployhq.auto_deploys import Deployable
 from bot.deployhq.deployment import Deployment
+from bot.words.states import ActionName, CardState
 
 __all__ = ["ActionName"]  # named where the card's states are, so that they can say it too
 Outcome = Literal[

@@ -13,13 +13,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.actions.auto_deploy import AutoDeploys
-from bot.actions.deploy import DeployOrders
-from bot.actions.deploy_plan import Deploys
-from bot.actions.on_card import CardActions
-from bot.actions.permissions import AccessPolicy
-from bot.actions.pipeline import Actions
-from bot.cards.states import Refused
+from bot.actions.parts import ActionParts
+from bot.bolt import command_words as commands
+from bot.bolt.listeners.actions import tell, told_privately
 from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployhq.deployment import Deployment
 from bot.messages import auto_deploys as auto_messages
@@ -27,10 +23,9 @@ from bot.messages import deploys as deploy_messages
 from bot.messages import notes, replies
 from bot.messages.text import Message, escape, notice
 from bot.runtime.background import Pools
-from bot.slack import command_words as commands
-from bot.slack.listeners.actions import tell, told_privately
-from bot.slack.routing import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION
 from bot.store.kv import StoreUnavailable
+from bot.words.buttons import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION
+from bot.words.states import Refused
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +33,13 @@ COMMAND = "/deployhq"
 
 
 @dataclass(frozen=True)
-class Keyboard:
+class SlashCommand:
     """What ``/deployhq`` and its confirm's buttons do, each answer after the acknowledgement."""
 
     deployhq: DeployHQ
-    actions: Actions
-    kinds: CardActions
-    orders: DeployOrders
-    policy: AccessPolicy
-    deploys: Deploys
+    parts: ActionParts
     web_url: str
     pools: Pools
-    autos: AutoDeploys
 
     def on_command(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         command = commands.parse(str(body.get("text", "")))
@@ -71,7 +61,7 @@ class Keyboard:
         def note(text: str) -> None:
             tell(respond, text)
 
-        if not self.policy.check(user_id, note, getattr(command, "project", "")):
+        if not self.parts.policy.check(user_id, note, getattr(command, "project", "")):
             return  # before any call to DeployHQ
         try:
             match command:
@@ -103,8 +93,8 @@ class Keyboard:
 
     def retry(self, project: str, deployment_id: str, user_id: str, respond: Respond) -> None:
         """``/deployhq retry``: the channel hears what DeployHQ did, the person the rest."""
-        deployment, retry = self.kinds.retry_command(project, deployment_id)
-        result = self.actions.run(retry, user_id, lambda text: tell(respond, text))
+        deployment, retry = self.parts.card_actions.retry_command(project, deployment_id)
+        result = self.parts.pipeline.run(retry, user_id, lambda text: tell(respond, text))
         if result.outcome == "retried" and result.deployment is not None:
             _say(respond, replies.command_outcome(user_id, result.deployment, "retried"))
         elif isinstance(result.state, Refused):
@@ -116,7 +106,7 @@ class Keyboard:
     def plan(self, project: str, words: tuple[str, ...], respond: Respond) -> None:
         """``/deployhq deploy``: what it would deploy, confirmed privately first."""
         try:
-            planned = self.deploys.plan(project, words, lambda text: tell(respond, text))
+            planned = self.parts.deploys.plan(project, words, lambda text: tell(respond, text))
         except StoreUnavailable:
             tell(respond, replies.store_unavailable())
             return
@@ -124,11 +114,11 @@ class Keyboard:
             _private(respond, deploy_messages.confirm(*planned))
 
     def rollback(self, project: str, deployment_id: str, user_id: str, respond: Respond) -> None:
-        rollback = self.kinds.rollback_command(project, deployment_id)
+        rollback = self.parts.card_actions.rollback_command(project, deployment_id)
         if isinstance(rollback, Deployment):
             tell(respond, replies.nothing_to_roll_back_to(rollback))
             return
-        rolled = self.actions.run(rollback, user_id, lambda text: tell(respond, text))
+        rolled = self.parts.pipeline.run(rollback, user_id, lambda text: tell(respond, text))
         if rolled.state is not None and not rolled.told:
             said = notes.outcome_note(rolled.state, rolled.deployment)
             if rolled.outcome == "rolled-back":
@@ -141,14 +131,14 @@ class Keyboard:
     ) -> None:
         """``/deployhq freeze|unfreeze``: each change through the pipeline, then what DeployHQ
         now shows; the channel hears it when something changed."""
-        chosen = self.autos.for_command(project, words, on)
+        chosen = self.parts.autos.for_command(project, words, on)
         if isinstance(chosen, str):
             tell(respond, chosen)
             return
         changes, left = chosen
         said = []
         for change in changes:
-            result = self.actions.run(change, user_id, lambda t: tell(respond, t))
+            result = self.parts.pipeline.run(change, user_id, lambda t: tell(respond, t))
             if result.outcome in ("paused", "resumed") and result.state is not None:
                 said.append(notes.outcome_note(result.state, None))
             else:
@@ -163,7 +153,7 @@ class Keyboard:
     def auto_deploys_now(self, project: str) -> str:
         """What DeployHQ shows of the project's automatic deployments, read now, and who
         paused those that are off (when the bot did it and DeployHQ still agrees)."""
-        lists = self.autos.lists
+        lists = self.parts.autos.lists
         listed = lists.listed(project, fresh=True)
         who = {}
         for d in listed:
@@ -181,7 +171,7 @@ class Keyboard:
         user_id = str((body.get("user") or {}).get("id", ""))
         value = str(((body.get("actions") or [{}])[0]).get("value", ""))
         try:
-            order = self.deploys.order(value)
+            order = self.parts.deploys.order(value)
         except (ValueError, StoreUnavailable) as exc:
             log.warning("deploy confirm by %s could not be read: %s", user_id, exc)
             order = None
@@ -190,17 +180,19 @@ class Keyboard:
             return
         container = body.get("container") or {}
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-        action = self.orders.of(order, str(channel or ""))
-        told_privately(respond, self.actions.run(action, user_id, lambda t: tell(respond, t)))
+        action = self.parts.orders.of(order, str(channel or ""))
+        told_privately(
+            respond, self.parts.pipeline.run(action, user_id, lambda t: tell(respond, t))
+        )
 
 
-def register(app: App, keyboard: Keyboard) -> None:
+def register(app: App, command: SlashCommand) -> None:
     # Bolt passes arguments by name, so each listener is a plain function of them.
     def on_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        keyboard.on_command(ack, body, respond)
+        command.on_command(ack, body, respond)
 
     def deploy_confirmed(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        keyboard.deploy_confirmed(ack, body, respond)
+        command.deploy_confirmed(ack, body, respond)
 
     app.command(COMMAND)(on_command)
     app.action(DEPLOY_CONFIRM_ACTION)(deploy_confirmed)
