@@ -20,27 +20,37 @@ from prometheus_client import (
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
+# Each action's counter, by name (as the table of actions in words/actions.py names it).
+ACTIONS: dict[str, Counter] = {}
+
+
+def _action_counter(name: str, documentation: str, labels: list[str]) -> Counter:
+    counter = Counter(name, documentation, labels)
+    ACTIONS[name] = counter
+    return counter
+
+
 WEBHOOKS = Counter(
     "deployhq_bot_webhooks_total",
     "DeployHQ notifications, by what became of them",
     ["result"],  # accepted, updated, queued, duplicate, stale, too-old, ignored, refused
 )
-RETRIES = Counter(
+RETRIES = _action_counter(
     "deployhq_bot_retries_total",
     "Retry requests (buttons and /deployhq retry), by outcome",
     ["outcome"],  # retried, refused, failed, in-doubt, superseded, overtaken, busy, ...
 )
-DEPLOYS = Counter(
+DEPLOYS = _action_counter(
     "deployhq_bot_deploys_total",
     "Deploy latest requests (the card's button), by outcome",
     ["outcome"],  # deployed, out-of-date, and the retries' others
 )
-ABORTS = Counter(
+ABORTS = _action_counter(
     "deployhq_bot_aborts_total",
     "Abort requests (the card's button), by outcome",
     ["outcome"],  # aborted, superseded, and the retries' others
 )
-AUTO_DEPLOYS = Counter(
+AUTO_DEPLOYS = _action_counter(
     "deployhq_bot_auto_deploy_changes_total",
     "Pauses and resumes of automatic deployments (the card's buttons, /deployhq freeze), by "
     "outcome",
@@ -51,7 +61,7 @@ HOME_VIEWS = Counter(
     "App Home tabs published, by outcome",
     ["outcome"],  # published, failed
 )
-ROLLBACKS = Counter(
+ROLLBACKS = _action_counter(
     "deployhq_bot_rollbacks_total",
     "Rollback requests (buttons and /deployhq rollback), by outcome",
     ["outcome"],

@@ -24,6 +24,7 @@ from bot.deployhq.client import DeployHQError
 from bot.deployhq.deployment import Deployment
 from bot.store.kv import Keys, MemoryKeyValue
 from bot.words import states as s
+from bot.words.actions import ActionName
 from bot.words.buttons import AbortTarget, ActionTarget, DeployOrder, DeployTarget, RollbackTarget
 from tests.support.signed import at, delivery
 
@@ -237,7 +238,7 @@ def test_a_deploy_order_holds_its_servers_then_sends_nothing_where_the_commit_al
 # --- proofs: what in DeployHQ's record shows an action happened -------------------------------
 
 
-def claim(action: s.ActionName = "retry", ref: str = "") -> ActionClaim:
+def claim(action: ActionName = "retry", ref: str = "") -> ActionClaim:
     return ActionClaim("U0ANN", NOW, "token", state="in-doubt", action=action, ref=ref)
 
 
@@ -296,7 +297,7 @@ def test_a_deploy_order_is_proven_by_a_deployment_of_its_commit_to_its_servers()
 class Proving:
     """An action whose proof is given, on a view that writes down what it is told."""
 
-    name: s.ActionName = "rollback"
+    name: ActionName = "rollback"
     key = "d:1"
     project = "my-project"
     deployment = "d"

@@ -8,6 +8,7 @@ from bot.cards import rules
 from bot.cards.rules import Card
 from bot.deployhq.deployment import Deployment
 from bot.words import states as s
+from bot.words.actions import ABORT
 from tests.support.signed import at, delivery
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -21,7 +22,7 @@ def running() -> Deployment:
 
 def test_a_late_not_done_of_an_earlier_abort_never_replaces_the_abort_that_went_through():
     card = Card("C1", running(), aborted=s.Aborted("U0SECOND", NOW, "cancelled"))
-    late = s.NotDone("U0FIRST", "DeployHQ's record shows the abort was never queued", s.ABORT)
+    late = s.NotDone("U0FIRST", "DeployHQ's record shows the abort was never queued", ABORT)
     after = rules.acted(card, "x", late, "note")
     assert after.aborted == card.aborted and after.notes == ()
 

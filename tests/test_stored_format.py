@@ -17,6 +17,7 @@ import pytest
 from bot.actions.claims import ActionClaim
 from bot.cards.store import card_from_json, card_to_json
 from bot.words import states as m
+from bot.words.actions import UnknownAction, action_named
 
 STORED = json.loads((Path(__file__).parent / "data" / "stored_v1.json").read_text())
 AT = datetime(2026, 3, 4, 10, 5, 6, tzinfo=UTC)
@@ -126,8 +127,16 @@ def test_deploy_latest_has_a_state_of_its_own_stored_as_the_roll_back_older_proc
     assert m.fingerprint_seed(state).endswith("action='deploy')")
 
 
-def test_a_stored_action_name_nobody_knows_reads_as_the_default():
-    assert m.action_named("rollback") == "rollback"
-    assert m.action_named("rm -rf") == "retry" and m.action_named(None) == "retry"
-    odd = m.from_json({"kind": "Retrying", "user_id": "U1", "at": 0, "action": 7})
-    assert isinstance(odd, m.Requested) and odd.action == "retry"
+def test_a_record_from_before_names_were_stored_is_a_retry_and_an_unknown_name_fails_loudly():
+    assert action_named("rollback") == "rollback"
+    assert action_named(None) == "retry"  # stored before the name was
+    old = m.from_json({"kind": "Retrying", "user_id": "U1", "at": 0})
+    assert isinstance(old, m.Requested) and old.action == "retry"
+    for unknown in ("rm -rf", 7, "", "Retry"):
+        with pytest.raises(UnknownAction):
+            action_named(unknown)
+        with pytest.raises(UnknownAction):
+            m.from_json({"kind": "Retrying", "user_id": "U1", "at": 0, "action": unknown})
+    claim = {"user": "U1", "at": 0, "token": "t", "action": "reboot"}
+    with pytest.raises(UnknownAction):
+        ActionClaim.from_json(json.dumps(claim))

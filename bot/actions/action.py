@@ -11,40 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from bot.actions.claims import ActionClaim
 from bot.deployhq.auto_deploys import Deployable
 from bot.deployhq.deployment import Deployment
-from bot.words.states import ActionName, CardState
+from bot.words.actions import ActionName, Outcome
+from bot.words.states import CardState
 
-__all__ = ["ActionName"]  # named where the card's states are, so that they can say it too
-Outcome = Literal[
-    "retried",
-    "rolled-back",
-    "deployed",
-    "aborted",
-    "paused",  # automatic deployments off, by DeployHQ's record
-    "resumed",  # and back on
-    "refused",
-    "failed",
-    "in-doubt",
-    "superseded",  # DeployHQ's record had moved on
-    "overtaken",  # something newer ran on those servers
-    "out-of-date",  # what the button named is no longer what DeployHQ gives
-    "busy",  # someone else's action holds it
-    "unavailable",  # the store did not answer
-    "forbidden",
-    "awaiting-approval",  # its servers need a second person: it waits for an Approve
-]
-DONE: dict[ActionName, Outcome] = {
-    "retry": "retried",
-    "rollback": "rolled-back",
-    "deploy": "deployed",
-    "abort": "aborted",
-    "pause": "paused",
-    "resume": "resumed",
-}
 # What DeployHQ answers an action with: a deployment (a retry, a rollback, a deploy, an abort's
 # run), or the server or group whose automatic deployments were turned off or on, read back.
 Answer = Deployment | Deployable

@@ -25,17 +25,18 @@ from typing import TYPE_CHECKING
 from slack_sdk import WebClient
 
 from bot import metrics
-from bot.actions.action import Action, Go, Outcome
+from bot.actions.action import Action, Go
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.deploy_plan import targets
 from bot.actions.permissions import AccessPolicy, Tell
 from bot.deployhq.client import DeployHQ, DeployHQError
-from bot.messages import approvals as words
+from bot.messages import approvals as approval_messages
 from bot.messages import notes
 from bot.slack.client import SLACK_ERRORS
 from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
 from bot.store.shared import Requests
 from bot.words import states as s
+from bot.words.actions import ABORT, PAUSE, ActionName, Outcome, action_named
 
 if TYPE_CHECKING:
     from bot.actions.deploy import ChannelMessages
@@ -51,7 +52,7 @@ class Request:
     asked (``user``) for what (``ref``, ``subject``)."""
 
     key: str
-    action: s.ActionName
+    action: ActionName
     recipe: str
     until: float
     ended: str = ""  # approved, denied, lapsed, gone
@@ -66,7 +67,7 @@ class Request:
 
     @property
     def first_line(self) -> str:
-        return words.asked_line(self.user, self.action, self.ref, self.subject)
+        return approval_messages.asked_line(self.user, self.action, self.ref, self.subject)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -78,7 +79,7 @@ class Request:
             text = {k: str(data.get(k) or "") for k in _TEXTS}
             return cls(
                 key=str(data["key"]),
-                action=s.action_named(data.get("action")),
+                action=action_named(data.get("action")),
                 recipe=str(data["recipe"]),
                 until=float(data["until"]),
                 at=float(data.get("at") or 0.0),
@@ -132,7 +133,9 @@ class Posts:
 
     def post(self, project: str, text: str, request_id: str) -> tuple[str, str, str]:
         """``(channel, ts, link)`` of the message posted; ts "" when none could be."""
-        channel, ts = self.messages.post(self.channel_for(project), text, words.buttons(request_id))
+        channel, ts = self.messages.post(
+            self.channel_for(project), text, approval_messages.buttons(request_id)
+        )
         if not ts:
             return channel, ts, ""
         try:
@@ -145,7 +148,7 @@ class Posts:
     def end(self, request: Request, outcome: str) -> None:
         """The request's message says what became of it, without its buttons."""
         if request.ts:
-            text = words.request_closed(request.first_line, outcome)
+            text = approval_messages.request_closed(request.first_line, outcome)
             self.messages.update(request.channel, request.ts, text)
 
 
@@ -175,18 +178,18 @@ class Gate:
         return not (self.approvers.users or self.approvers.groups)
 
     def who(self) -> str:
-        return words.approvers(self.approvers.users, self.approvers.groups)
+        return approval_messages.approvers(self.approvers.users, self.approvers.groups)
 
     def may_approve(self, user_id: str) -> bool:
         """``PermissionUnknown`` when Slack could not list any approver group."""
         return not self.nobody and self.approvers.allows(user_id)
 
-    def gates(self, action: s.ActionName, project: str, servers: frozenset[str]) -> bool:
+    def gates(self, action: ActionName, project: str, servers: frozenset[str]) -> bool:
         """Whether ``action`` on ``servers`` (identifiers, or names where DeployHQ gave none;
         a group's identifier counts as each of its servers) waits for approval, decided on
         DeployHQ's lists read now: a server moved into a named group since is gated at once.
         When DeployHQ cannot say what the names stand for, it waits."""
-        if not self.servers or action in (s.ABORT, s.PAUSE):  # never in the way of stopping
+        if not self.servers or action in (ABORT, PAUSE):  # never in the way of stopping
             return False
         if "*" in self.servers or {server.lower() for server in servers} & self.servers:
             return True
@@ -228,7 +231,7 @@ class Approvals:
             log.warning("%s of %s refused: approval is on and nobody may approve", action.name,
                         action.key)  # fmt: skip
             metrics.APPROVALS.labels("refused").inc()
-            return self._not_asked(action, claim, words.nobody_may_approve(), tell)
+            return self._not_asked(action, claim, approval_messages.nobody_may_approve(), tell)
         until = datetime.now(UTC) + timedelta(minutes=self.gate.minutes)
         request = Request(
             action.key, action.name, action.recipe, until.timestamp(), user=claim.user_id,
@@ -241,9 +244,9 @@ class Approvals:
         except StoreUnavailable:
             waiting = None
         if waiting is None:
-            return self._not_asked(action, claim, words.request_gone(), tell)
+            return self._not_asked(action, claim, approval_messages.request_gone(), tell)
         state = s.Awaiting(claim.user_id, claim.at, action.name, until, waiting.token, go.ref)
-        shown = action.view.show(state, words.awaiting_note(state, self.gate.who()))
+        shown = action.view.show(state, approval_messages.awaiting_note(state, self.gate.who()))
         log.info("%s of %s by %s waits for approval: request %s", action.name, action.key,
                  claim.user_id, waiting.token)  # fmt: skip
         if shown:
@@ -259,22 +262,22 @@ class Approvals:
         be posted ends at once, nothing sent, so nobody waits on what no approver can see."""
         channel = ts = link = ""
         if self.posts is not None:
-            text = words.request_message(state, request.subject, self.gate.who())
+            text = approval_messages.request_message(state, request.subject, self.gate.who())
             channel, ts, link = self.posts.post(action.project, text, waiting.token)
         if not ts:
             with suppress(StoreUnavailable):
                 self.claims.withdraw(action.key, waiting)
             log.warning("request %s could not be posted; %s of %s not asked for",
                         waiting.token, action.name, action.key)  # fmt: skip
-            tell(words.request_unposted())
-            unposted = s.NotDone(waiting.user_id, words.request_unposted(), action.name)
+            tell(approval_messages.request_unposted())
+            unposted = s.NotDone(waiting.user_id, approval_messages.request_unposted(), action.name)
             return Asked("refused", unposted, False, told=True)
         where = json.dumps({"channel": channel, "ts": ts, "link": link})
         try:
             self.requests.save_post(waiting.token, where, self._keep_seconds())
         except StoreUnavailable:
             log.warning("store unavailable; request %s's message is not kept", waiting.token)
-        tell(words.request_posted(link, channel, self.gate.who()))
+        tell(approval_messages.request_posted(link, channel, self.gate.who()))
         return Asked("awaiting-approval", state, False, told=True)
 
     def link_of(self, request_id: str) -> str:

@@ -18,16 +18,17 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
-from bot.actions.action import ActionName, Answer, Go, Hold, Proof, Stop
+from bot.actions.action import Answer, Go, Hold, Proof, Stop
 from bot.actions.claims import ActionClaim, Claims
 from bot.cards.auto_deploys import AutoDeployments
 from bot.cards.changes import Cards
 from bot.deployhq.auto_deploys import Deployable
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals
-from bot.messages import auto_deploys as words
+from bot.messages import auto_deploys as auto_messages
 from bot.store.kv import StoreUnavailable
 from bot.words import states as s
+from bot.words.actions import PAUSE, RESUME, ActionName
 from bot.words.buttons import AutoDeployTarget
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class AutoDeployView:
             target.project, answer.identifier, answer.name, answer.branch, answer.auto_deploy,
             claim.user_id, at,
         )  # fmt: skip
-        note = words.toggled_note(toggled, answer.branch)
+        note = auto_messages.toggled_note(toggled, answer.branch)
         ok = self.cards.on_auto_deploy(
             target.project, target.identifier, lambda _: shown, note, target.card
         )
@@ -94,7 +95,7 @@ class AutoDeployChange:
         self.lists = lists
         self.view = view
         self.target = view.target
-        self.name: ActionName = s.RESUME if self.target.on else s.PAUSE
+        self.name: ActionName = RESUME if self.target.on else PAUSE
         self.key = self.target.key
         self.project = self.target.project
         self.deployment = self.target.card
@@ -120,24 +121,24 @@ class AutoDeployChange:
             return busy
         found = self.find()
         if found is None:
-            return Stop("superseded", words.not_listed(target.identifier))
+            return Stop("superseded", auto_messages.not_listed(target.identifier))
         self._name = found.name
         if found.auto_deploy == target.on:
             log.info("%s of %s not sent: DeployHQ already shows it", self.name, self.key)
             self.view.settled(found)
-            return Stop("superseded", words.already(found))
+            return Stop("superseded", auto_messages.already(found))
         return Go(lambda: self._send(found))
 
     def _send(self, found: Deployable) -> Deployable:
         """Set it, then read DeployHQ back: a change DeployHQ skipped, or whose record does not
-        show it, is DeployHQ's refusal, in its words."""
+        show it, is DeployHQ's refusal, in its auto_messages."""
         target = self.target
         skipped = self.deployhq.set_auto_deploy(target.project, target.identifier, target.on)
         if skipped:
             raise DeployHQError(skipped, status=422)
         now = self.find()
         if now is None or now.auto_deploy != target.on:
-            raise DeployHQError(words.not_taken(found), status=422)
+            raise DeployHQError(auto_messages.not_taken(found), status=422)
         return now
 
     def prove(self, claim: ActionClaim) -> Proof:
@@ -193,16 +194,16 @@ class AutoDeploys:
         if named:
             chosen = [d for d in listed if named in (d.identifier.lower(), d.name.lower())]
             if not chosen:
-                return words.none_named(" ".join(words_), listed)
+                return auto_messages.none_named(" ".join(words_), listed)
         else:
             chosen = [d for d in listed if d.auto_deploy != on]
             if on:
                 left = [d for d in chosen if not self._paused_by_us(project, d)]
                 chosen = [d for d in chosen if d not in left]
             if not chosen:
-                return words.none_to_change(project, on, left)
+                return auto_messages.none_to_change(project, on, left)
         changes = [self.of(AutoDeployTarget(project, d.identifier, on)) for d in chosen]
-        return changes, words.left_off(project, left)
+        return changes, auto_messages.left_off(project, left)
 
     def _paused_by_us(self, project: str, found: Deployable) -> bool:
         """Whether the bot's ledger says it paused ``found`` (so DeployHQ shows it off because

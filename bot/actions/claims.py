@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
-from bot.words.states import RETRY, ActionName, action_named
+from bot.words.actions import RETRY, ActionName, action_named
 
 # Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
 CLAIM_SECONDS = 30.0

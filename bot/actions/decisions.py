@@ -25,7 +25,7 @@ from bot.actions.permissions import PermissionUnknown, Tell
 from bot.actions.pipeline import ActionResult, Pipeline
 from bot.cards.changes import Cards
 from bot.deployhq.client import DeployHQ, DeployHQError
-from bot.messages import approvals as words
+from bot.messages import approvals as approval_messages
 from bot.messages import notes, replies
 from bot.runtime import failpoints
 from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
@@ -69,7 +69,7 @@ class Redraw:
         if not (seen.channel and seen.ts) or seen.request != request_id:
             return  # not a message that asked for this request (an edited value, say)
         if not seen.deployment:
-            self.messages.update(seen.channel, seen.ts, words.request_lost())
+            self.messages.update(seen.channel, seen.ts, approval_messages.request_lost())
             return
         if self.projects and seen.project not in self.projects:
             return
@@ -112,7 +112,7 @@ class Decisions:
             return self._refused()
         request, action, claim = found
         if approver == claim.user_id:
-            tell(words.own_request())
+            tell(approval_messages.own_request())
             return self._refused()
         if not self._may_decide(approver, tell):
             return self._refused()
@@ -139,7 +139,9 @@ class Decisions:
         result = self.actions.proceed(action, approved, told)
         if self.posts is not None and request.ts:  # its own message says what came of it
             outcome = notes.outcome_note(result.state, result.deployment) if result.state else ""
-            self.posts.end(request, words.approved_outcome(approver, outcome or " ".join(said)))
+            self.posts.end(
+                request, approval_messages.approved_outcome(approver, outcome or " ".join(said))
+            )
             if result.outcome != "in-doubt":  # else DeployHQ's record settles it, later
                 self._close(request_id)
         return result
@@ -201,20 +203,20 @@ class Decisions:
             return None
         if request is None or action is None:
             log.warning("a decision on request %r, which the bot does not know", request_id[:40])
-            tell(words.request_gone())
+            tell(approval_messages.request_gone())
             if request is None and seen is not None and self.redraw is not None:
                 self.redraw(seen, request_id)
             return None
         if claim is not None and claim.token == request_id and claim.awaiting:
             return request, action, claim
         if request.ended:
-            tell(words.request_ended(request.ended, request.by, _moment(request.at)))
+            tell(approval_messages.request_ended(request.ended, request.by, _moment(request.at)))
         elif claim is not None and claim.token == request_id:
-            tell(words.request_ended("approved", claim.approved_by, None))
+            tell(approval_messages.request_ended("approved", claim.approved_by, None))
         elif datetime.now(UTC).timestamp() >= request.until:
-            tell(words.request_ended("lapsed", "", _moment(request.until)))
+            tell(approval_messages.request_ended("lapsed", "", _moment(request.until)))
         else:
-            tell(words.request_gone())
+            tell(approval_messages.request_gone())
         return None
 
     def _after_approval(self, request_id: str, request: Request, claim: ActionClaim | None) -> None:
@@ -230,8 +232,12 @@ class Decisions:
                 return  # still in doubt
         if self.posts is not None:
             done = claim is not None and claim.done
-            said = words.done_by_record(request.action) if done else words.nothing_done_line()
-            self.posts.end(request, words.approved_outcome(request.by, said))
+            said = (
+                approval_messages.done_by_record(request.action)
+                if done
+                else approval_messages.nothing_done_line()
+            )
+            self.posts.end(request, approval_messages.approved_outcome(request.by, said))
         self._close(request_id)
         log.info("approved request %s ended: DeployHQ's record shows %s", request_id,
                  "it done" if claim is not None and claim.done else "nothing done")  # fmt: skip
@@ -241,11 +247,11 @@ class Decisions:
         if self.posts is None:
             return
         if request.ended == "gone":
-            self.posts.end(request, words.request_interrupted_line())
+            self.posts.end(request, approval_messages.request_interrupted_line())
             return
         at = datetime.fromtimestamp(request.at, UTC) if request.at else datetime.now(UTC)
         ended = s.Denied(request.user, request.action, request.by, at)
-        self.posts.end(request, words.denied_line(ended))
+        self.posts.end(request, approval_messages.denied_line(ended))
 
     def _close(self, request_id: str) -> None:
         try:
@@ -261,16 +267,16 @@ class Decisions:
             return False
         if not allowed:
             log.warning("request decision refused: %s may not approve", user_id)
-            tell(words.not_an_approver(self.gate.who()))
+            tell(approval_messages.not_an_approver(self.gate.who()))
         return allowed
 
     def _lost(self, request_id: str, tell: Tell) -> ActionResult:
         """Someone else decided between our read and our write."""
         request = load_request(self.requests, request_id)
         if request is not None and request.ended:
-            tell(words.request_ended(request.ended, request.by, _moment(request.at)))
+            tell(approval_messages.request_ended(request.ended, request.by, _moment(request.at)))
         else:
-            tell(words.request_gone())
+            tell(approval_messages.request_gone())
         return self._refused()
 
     def _record(
@@ -292,7 +298,7 @@ class Decisions:
         state = s.Denied(requester, action.name, by, datetime.now(UTC))
         shown = action.view.show(state, notes.outcome_note(state, None))
         if self.posts is not None and request is not None and request.ts:
-            self.posts.end(request, words.denied_line(state))
+            self.posts.end(request, approval_messages.denied_line(state))
             shown = True
         return ActionResult("refused", state, card_updated=shown)
 
@@ -325,9 +331,9 @@ class Decisions:
             if lapsed:
                 metrics.APPROVALS.labels("expired").inc()
                 lapse = s.Denied(request.user, request.action, "", datetime.now(UTC))
-                self.posts.end(request, words.denied_line(lapse))
+                self.posts.end(request, approval_messages.denied_line(lapse))
             else:
-                self.posts.end(request, words.request_interrupted_line())
+                self.posts.end(request, approval_messages.request_interrupted_line())
         log.info("request %s ended undecided (%s): %s of %s asked for by %s", request_id, how,
                  request.action, request.key, request.user)  # fmt: skip
 

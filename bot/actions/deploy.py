@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.actions.action import LAPSED, ActionName, Answer, Go, Hold, Outcome, Proof, Stop
+from bot.actions.action import LAPSED, Answer, Go, Hold, Proof, Stop
 from bot.actions.claims import ActionClaim
 from bot.actions.deploy_plan import ran_there, runs_there
 from bot.deployhq.client import DeployHQ
@@ -26,6 +26,7 @@ from bot.slack.client import SLACK_ERRORS, refused, slack_error
 from bot.store.kv import StoreUnavailable
 from bot.store.shared import Orders
 from bot.words import states as s
+from bot.words.actions import DEPLOY, ActionName, Outcome
 from bot.words.buttons import DeployOrder
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ class Deploy:
         """Nothing is sent, and why: told to the person, and said in the channel's message
         when there is one (a request for approval, now ended)."""
         log.info("deploy of %s not sent: %s", self.key, outcome)
-        self.view.show(s.NotDone(user_id, why, s.DEPLOY), why)
+        self.view.show(s.NotDone(user_id, why, DEPLOY), why)
         return Stop(outcome, why)
 
     def prove(self, claim: ActionClaim) -> Proof:

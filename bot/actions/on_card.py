@@ -13,7 +13,7 @@ from datetime import datetime
 from itertools import takewhile
 
 from bot.actions import preflights
-from bot.actions.action import LAPSED, ActionName, Answer, Go, Hold, Proof, Stop
+from bot.actions.action import LAPSED, Answer, Go, Hold, Proof, Stop
 from bot.actions.claims import ActionClaim
 from bot.cards import rules as card_rules
 from bot.cards.changes import Cards
@@ -22,6 +22,7 @@ from bot.deployhq.deployment import FAILED, Deployment, Revision
 from bot.deployhq.history import last_good, newer_on_servers, reach, rolled_back_by
 from bot.messages import approvals, notes, replies
 from bot.words import states as s
+from bot.words.actions import ABORT, DEPLOY, RETRY, ROLLBACK, ActionName, UnknownAction, spec_of
 from bot.words.buttons import AbortTarget, ActionTarget, DeployTarget, RollbackTarget
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,14 @@ class CardView:
     def done(self, claim: ActionClaim, answer: Answer, at: datetime) -> tuple[s.CardState, bool]:
         """The card says who acted, and follows what DeployHQ queued."""
         assert isinstance(answer, Deployment)  # a card's own actions answer with deployments
-        if claim.action == s.ABORT:
+        if claim.action == ABORT:
             aborted = s.Aborted(claim.user_id, at, answer.status)
             shown = self.show(aborted, notes.outcome_note(aborted, answer))
             self.cards.on_record(answer)  # the card shows the run as DeployHQ now gives it
             return aborted, shown
-        if claim.action in (s.ROLLBACK, s.DEPLOY):
+        if claim.action in (ROLLBACK, DEPLOY):
             ref = answer.end_revision.ref if answer.end_revision else claim.ref
-            queued = s.DeployedLatest if claim.action == s.DEPLOY else s.RolledBack
+            queued = s.DeployedLatest if claim.action == DEPLOY else s.RolledBack
             rolled = queued(
                 claim.user_id, at, ref, answer.status, answer.identifier, claim.approved_by
             )
@@ -226,7 +227,7 @@ class Abort(_OnCard):
             return Go(lambda: replace(record, status=self.deployhq.abort(self.project, target.run)))
         log.info("abort of %s not sent: DeployHQ shows it %s", target.run_key, record.status)
         shows = f"DeployHQ shows the deployment as {record.status}."
-        self.cards.on_action(target, s.NotDone(user_id, shows, s.ABORT), stop.why)
+        self.cards.on_action(target, s.NotDone(user_id, shows, ABORT), stop.why)
         self.cards.on_record(record)
         return Stop("superseded", stop.why, deployment=record)
 
@@ -265,17 +266,28 @@ class CardActions:
 
     def decode(self, name: str, value: str) -> Retry | Rollback | DeployLatest | Abort:
         """The action ``name`` on what a button's ``value`` names; ``ValueError`` when it names
-        nothing the button could."""
-        kind = {s.ROLLBACK: RollbackTarget, s.DEPLOY: DeployTarget, s.ABORT: AbortTarget}
-        return self.of(kind.get(name, ActionTarget).decode(value), name)
+        nothing the button could, ``UnknownAction`` (one) when no card action has that name."""
+        target = spec_of(name).target.decode(value)
+        if not isinstance(target, ActionTarget):
+            raise UnknownAction(f"{name} is no action on a card")
+        return self.of(target, name)
 
     def of(self, target: ActionTarget, name: str) -> Retry | Rollback | DeployLatest | Abort:
-        """The action ``name`` on ``target`` (whose kind the button's decoding chose)."""
-        if isinstance(target, AbortTarget) or name == s.ABORT:
-            assert isinstance(target, AbortTarget)
+        """The action ``name`` on ``target`` (whose kind the button's decoding chose);
+        ``UnknownAction`` when no card action has that name."""
+        kind = ON_CARD.get(name)
+        if kind is None:
+            raise UnknownAction(f"no action on a card is called {name!r}")
+        if isinstance(target, AbortTarget) or kind is Abort:
+            assert isinstance(target, AbortTarget), "an abort is for a run under way"
             return Abort(self.deployhq, self.cards, target)
-        kinds: dict[str, type[Retry | Rollback | DeployLatest]] = {
-            s.ROLLBACK: Rollback,
-            s.DEPLOY: DeployLatest,
-        }
-        return kinds.get(name, Retry)(self.deployhq, self.cards, target)
+        return kind(self.deployhq, self.cards, target)
+
+
+# The actions a card's buttons name (their entries in words/actions.py say what they carry).
+ON_CARD: dict[str, type[Retry | Rollback | DeployLatest] | type[Abort]] = {
+    RETRY: Retry,
+    ROLLBACK: Rollback,
+    DEPLOY: DeployLatest,
+    ABORT: Abort,
+}

@@ -26,19 +26,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot import metrics
-from bot.actions.action import DONE, LAPSED, Action, Go, Outcome, Stop
+from bot.actions.action import LAPSED, Action, Go, Stop
 from bot.actions.approvals import Approvals
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.permissions import AccessPolicy, Tell
 from bot.actions.settle import Settler
 from bot.deployhq.client import DeployHQError
 from bot.deployhq.deployment import Deployment
-from bot.messages import approvals as words
+from bot.messages import approvals as approval_messages
 from bot.messages import notes, replies
 from bot.runtime import failpoints
 from bot.runtime.background import Runner
 from bot.store.kv import StoreUnavailable
 from bot.words import states as s
+from bot.words.actions import Outcome, spec_of
 from bot.words.states import CardState
 
 log = logging.getLogger(__name__)
@@ -126,19 +127,14 @@ class Pipeline:
         now, against DeployHQ's record at approval time, then the call, as any other."""
         user_id = claim.user_id
         requested = s.Requested(user_id, claim.at, action.name, claim.approved_by)
-        action.view.show(requested, words.approved_note(user_id, claim.approved_by, action.name))
+        action.view.show(
+            requested, approval_messages.approved_note(user_id, claim.approved_by, action.name)
+        )
         result = self._checked(action, _Hold(self.claims, action.key, claim), user_id, tell)
         return self._counted(action, user_id, result)
 
     def _counted(self, action: Action, user_id: str, result: ActionResult) -> ActionResult:
-        counter = {
-            s.ROLLBACK: metrics.ROLLBACKS,
-            s.DEPLOY: metrics.DEPLOYS,
-            s.ABORT: metrics.ABORTS,
-            s.PAUSE: metrics.AUTO_DEPLOYS,
-            s.RESUME: metrics.AUTO_DEPLOYS,
-        }.get(action.name, metrics.RETRIES)
-        counter.labels(result.outcome).inc()
+        metrics.ACTIONS[spec_of(action.name).metric].labels(result.outcome).inc()
         log.info(
             "%s of %s by %s: %s",
             action.name,
@@ -218,13 +214,13 @@ class Pipeline:
         state, shown = action.view.done(sending, answer, datetime.now(UTC))
         failpoints.reach("card-saved")
         deployment = answer if isinstance(answer, Deployment) else None
-        return ActionResult(DONE[action.name], state, deployment, card_updated=shown)
+        return ActionResult(spec_of(action.name).done, state, deployment, card_updated=shown)
 
     def _busy(self, action: Action, claim: ActionClaim, tell: Tell) -> ActionResult:
         log.info("%s of %s: already claimed by %s", action.name, action.key, claim.user_id)
         if claim.awaiting:
             link = self.approvals.link_of(claim.token) if self.approvals is not None else ""
-            tell(words.awaiting_reply(claim.user_id, claim.action, claim.until, link))
+            tell(approval_messages.awaiting_reply(claim.user_id, claim.action, claim.until, link))
             return ActionResult("busy")
         if claim.in_doubt:  # a new click re-checks DeployHQ before anything else
             settled = self.settler.resolve(action, claim)

@@ -25,6 +25,7 @@ from bot.deployhq.history import newer_on_servers, reach
 from bot.messages import notes
 from bot.store.kv import StoreUnavailable
 from bot.words import states as s
+from bot.words.actions import ABORT, DEPLOY, RESUME, ROLLBACK
 from bot.words.buttons import AbortTarget, ActionTarget, AutoDeployTarget
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class Reconciler:
             abort = AbortTarget.of_run(card.deployment.identifier, running)
             claim = self.claims.held(abort.run_key)
             if claim is not None and (claim.in_doubt or claim.done):
-                self.parts.settler.resolve(self.parts.card_actions.of(abort, s.ABORT), claim)
+                self.parts.settler.resolve(self.parts.card_actions.of(abort, ABORT), claim)
                 return
         auto = card.auto
         if auto is not None and isinstance(auto.doing, s.Requested | s.InDoubt | s.Awaiting):
@@ -174,7 +175,7 @@ class Reconciler:
         """A pause or resume the card shows under way: settled from DeployHQ's record when its
         answer was lost, lapsed when it waited past its time, and the card back on DeployHQ's
         record when its claim is gone (its holder died before anything was sent)."""
-        on = doing.action == s.RESUME
+        on = doing.action == RESUME
         target = AutoDeployTarget(auto.project, auto.identifier, on, card.deployment.identifier)
         action = self.parts.autos.of(target)
         if isinstance(doing, s.Awaiting):
@@ -209,7 +210,7 @@ class Reconciler:
             # sent), or the store lost it. A rollback leaves the failure's record as it was, so
             # only the servers' history can tell; anything newer there and nothing is said.
             action = card.state.action
-            if action in (s.ROLLBACK, s.DEPLOY):
+            if action in (ROLLBACK, DEPLOY):
                 try:
                     history = self.deployhq.history(
                         deployment.project_permalink, to=reach(record), whole=True

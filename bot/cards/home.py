@@ -23,7 +23,7 @@ from bot.cards.store import CardStore
 from bot.deployhq.auto_deploys import ServerFigures
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import FAILED
-from bot.messages import home as words
+from bot.messages import home as home_messages
 from bot.messages.home import Health, OpenFailure, Paused, ProjectView
 from bot.messages.replies import describe_error
 from bot.slack.client import SLACK_ERRORS, slack_error
@@ -81,9 +81,9 @@ class Home:
         refused: list[str] = []
         if self.policy is None or self.policy.check(user_id, refused.append):
             projects, health = self.gather()
-            view = words.home_view(projects, health, datetime.now(UTC))
+            view = home_messages.home_view(projects, health, datetime.now(UTC))
         else:  # nothing of DeployHQ is read for them
-            view = words.refused_view(refused[0] if refused else "")
+            view = home_messages.refused_view(refused[0] if refused else "")
         try:
             self.client.views_publish(user_id=user_id, view=view)
         except SLACK_ERRORS as exc:

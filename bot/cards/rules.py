@@ -17,6 +17,7 @@ from bot.deployhq.deployment import FAILED, FINAL_STATUSES, Deployment, Revision
 from bot.messages import notes
 from bot.messages.notes import ENDED_BY_ITSELF
 from bot.words import states as s
+from bot.words.actions import ABORT
 from bot.words.states import CardState
 
 MAX_PENDING_NOTES = 20
@@ -192,7 +193,7 @@ def acted(
     on (say, to ``running``) keeps its state and gets the note. An abort's progress is shown
     beside the card's state, whatever that is.
     """
-    if isinstance(state, s.Aborted) or getattr(state, "action", None) == s.ABORT:
+    if isinstance(state, s.Aborted) or getattr(state, "action", None) == ABORT:
         if isinstance(card.aborted, s.Aborted) and not isinstance(state, s.Aborted):
             return card  # the run is aborted: a late word of an earlier try changes nothing
         return changed(card, aborted=state).noting(note)

@@ -7,21 +7,15 @@ from datetime import datetime
 
 from bot.messages.text import Block, mention, outside, plain_text, when
 from bot.words import states as s
+from bot.words.actions import DEPLOY, PAUSE, RESUME, RETRY, ROLLBACK, spec_of
 from bot.words.buttons import APPROVE_ACTION, DENY_ACTION
 
-_BUTTON = {
-    s.RETRY: "Retry",
-    s.ROLLBACK: "Roll back",
-    s.DEPLOY: "Deploy latest",
-    s.PAUSE: "Pause auto-deploy",
-    s.RESUME: "Resume auto-deploy",
-}
 _NOUN = {
-    s.RETRY: "retry",
-    s.ROLLBACK: "roll back",
-    s.DEPLOY: "deploy",
-    s.PAUSE: "pause of auto-deploy",
-    s.RESUME: "resume of auto-deploy",
+    RETRY: "retry",
+    ROLLBACK: "roll back",
+    DEPLOY: "deploy",
+    PAUSE: "pause of auto-deploy",
+    RESUME: "resume of auto-deploy",
 }
 
 
@@ -39,10 +33,10 @@ def approvers(users: frozenset[str], groups: frozenset[str]) -> str:
 
 
 def _asked(action: str, ref: str) -> str:
-    what = f"*{_BUTTON.get(action, action)}*"
-    if ref and action == s.ROLLBACK:
+    what = f"*{spec_of(action).label}*"
+    if ref and action == ROLLBACK:
         return f"{what} to `{outside(ref[:7], 7)}`"
-    if ref and action == s.DEPLOY:
+    if ref and action == DEPLOY:
         return f"{what} `{outside(ref[:7], 7)}`"
     return what
 

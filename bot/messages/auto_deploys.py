@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 from bot.deployhq.auto_deploys import Deployable
 from bot.messages import approvals
-from bot.messages.text import Block, ago, mention, outside, plain_text, when
+from bot.messages.text import Block, action_button, ago, mention, outside, plain_text, when
 from bot.words import states as s
-from bot.words.buttons import PAUSE_ACTION, RESUME_ACTION, AutoDeployTarget
+from bot.words.actions import PAUSE, RESUME, ActionName, spec_of
+from bot.words.buttons import AutoDeployTarget
 
 MAX_LISTED = 20
 
@@ -26,7 +27,7 @@ def line(auto: s.AutoDeploy) -> str:
     name = f"*{outside(auto.name, 100)}*"
     match auto.doing:
         case s.Requested(user_id, at, action):
-            verb = "Pausing" if action == s.PAUSE else "Resuming"
+            verb = "Pausing" if action == PAUSE else "Resuming"
             asked = f"for {mention(user_id)} {when(at)}"
             return f":hourglass_flowing_sand: {verb} auto-deploy of {name} {asked}…"
         case s.Awaiting() as waiting:
@@ -86,19 +87,18 @@ def buttons(auto: s.AutoDeploy, card: str) -> list[Block]:
             f"New pushes to `{branch}` will no longer deploy to {where} by themselves until "
             "someone resumes them."
         )
-        return [_button(PAUSE_ACTION, "Pause auto-deploy", target, "Pause auto-deploy?", text)]
+        return [_button(PAUSE, target, text)]
     text = f"New pushes to `{branch}` will deploy to {where} by themselves again."
-    return [_button(RESUME_ACTION, "Resume auto-deploy", target, "Resume auto-deploy?", text)]
+    return [_button(RESUME, target, text)]
 
 
-def _button(action_id: str, label: str, target: AutoDeployTarget, title: str, text: str) -> Block:
+def _button(name: ActionName, target: AutoDeployTarget, text: str) -> Block:
+    label = spec_of(name).label
     return {
-        "type": "button",
-        "action_id": action_id,
-        "text": plain_text(label, 75),
+        **action_button(name),
         "value": target.encode(),
         "confirm": {
-            "title": plain_text(title, 100),
+            "title": plain_text(f"{label}?", 100),
             "text": plain_text(text, 300),
             "confirm": plain_text(label.split()[0], 30),
             "deny": plain_text("Cancel", 30),

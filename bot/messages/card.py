@@ -18,6 +18,7 @@ from bot.messages.notes import ENDED_BY_ITSELF, event_note
 from bot.messages.text import (
     Block,
     Message,
+    action_button,
     clip,
     duration_text,
     mention,
@@ -27,14 +28,11 @@ from bot.messages.text import (
     when,
 )
 from bot.words import states as s
+from bot.words.actions import ABORT, DEPLOY, RETRY, ROLLBACK
 from bot.words.buttons import (
-    ABORT_ACTION,
-    DEPLOY_LATEST_ACTION,
     OPEN_ACTION,
     PREVIEW_DEPLOY_ACTION,
     PREVIEW_ROLLBACK_ACTION,
-    RETRY_ACTION,
-    ROLLBACK_ACTION,
     AbortTarget,
     ActionTarget,
     DeployTarget,
@@ -225,9 +223,7 @@ def retry_button(deployment: Deployment) -> Block:
     servers = ", ".join(deployment.servers[:MAX_SERVERS_SHOWN]) or "its servers"
     branch = f" ({deployment.branch})" if deployment.branch else ""
     return {
-        "type": "button",
-        "action_id": RETRY_ACTION,
-        "text": plain_text("Retry", 75),
+        **action_button(RETRY),
         "style": "primary",
         "value": ActionTarget.of(deployment).encode(),
         "confirm": {
@@ -250,9 +246,7 @@ def _rollback_button(deployment: Deployment, good: Deployment, undoes: Summary |
         deployment.project_permalink, deployment.identifier, deployment.run_key, good.identifier
     )
     return {
-        "type": "button",
-        "action_id": ROLLBACK_ACTION,
-        "text": plain_text("Roll back", 75),
+        **action_button(ROLLBACK),
         "style": "danger",
         "value": target.encode(),
         "confirm": {
@@ -277,9 +271,7 @@ def _deploy_latest_button(deployment: Deployment, latest: Revision, adds: Summar
         deployment.project_permalink, deployment.identifier, deployment.run_key, latest.ref
     )
     return {
-        "type": "button",
-        "action_id": DEPLOY_LATEST_ACTION,
-        "text": plain_text("Deploy latest", 75),
+        **action_button(DEPLOY),
         "value": target.encode(),
         "confirm": {
             "title": plain_text("Deploy the latest commit?", 100),
@@ -298,9 +290,7 @@ def _abort_button(card: str, running: Deployment) -> Block:
     servers = ", ".join(running.servers[:MAX_SERVERS_SHOWN]) or "its servers"
     branch = f" ({running.branch})" if running.branch else ""
     return {
-        "type": "button",
-        "action_id": ABORT_ACTION,
-        "text": plain_text("Abort", 75),
+        **action_button(ABORT),
         "style": "danger",
         "value": AbortTarget.of_run(card, running).encode(),
         "confirm": {
@@ -326,9 +316,9 @@ def _headline(deployment: Deployment, state: CardState) -> tuple[str, str]:
     match state:
         case s.Awaiting():
             return ":closed_lock_with_key:", "Waiting for approval"
-        case s.Requested(action=s.DEPLOY) | s.DeployedLatest():
+        case s.Requested(action="deploy") | s.DeployedLatest():
             return ":rocket:", "Deploying the latest commit"
-        case s.Requested(action=s.ROLLBACK):
+        case s.Requested(action="rollback"):
             return ":hourglass_flowing_sand:", "Rolling back"
         case s.Requested() | s.InDoubt():
             return ":hourglass_flowing_sand:", "Retrying deployment"
@@ -437,7 +427,7 @@ def _answer_line(deployment: Deployment, state: CardState) -> str:
 
 
 def _word(action: str) -> str:
-    return "Deploy latest" if action == s.DEPLOY else action.capitalize()
+    return "Deploy latest" if action == DEPLOY else action.capitalize()
 
 
 def _progress_line(deployment: Deployment, user_id: str | None, at: datetime | None) -> str:

@@ -10,23 +10,24 @@ from bot.deployhq.deployment import Deployment, Step
 from bot.messages import approvals, auto_deploys
 from bot.messages.text import clip, duration_text, escape, mention, outside, when
 from bot.words import states as s
+from bot.words.actions import ABORT, DEPLOY, PAUSE, RESUME, RETRY, ROLLBACK
 from bot.words.states import CardState
 
 _ASKED = {
-    s.RETRY: "retry this deployment",
-    s.ROLLBACK: "roll this deployment back",
-    s.DEPLOY: "deploy the branch's latest commit",
-    s.ABORT: "abort the deployment under way",
-    s.PAUSE: "pause auto-deploy",
-    s.RESUME: "resume auto-deploy",
+    RETRY: "retry this deployment",
+    ROLLBACK: "roll this deployment back",
+    DEPLOY: "deploy the branch's latest commit",
+    ABORT: "abort the deployment under way",
+    PAUSE: "pause auto-deploy",
+    RESUME: "resume auto-deploy",
 }
 DONE_WORD = {
-    s.RETRY: "retried",
-    s.ROLLBACK: "rolled back",
-    s.DEPLOY: "deployed",
-    s.ABORT: "aborted",
-    s.PAUSE: "paused",
-    s.RESUME: "resumed",
+    RETRY: "retried",
+    ROLLBACK: "rolled back",
+    DEPLOY: "deployed",
+    ABORT: "aborted",
+    PAUSE: "paused",
+    RESUME: "resumed",
 }
 
 
@@ -36,7 +37,7 @@ ENDED_BY_ITSELF = ("completed",)
 
 
 def requested(user_id: str, action: str) -> str:
-    what = _ASKED.get(action, _ASKED[s.RETRY])
+    what = _ASKED.get(action, _ASKED[RETRY])
     return f":hourglass_flowing_sand: {mention(user_id)} asked DeployHQ to {what}."
 
 
@@ -142,7 +143,7 @@ def outcome_note(state: CardState | None, deployment: Deployment | None) -> str:
     return ""
 
 
-def in_doubt(action: str = s.RETRY, said: str = "") -> str:
+def in_doubt(action: str = RETRY, said: str = "") -> str:
     """``said``: what DeployHQ answered instead (``replies.answered``), or "" for no answer."""
     if said:
         return (
@@ -157,12 +158,12 @@ def in_doubt(action: str = s.RETRY, said: str = "") -> str:
     )
 
 
-def never_queued(action: str = s.RETRY) -> str:
+def never_queued(action: str = RETRY) -> str:
     done = DONE_WORD.get(action, "retried")
     return f"DeployHQ's record shows the {action} was never queued, so nothing was {done}."
 
 
-def claim_lapsed(action: str = s.RETRY) -> str:
+def claim_lapsed(action: str = RETRY) -> str:
     """Why nothing was sent when the claim could not be kept until the call: it outlived its
     hold (the calls before took longer), or the store stopped answering."""
     return (

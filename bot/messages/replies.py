@@ -11,7 +11,7 @@ from bot.deployhq.deployment import Deployment
 from bot.messages.card import facts, open_button, retry_button
 from bot.messages.notes import DONE_WORD
 from bot.messages.text import Block, Message, mention, mrkdwn_text, notice, outside, when
-from bot.words import states as s
+from bot.words.actions import ABORT, DEPLOY, PAUSE, RESUME, RETRY, ROLLBACK
 
 _STATUS_EMOJI = {
     "failed": ":x:",
@@ -136,7 +136,7 @@ def archived(action: str) -> str:
     )
 
 
-def failure_moved_on(record: Deployment, action: str = s.RETRY) -> str:
+def failure_moved_on(record: Deployment, action: str = RETRY) -> str:
     """Why nothing was sent: DeployHQ's own record shows the failure is no longer current."""
     status = outside(record.status, 50)
     nothing = f"Nothing was {_done(action)}"
@@ -150,7 +150,7 @@ def failure_moved_on(record: Deployment, action: str = s.RETRY) -> str:
     return (
         f":information_source: {nothing}: DeployHQ shows this deployment as "
         f"*{status}*{f' (since {when(since)})' if since else ''}, so that failure is no "
-        f"longer there to {'retry' if action == s.RETRY else 'roll back'}."
+        f"longer there to {'retry' if action == RETRY else 'roll back'}."
     )
 
 
@@ -162,7 +162,7 @@ def nothing_to_roll_back_to(deployment: Deployment) -> str:
     )
 
 
-def overtaken(newer: Deployment, action: str = s.RETRY) -> str:
+def overtaken(newer: Deployment, action: str = RETRY) -> str:
     moment = newer.finished_at
     at = f" {when(moment)}" if moment else ""
     return (
@@ -224,8 +224,8 @@ def already_acted(
 ) -> str:
     """What a later clicker is told, privately, about the action under way (``on_card``: a
     card follows it, as it does not for ``/deployhq deploy``)."""
-    if action in (s.PAUSE, s.RESUME):
-        what = "pause" if action == s.PAUSE else "resume"
+    if action in (PAUSE, RESUME):
+        what = "pause" if action == PAUSE else "resume"
         if in_doubt:
             return (
                 f"{mention(user_id)} asked DeployHQ to {what} auto-deploy {when(at)} and its "
@@ -233,27 +233,27 @@ def already_acted(
             )
         verb = f"{what}d auto-deploy" if done else f"asked DeployHQ to {what} auto-deploy"
         return f"{mention(user_id)} already {verb} {when(at)}; nothing more was sent."
-    if action in (s.DEPLOY, s.ABORT):
-        what = "deploy the branch's latest commit" if action == s.DEPLOY else "abort this run"
+    if action in (DEPLOY, ABORT):
+        what = "deploy the branch's latest commit" if action == DEPLOY else "abort this run"
         if in_doubt:
             return (
                 f"{mention(user_id)} asked DeployHQ to {what} {when(at)} and its answer never "
                 "came; nothing more is sent until DeployHQ's record shows what happened."
                 + (" The card will show it." if on_card else "")
             )
-        done_what = "deployed the branch's latest commit" if action == s.DEPLOY else "aborted it"
+        done_what = "deployed the branch's latest commit" if action == DEPLOY else "aborted it"
         verb = done_what if done else f"asked DeployHQ to {what}"
         return (
             f"{mention(user_id)} already {verb} {when(at)} (a failure gets one action, a run "
             "one abort); nothing more was done."
         )
-    if action == s.ROLLBACK and in_doubt:
+    if action == ROLLBACK and in_doubt:
         return (
             f"{mention(user_id)} asked DeployHQ to roll this deployment back {when(at)} and "
             "its answer never came; nothing more is sent until DeployHQ's record shows what "
             "happened. The card will show it."
         )
-    if action == s.ROLLBACK:
+    if action == ROLLBACK:
         verb = "rolled this deployment back" if done else "started rolling this deployment back"
         return f"{mention(user_id)} already {verb} {when(at)}; nothing more was done."
     if in_doubt:
@@ -277,11 +277,11 @@ def servers_busy(user_id: str, action: str, at: datetime) -> str:
 
 
 _ASKED_ON_SERVERS = {
-    s.RETRY: "retry a deployment",
-    s.ROLLBACK: "roll back",
-    s.DEPLOY: "deploy",
-    s.PAUSE: "pause auto-deploy",
-    s.RESUME: "resume auto-deploy",
+    RETRY: "retry a deployment",
+    ROLLBACK: "roll back",
+    DEPLOY: "deploy",
+    PAUSE: "pause auto-deploy",
+    RESUME: "resume auto-deploy",
 }
 
 

@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
+from bot.words.actions import spec_of
+
 Block = dict[str, Any]
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
@@ -64,6 +66,13 @@ def clip(text: str, limit: int) -> str:
 
 def plain_text(text: str, limit: int) -> Block:
     return {"type": "plain_text", "text": clip(text, limit) or " ", "emoji": True}
+
+
+def action_button(name: str) -> Block:
+    """The start of action ``name``'s button: its action_id and label, as the table of actions
+    declares them."""
+    spec = spec_of(name)
+    return {"type": "button", "action_id": spec.button, "text": plain_text(spec.label, 75)}
 
 
 def mrkdwn_text(text: str, limit: int) -> Block:

@@ -1,4 +1,5 @@
-"""Routes, action ids, and the data a card's buttons carry back to us."""
+"""Routes, the action ids of the buttons that are no action (an action's own is in the table of
+actions, words/actions.py), and the data buttons carry back to us."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ from bot.deployhq.deployment import Deployment, is_identifier
 SLACK_EVENTS_PATH = "/slack/events"
 WEBHOOK_PATH = "/deployhq/webhook"
 
-RETRY_ACTION = "deployhq_retry"
-ROLLBACK_ACTION = "deployhq_rollback"
-DEPLOY_LATEST_ACTION = "deployhq_deploy_latest"
-ABORT_ACTION = "deployhq_abort"
 OPEN_ACTION = "deployhq_open"
 DEPLOY_CONFIRM_ACTION = "deployhq_deploy_confirm"  # /deployhq deploy's confirm: Deploy
 DEPLOY_CANCEL_ACTION = "deployhq_deploy_cancel"  # and Cancel
@@ -25,9 +22,6 @@ DENY_ACTION = "deployhq_deny"  # and Deny (or, by the requester, withdraw)
 PREVIEW_ROLLBACK_ACTION = "deployhq_preview_rollback"  # carries the Roll back's value
 PREVIEW_DEPLOY_ACTION = "deployhq_preview_deploy"  # carries the Deploy latest's value
 PREVIEW_ORDER_ACTION = "deployhq_preview_order"  # carries the confirm's order token
-# Automatic deployments of a card's server or group: off, and back on.
-PAUSE_ACTION = "deployhq_pause_auto_deploy"
-RESUME_ACTION = "deployhq_resume_auto_deploy"
 _REF = re.compile(r"[0-9A-Za-z._/-]{1,100}")
 
 

@@ -4,31 +4,16 @@ Each state is stored with an explicit tag. The tags are the names the states wer
 under (then their class names) and never change, whatever a class is called: renaming a class
 must not make a stored card unreadable, nor what a newer process writes unreadable to an older
 one beside it during a deploy. ``action`` names the action (an ``ActionName``): one failure gets
-one action, so the states of an action say which it was.
+one action, so the states of an action say which it was (the names are words/actions.py's).
 """
 
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar
 
-ActionName = Literal["retry", "rollback", "deploy", "abort", "pause", "resume"]
-RETRY: Final = "retry"
-ROLLBACK: Final = "rollback"
-# Deploying the branch's latest commit is a failure's action too (it shares the claim); an
-# abort is the action on a run under way, one per run.
-DEPLOY: Final = "deploy"
-ABORT: Final = "abort"
-# Automatic deployments of one server or group, turned off (the safe direction) or back on.
-PAUSE: Final = "pause"
-RESUME: Final = "resume"
-ACTIONS: tuple[ActionName, ...] = (RETRY, ROLLBACK, DEPLOY, ABORT, PAUSE, RESUME)
-
-
-def action_named(stored: object) -> ActionName:
-    """An action's name as stored; records from before the name was stored were retries."""
-    return next((name for name in ACTIONS if name == stored), RETRY)
+from bot.words.actions import DEPLOY, RETRY, ActionName, action_named
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Seen
-from bot.actions.on_card import CardActions
+from bot.actions.on_card import ON_CARD, CardActions
 from bot.actions.parts import ActionParts
 from bot.actions.permissions import Tell
 from bot.actions.pipeline import ActionResult, Pipeline
@@ -21,21 +21,15 @@ from bot.messages import notes, replies
 from bot.messages.text import notice
 from bot.runtime.background import Background
 from bot.store.kv import StoreUnavailable
+from bot.words.actions import PAUSE, RESUME, spec_of
 from bot.words.buttons import (
-    ABORT_ACTION,
     APPROVE_ACTION,
     DENY_ACTION,
-    DEPLOY_LATEST_ACTION,
     OPEN_ACTION,
-    PAUSE_ACTION,
     PREVIEW_DEPLOY_ACTION,
     PREVIEW_ORDER_ACTION,
     PREVIEW_ROLLBACK_ACTION,
-    RESUME_ACTION,
-    RETRY_ACTION,
-    ROLLBACK_ACTION,
 )
-from bot.words.states import ABORT, DEPLOY, RETRY, ROLLBACK
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +45,9 @@ def register(app: App, parts: ActionParts, background: Background) -> None:
 
         return click
 
-    retry_clicked = on(RETRY, "Retry")
-    rollback_clicked = on(ROLLBACK, "Roll back")
-    deploy_clicked = on(DEPLOY, "Deploy latest")
-    abort_clicked = on(ABORT, "Abort")
-
-    app.action(RETRY_ACTION)(retry_clicked)
-    app.action(ROLLBACK_ACTION)(rollback_clicked)
-    app.action(DEPLOY_LATEST_ACTION)(deploy_clicked)
-    app.action(ABORT_ACTION)(abort_clicked)
+    for name in ON_CARD:  # Retry, Roll back, Deploy latest, Abort, as the table names them
+        spec = spec_of(name)
+        app.action(spec.button)(on(spec.name, spec.label))
 
     _register_auto_deploys(app, actions, parts.autos, background)
 
@@ -99,17 +87,16 @@ def _register_auto_deploys(
 ) -> None:
     """Pause auto-deploy and Resume auto-deploy."""
 
-    def auto_deploy(label: str) -> Any:
+    def auto_deploy(label: str, on: bool) -> Any:
         def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
             ack()
             log.info("%s clicked by %s", label, (body.get("user") or {}).get("id"))
-            on = label.startswith("Resume")
             background.run(f"{label} click", auto_clicked, actions, autos, body, respond, on)
 
         return click
 
-    app.action(PAUSE_ACTION)(auto_deploy("Pause auto-deploy"))
-    app.action(RESUME_ACTION)(auto_deploy("Resume auto-deploy"))
+    for spec in (spec_of(PAUSE), spec_of(RESUME)):
+        app.action(spec.button)(auto_deploy(spec.label, spec.name == RESUME))
 
 
 def clicked(
