@@ -9,6 +9,7 @@ from typing import Protocol
 
 import pytest
 
+from bot.actions.claims import IllegalMove, Stage, moved
 from bot.cards.rules import Card
 from bot.deployhq.deployment import Deployment
 from bot.store.kv import MemoryKeyValue, RedisKeyValue, StoreUnavailable, open_redis
@@ -60,7 +61,9 @@ def test_one_of_many_concurrent_claims_wins(store: Kept):
 
 def test_a_finished_retry_is_remembered_and_a_released_one_is_free(store: Kept, clock: Moves):
     won, claim = store.claims.take("d:1", "U1")
-    store.claims.finish("d:1", claim)
+    sending = store.claims.mark_sending("d:1", claim, lease_seconds=5.0, doubt_seconds=60.0)
+    assert sending is not None
+    store.claims.finish("d:1", sending)
     clock.advance(CLAIM + 1)  # past the lock's own expiry: a finished retry outlives it
     won_again, holder = store.claims.take("d:1", "U2")
     assert (won, won_again, holder.user_id, holder.done) == (True, False, "U1", True)
@@ -83,7 +86,9 @@ def test_only_the_holder_can_release_or_finish(store: Kept, clock: Moves):
     clock.advance(CLAIM + 1)
     store.claims.take("d:1", "U2")
     store.claims.release("d:1", stale)
-    store.claims.finish("d:1", stale)
+    with pytest.raises(IllegalMove):  # a claim that never sent cannot be done
+        store.claims.finish("d:1", stale)
+    assert store.claims.mark_sending("d:1", stale, lease_seconds=5.0, doubt_seconds=60.0) is None
     won, holder = store.claims.take("d:1", "U3")
     assert (won, holder.user_id, holder.done) == (False, "U2", False)
 
@@ -109,7 +114,9 @@ def test_an_unreachable_redis_is_reported_quickly():
 
 def test_an_in_doubt_claim_outlives_its_lock_until_settled(store: Kept, clock: Moves):
     _, claim = store.claims.take("d:1", "U1")
-    doubt = store.claims.doubt("d:1", claim)
+    sending = store.claims.mark_sending("d:1", claim, lease_seconds=5.0, doubt_seconds=60.0)
+    assert sending is not None
+    doubt = store.claims.doubt("d:1", sending)
     clock.advance(CLAIM + 1)  # past the lock's expiry: the doubt still blocks a second retry
     won, holder = store.claims.take("d:1", "U2")
     assert (won, holder.user_id, holder.in_doubt) == (False, "U1", True)
@@ -217,3 +224,30 @@ def test_one_hold_at_a_time_and_a_dead_holders_lapses(store: Kept, clock: Moves)
     assert store.holds.take("preview:a", '{"by": "U2"}', 30.0) is None
     store.holds.drop("preview:a")
     assert store.holds.take("preview:a", "{}", 30.0) is None
+
+
+def test_a_claim_moves_only_along_its_life():
+    """awaiting ⇄ running → sending → in doubt → done; nothing comes back from done, and
+    nothing is done or in doubt that was never sent."""
+    from datetime import UTC, datetime
+
+    from bot.actions.claims import MOVES, ActionClaim
+
+    claim = ActionClaim("U1", datetime.now(UTC), "t")
+    allowed = {(a, b) for a, targets in MOVES.items() for b in targets}
+    assert allowed == {
+        (Stage.RUNNING, Stage.AWAITING),
+        (Stage.AWAITING, Stage.RUNNING),
+        (Stage.RUNNING, Stage.SENDING),
+        (Stage.SENDING, Stage.IN_DOUBT),
+        (Stage.SENDING, Stage.DONE),
+        (Stage.IN_DOUBT, Stage.DONE),
+    }
+    for start in Stage:
+        for to in Stage:
+            at = ActionClaim("U1", claim.at, "t", state=start)
+            if (start, to) in allowed:
+                assert moved(at, to).state is to
+            else:
+                with pytest.raises(IllegalMove):
+                    moved(at, to)

@@ -44,8 +44,15 @@ class Stop:
     deployment: Deployment | None = None
 
 
-# The preflight could not keep its claim until its next call: nothing may be sent.
-LAPSED = Stop("failed")
+@dataclass(frozen=True)
+class Lapsed:
+    """The preflight could not keep its claim until its next call: nothing may be sent (the
+    pipeline tells the card so, and counts it as failed)."""
+
+
+LAPSED = Lapsed()
+# What a preflight decides: go (and how), stop (and why), or nothing at all, its claim lost.
+Checked = Go | Stop | Lapsed
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class Hold(Protocol):
         """Keep the claim for the next call; False when it lapsed (send nothing)."""
         ...
 
-    def servers(self, servers: frozenset[str]) -> Stop | None:
+    def servers(self, servers: frozenset[str]) -> Stop | Lapsed | None:
         """Hold the servers the action will change (a group counts as each of its servers)
         until DeployHQ's record shows what it did; None when held, else why not (another
         action under way holds one of them, or the claim lapsed)."""
@@ -114,7 +121,7 @@ class Action(Protocol):
         """Whether a card follows it (none follows a ``/deployhq deploy``)."""
         ...
 
-    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+    def preflight(self, hold: Hold, user_id: str) -> Checked:
         """DeployHQ's record, read now, says whether to act; ``DeployHQError`` when it cannot
         be read."""
         ...

@@ -18,7 +18,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime
 
-from bot.actions.action import Answer, Go, Hold, Proof, Stop
+from bot.actions.action import Answer, Checked, Go, Hold, Proof, Stop
 from bot.actions.claims import ActionClaim, Claims
 from bot.cards.auto_deploys import AutoDeployments
 from bot.cards.changes import Cards
@@ -113,7 +113,7 @@ class AutoDeployChange:
         named = self._name or self.target.identifier
         return "the automatic deployments of " + approvals.deployable_subject(self.project, named)
 
-    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+    def preflight(self, hold: Hold, user_id: str) -> Checked:
         """DeployHQ's record, read now, still shows the other state."""
         target = self.target
         busy = hold.servers(frozenset({f"auto-deploy:{target.identifier}"}))

@@ -30,6 +30,7 @@ import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
@@ -37,8 +38,41 @@ from bot.words.actions import RETRY, ActionName, action_named
 
 # Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
 CLAIM_SECONDS = 30.0
-RUNNING, SENDING, IN_DOUBT, DONE = "running", "sending", "in-doubt", "done"
-AWAITING = "awaiting"
+
+
+class Stage(StrEnum):
+    """Where a claim is in its life (stored by these values; see the module's docstring)."""
+
+    AWAITING = "awaiting"
+    RUNNING = "running"
+    SENDING = "sending"
+    IN_DOUBT = "in-doubt"
+    DONE = "done"
+
+
+AWAITING, RUNNING, SENDING, IN_DOUBT, DONE = Stage
+# The moves a claim may make; any other is refused (``IllegalMove``). Ending without a move
+# (released, withdrawn, lapsed, or settled as never done) deletes it instead.
+MOVES: dict[Stage, frozenset[Stage]] = {
+    RUNNING: frozenset({AWAITING, SENDING}),
+    AWAITING: frozenset({RUNNING}),  # approved
+    SENDING: frozenset({IN_DOUBT, DONE}),
+    IN_DOUBT: frozenset({DONE}),  # settled from DeployHQ's record
+    DONE: frozenset(),
+}
+
+
+class IllegalMove(RuntimeError):
+    """A claim asked to move where its life does not go: a bug, never an action."""
+
+
+def moved(claim: ActionClaim, to: Stage, **changes: Any) -> ActionClaim:
+    """``claim`` moved on to ``to``; ``IllegalMove`` when it may not go there from where it is."""
+    if to not in MOVES[claim.state]:
+        raise IllegalMove(f"a {claim.state} claim cannot become {to}")
+    return replace(claim, state=to, **changes)
+
+
 # The claims' keys were named when retrying was the only action; stored claims are found by it.
 _KEY = "retry"
 
@@ -57,7 +91,7 @@ class ActionClaim:
     user_id: str
     at: datetime
     token: str
-    state: str = RUNNING
+    state: Stage = Stage.RUNNING
     action: ActionName = RETRY  # one claim per failure covers its three; an abort, per run
     ref: str = ""
     sent_at: datetime | None = None
@@ -108,7 +142,7 @@ class ActionClaim:
             "user": self.user_id,
             "at": self.at.timestamp(),
             "token": self.token,
-            "state": self.state,
+            "state": self.state.value,
             "action": self.action,
             "ref": self.ref,
             "sent_at": self.sent_at.timestamp() if self.sent_at else None,
@@ -137,7 +171,7 @@ class ActionClaim:
             user_id=str(data["user"]),
             at=datetime.fromtimestamp(float(data["at"]), UTC),
             token=str(data["token"]),
-            state=str(data.get("state", RUNNING)),
+            state=Stage(data.get("state", RUNNING)),
             action=action_named(data.get("action")),
             ref=str(data.get("ref") or ""),
             sent_at=moment("sent_at"),
@@ -200,9 +234,9 @@ class Claims:
         """Make the claim durable just before the call goes out: from now on only DeployHQ's
         record frees this failure. None when the claim lapsed or passed to someone else (then
         nothing may be sent)."""
-        sending = replace(
+        sending = moved(
             claim,
-            state=SENDING,
+            SENDING,
             ref=ref,
             sent_at=datetime.now(UTC),
             lease_seconds=lease_seconds,
@@ -219,7 +253,7 @@ class Claims:
     ) -> ActionClaim | None:
         """Keep the claim, its servers held and nothing sent, until an approver decides or
         ``until`` passes (then it lapses by itself). None when it lapsed meanwhile."""
-        waiting = replace(claim, state=AWAITING, until=until)
+        waiting = moved(claim, AWAITING, until=until)
         seconds = max(1.0, (until - datetime.now(UTC)).total_seconds())
         if self.kv.swap(self._key(run_key), claim.to_json(), waiting.to_json(), seconds):
             return waiting
@@ -228,7 +262,7 @@ class Claims:
     def approve(self, run_key: str, claim: ActionClaim, approver: str) -> ActionClaim | None:
         """The awaiting claim, as read, approved by ``approver``: running again, for the
         preflight and the call. None when someone else decided first, or it lapsed."""
-        running = replace(claim, state=RUNNING, approved_by=approver, until=None)
+        running = moved(claim, RUNNING, approved_by=approver, until=None)
         if self.kv.swap(self._key(run_key), claim.to_json(), running.to_json(), self.lock_seconds):
             return running
         return None
@@ -259,7 +293,7 @@ class Claims:
         telling, and a newer claim is never overwritten. None when someone else already had."""
         key = self._key(run_key)
         if done:
-            settled = replace(claim, state=DONE)
+            settled = moved(claim, DONE)
             ok = self.kv.swap(key, claim.to_json(), settled.to_json(), self.remember_seconds)
         else:
             settled, ok = claim, self.kv.delete_if(key, claim.to_json())
@@ -347,13 +381,13 @@ class Claims:
     def _server_key(self, server: str) -> str:
         return self.keys("server", server)
 
-    def _move(self, run_key: str, claim: ActionClaim, state: str, **changes: Any) -> ActionClaim:
-        moved = replace(claim, state=state, **changes)
+    def _move(self, run_key: str, claim: ActionClaim, to: Stage, **changes: Any) -> ActionClaim:
+        after = moved(claim, to, **changes)
         key = self._key(run_key)
-        if not self.kv.swap(key, claim.to_json(), moved.to_json(), self.remember_seconds):
+        if not self.kv.swap(key, claim.to_json(), after.to_json(), self.remember_seconds):
             # Lost (Redis forgot it) or taken over: what DeployHQ did still stands, so say it.
-            self.kv.add(key, moved.to_json(), self.remember_seconds)
-        return moved
+            self.kv.add(key, after.to_json(), self.remember_seconds)
+        return after
 
     def _key(self, run_key: str) -> str:
         return self.keys(_KEY, run_key)

@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.actions.action import LAPSED, Answer, Go, Hold, Proof, Stop
+from bot.actions.action import LAPSED, Answer, Checked, Go, Hold, Proof, Stop
 from bot.actions.claims import ActionClaim
 from bot.actions.deploy_plan import ran_there, runs_there
 from bot.deployhq.client import DeployHQ
@@ -160,7 +160,7 @@ class Deploy:
             {"kind": "order", "order": self.order.encode(), "channel": self.view.channel}
         )
 
-    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+    def preflight(self, hold: Hold, user_id: str) -> Checked:
         """With its servers held, DeployHQ's record shows the commit is still new there,
         nothing was queued there since the confirm was drawn (or the request made), and it is
         still the branch's newest commit: never older code over newer. Two calls: the servers'

@@ -13,7 +13,7 @@ from datetime import datetime
 from itertools import takewhile
 
 from bot.actions import preflights
-from bot.actions.action import LAPSED, Answer, Go, Hold, Proof, Stop
+from bot.actions.action import LAPSED, Answer, Checked, Go, Hold, Lapsed, Proof, Stop
 from bot.actions.claims import ActionClaim
 from bot.cards import rules as card_rules
 from bot.cards.changes import Cards
@@ -89,9 +89,9 @@ class _OnFailure(_OnCard):
 
     name: ActionName = "retry"
 
-    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+    def preflight(self, hold: Hold, user_id: str) -> Checked:
         checked = self._failure(hold)
-        if isinstance(checked, Stop):
+        if isinstance(checked, Stop | Lapsed):
             return checked
         record, listed = checked
         return self.go(record, listed)
@@ -106,7 +106,7 @@ class _OnFailure(_OnCard):
         moved = record.status != FAILED or record.run_key != self.target.run_key
         return Proof(done=record if moved else None)
 
-    def _failure(self, hold: Hold) -> tuple[Deployment, Iterator[Deployment]] | Stop:
+    def _failure(self, hold: Hold) -> tuple[Deployment, Iterator[Deployment]] | Stop | Lapsed:
         """DeployHQ's record of the failure, read now: still failed, still this run, not
         archived, and nothing queued on any of its servers since, by DeployHQ's own clock,
         whatever became of it. Its servers are held from before that history is read, so no
@@ -218,7 +218,7 @@ class Abort(_OnCard):
     name: ActionName = "abort"
     target: AbortTarget
 
-    def preflight(self, hold: Hold, user_id: str) -> Go | Stop:
+    def preflight(self, hold: Hold, user_id: str) -> Checked:
         """The run named is still pending or running, by DeployHQ's record read now."""
         target = self.target
         record = self.deployhq.deployment(target.project, target.run)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot import metrics
-from bot.actions.action import LAPSED, Action, Go, Stop
+from bot.actions.action import LAPSED, Action, Go, Lapsed, Stop
 from bot.actions.approvals import Approvals
 from bot.actions.claims import ActionClaim, Claims
 from bot.actions.permissions import AccessPolicy, Tell
@@ -78,7 +78,7 @@ class _Hold:
         except StoreUnavailable:
             return False
 
-    def servers(self, servers: frozenset[str]) -> Stop | None:
+    def servers(self, servers: frozenset[str]) -> Stop | Lapsed | None:
         if not servers:
             return None
         try:
@@ -173,7 +173,7 @@ class Pipeline:
             checked = action.preflight(hold, user_id)
         except DeployHQError as error:
             return self._not_sent(action, hold.claim, user_id, error)
-        if checked is LAPSED:
+        if isinstance(checked, Lapsed):
             return self._lapsed(action, hold.claim, user_id)
         if isinstance(checked, Stop):
             self._release(action, hold.claim)
