@@ -8,7 +8,8 @@ a request Slack signed is parsed; what still cannot be read is a 400.
 One more correction to Bolt's own Flask adapter: slack-bolt 1.30 reads any form body that
 contains the text "payload" as an interactivity payload. A slash command whose text, channel
 name or user name contains that word (say ``/deployhq retry payload-api …``) then parses to
-nothing, and Bolt answers 404. Such a body is read here as the plain form it is.
+nothing, and Bolt answers 404. Such a body is read as the plain form it is (``internals.py``,
+the one place that touches Bolt's internals).
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from urllib.parse import parse_qsl
 
 from flask import Request, Response
-from slack_bolt import App, BoltContext, BoltRequest
+from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.flask.handler import to_flask_response
-from slack_bolt.request.internals import build_context
 from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
+from bot.bolt.internals import read_as_plain_form
 
 MAX_CLOCK_SKEW = 5 * 60  # Slack's own limit: older requests may be replays
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -65,12 +65,7 @@ def to_bolt_request(request: Request, raw: str) -> BoltRequest:
         )
     except (ValueError, RecursionError, TypeError, AttributeError) as exc:
         raise Rejected(400, "the request body cannot be read") from exc
-    if not bolt.body and "payload" in raw and not raw.lstrip().startswith("{"):
-        form = dict(parse_qsl(raw, keep_blank_values=True))
-        if "payload" not in form:
-            bolt.body = form
-            bolt.context = build_context(BoltContext({}), form)
-    return bolt
+    return read_as_plain_form(bolt, raw)
 
 
 def handle(app: App, request: Request, verifier: SignatureVerifier) -> Response:

@@ -27,13 +27,13 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import App
-from slack_bolt.adapter.socket_mode.internals import run_bolt_app
+from slack_bolt import App, BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -344,7 +344,7 @@ class SocketMode:
             return
         logs.start_request(request.envelope_id)
         started = time.perf_counter()
-        response = run_bolt_app(self._app, request)
+        response = self._app.dispatch(bolt_request(request))
         if response.status != 200:
             log.info("Socket Mode %s not acked: Bolt answered %s", request.type, response.status)
             return
@@ -378,3 +378,14 @@ def _why(exc: ConnectionClosedError) -> Cause:
     if exc.rcvd is None:
         return Cause("dropped", "closed without a close frame")
     return Cause("closed", f"Slack closed it (code {exc.rcvd.code})")
+
+
+def bolt_request(request: SocketModeRequest) -> BoltRequest:
+    """A Socket Mode request as Bolt takes it (its public ``BoltRequest``, in Socket Mode), with
+    Slack's retry marks where the HTTP mode has them, so a listener can tell an Events API retry."""
+    headers: dict[str, str | Sequence[str]] = {}
+    if request.retry_attempt is not None:
+        headers["x-slack-retry-num"] = str(request.retry_attempt)
+    if request.retry_reason is not None:
+        headers["x-slack-retry-reason"] = request.retry_reason
+    return BoltRequest(mode="socket_mode", body=request.payload, headers=headers or None)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.actions.auto_deploy import AutoDeploys
 from bot.actions.decisions import Seen
@@ -34,14 +35,28 @@ from bot.words.buttons import (
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Click:
+    """What a button press says, from what Bolt hands a listener (its ``action`` and
+    ``context``): who pressed it, and the value the button carries."""
+
+    user_id: str
+    value: str
+
+    @classmethod
+    def of(cls, action: dict[str, Any], context: BoltContext) -> Click:
+        return cls(str(context.user_id or ""), str(action.get("value") or ""))
+
+
 def register(app: App, parts: ActionParts, background: Background) -> None:
     actions, kinds, decisions = parts.pipeline, parts.card_actions, parts.decisions
 
-    def on(action: str, label: str) -> Any:
-        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def on(name: str, label: str) -> Any:
+        def click(ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
             ack()  # the answer leaves when this returns; the action itself runs after it
-            log.info("%s clicked by %s", label, (body.get("user") or {}).get("id"))
-            background.run(f"{action} click", clicked, actions, kinds, action, body, respond)
+            pressed = Click.of(action, context)
+            log.info("%s clicked by %s", label, pressed.user_id)
+            background.run(f"{name} click", clicked, actions, kinds, name, pressed, respond)
 
         return click
 
@@ -52,14 +67,19 @@ def register(app: App, parts: ActionParts, background: Background) -> None:
     _register_auto_deploys(app, actions, parts.autos, background)
 
     def decide(approve: bool) -> Any:
-        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        def click(
+            ack: Ack,
+            action: dict[str, Any],
+            context: BoltContext,
+            body: dict[str, Any],
+            respond: Respond,
+        ) -> None:
             ack()
-            user_id = str((body.get("user") or {}).get("id", ""))
-            value = str(((body.get("actions") or [{}])[0]).get("value", ""))
-            log.info("%s pressed by %s", "Approve" if approve else "Deny", user_id)
+            pressed = Click.of(action, context)
+            log.info("%s pressed by %s", "Approve" if approve else "Deny", pressed.user_id)
             decision = decisions.approve if approve else decisions.deny
-            seen = seen_of(body)
-            background.run("approval decision", decided, decision, value, user_id, respond, seen)
+            seen = seen_of(body)  # where it was pressed: the message Slack showed
+            background.run("approval decision", decided, decision, pressed, respond, seen)
 
         return click
 
@@ -67,12 +87,11 @@ def register(app: App, parts: ActionParts, background: Background) -> None:
     app.action(DENY_ACTION)(decide(False))
 
     def preview(action_id: str) -> Any:
-        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        def click(ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
             ack()  # a preview never acts: no confirm, and nothing claimed
-            user_id = str((body.get("user") or {}).get("id", ""))
-            value = str(((body.get("actions") or [{}])[0]).get("value", ""))
-            log.info("Preview (%s) pressed by %s", action_id, user_id)
-            background.run("preview", previewed, parts.previews, action_id, value, user_id, respond)
+            pressed = Click.of(action, context)
+            log.info("Preview (%s) pressed by %s", action_id, pressed.user_id)
+            background.run("preview", previewed, parts.previews, action_id, pressed, respond)
 
         return click
 
@@ -88,10 +107,11 @@ def _register_auto_deploys(
     """Pause auto-deploy and Resume auto-deploy."""
 
     def auto_deploy(label: str, on: bool) -> Any:
-        def click(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        def click(ack: Ack, action: dict[str, Any], context: BoltContext, respond: Respond) -> None:
             ack()
-            log.info("%s clicked by %s", label, (body.get("user") or {}).get("id"))
-            background.run(f"{label} click", auto_clicked, actions, autos, body, respond, on)
+            pressed = Click.of(action, context)
+            log.info("%s clicked by %s", label, pressed.user_id)
+            background.run(f"{label} click", auto_clicked, actions, autos, pressed, respond, on)
 
         return click
 
@@ -100,12 +120,11 @@ def _register_auto_deploys(
 
 
 def clicked(
-    actions: Pipeline, kinds: CardActions, action: str, body: dict[str, Any], respond: Respond
+    actions: Pipeline, kinds: CardActions, action: str, pressed: Click, respond: Respond
 ) -> None:
     """Act on what the clicked button names, answering the clicker privately when the card
     cannot show the outcome."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+    user_id, value = pressed.user_id, pressed.value
 
     def note(text: str) -> None:
         tell(respond, text)
@@ -123,14 +142,13 @@ def clicked(
 def auto_clicked(
     actions: Pipeline,
     autos: AutoDeploys,
-    body: dict[str, Any],
+    pressed: Click,
     respond: Respond,
     on: bool,
 ) -> None:
     """Pause (``on`` False) or resume the automatic deployments the clicked button names: the
     button pressed says which, and a value that says otherwise changes nothing."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+    user_id, value = pressed.user_id, pressed.value
     try:
         change = autos.decode(value, on)
     except ValueError as exc:
@@ -140,10 +158,9 @@ def auto_clicked(
     told_privately(respond, actions.run(change, user_id, lambda text: tell(respond, text)))
 
 
-def previewed(
-    previews: Previews, action_id: str, value: str, user_id: str, respond: Respond
-) -> None:
+def previewed(previews: Previews, action_id: str, pressed: Click, respond: Respond) -> None:
     """Ask DeployHQ for a preview of what the pressed button's action would change."""
+    user_id, value = pressed.user_id, pressed.value
 
     def note(text: str) -> None:
         tell(respond, text)
@@ -166,13 +183,12 @@ def previewed(
 
 def decided(
     decision: Callable[[str, str, Tell, Seen], ActionResult],
-    request: str,
-    user_id: str,
+    pressed: Click,
     respond: Respond,
     seen: Seen,
 ) -> None:
     """Approve or Deny a request by the id its button carries (which names nothing else)."""
-    result = decision(request, user_id, lambda text: tell(respond, text), seen)
+    result = decision(pressed.value, pressed.user_id, lambda text: tell(respond, text), seen)
     told_privately(respond, result)
 
 

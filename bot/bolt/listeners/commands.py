@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.actions.parts import ActionParts
 from bot.bolt import command_words as commands
-from bot.bolt.listeners.actions import tell, told_privately
+from bot.bolt.listeners.actions import Click, tell, told_privately
 from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployhq.deployment import Deployment
 from bot.messages import auto_deploys as auto_messages
@@ -162,14 +162,15 @@ class SlashCommand:
                 who[d.identifier] = (entry[1], entry[2])
         return auto_messages.now_shows(project, listed, who)
 
-    def deploy_confirmed(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def deploy_confirmed(
+        self, ack: Ack, pressed: Click, body: dict[str, Any], respond: Respond
+    ) -> None:
         ack()
-        self.pools.actions.run("deploy confirm", self.confirmed, body, respond)
+        self.pools.actions.run("deploy confirm", self.confirmed, pressed, body, respond)
 
-    def confirmed(self, body: dict[str, Any], respond: Respond) -> None:
+    def confirmed(self, pressed: Click, body: dict[str, Any], respond: Respond) -> None:
         """The confirm's Deploy: the order it names, through the one action pipeline."""
-        user_id = str((body.get("user") or {}).get("id", ""))
-        value = str(((body.get("actions") or [{}])[0]).get("value", ""))
+        user_id, value = pressed.user_id, pressed.value
         try:
             order = self.parts.deploys.order(value)
         except (ValueError, StoreUnavailable) as exc:
@@ -191,8 +192,14 @@ def register(app: App, command: SlashCommand) -> None:
     def on_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         command.on_command(ack, body, respond)
 
-    def deploy_confirmed(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        command.deploy_confirmed(ack, body, respond)
+    def deploy_confirmed(
+        ack: Ack,
+        action: dict[str, Any],
+        context: BoltContext,
+        body: dict[str, Any],
+        respond: Respond,
+    ) -> None:
+        command.deploy_confirmed(ack, Click.of(action, context), body, respond)
 
     app.command(COMMAND)(on_command)
     app.action(DEPLOY_CONFIRM_ACTION)(deploy_confirmed)
