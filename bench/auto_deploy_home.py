@@ -102,9 +102,15 @@ def home() -> tuple[int, int, int, int, float]:
 def _open_home(server: Gunicorn, user: str) -> None:
     event = {"type": "app_home_opened", "user": user, "tab": "home", "channel": "D0HOME"}
     body = json.dumps(
-        {"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event": event,
-         "event_id": f"Ev{time.time_ns()}", "event_time": int(time.time())}
-    )  # fmt: skip
+        {
+            "type": "event_callback",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "event": event,
+            "event_id": f"Ev{time.time_ns()}",
+            "event_time": int(time.time()),
+        }
+    )
     requests.post(
         server.url + "/slack/events",
         data=body,

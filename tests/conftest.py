@@ -78,13 +78,24 @@ class BotServer:
 
     def home_opened(self, user_id: str = "U0VIEWER", tab: str = "home") -> requests.Response:
         """Slack's ``app_home_opened`` event, as the Events API delivers it."""
-        event = {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": tab,
-                 "event_ts": f"{time.time():.6f}"}  # fmt: skip
-        body = json.dumps({
-            "token": "legacy-verification-token", "team_id": "T1", "api_app_id": "A1",
-            "event": event, "type": "event_callback", "event_id": f"Ev{time.time_ns()}",
-            "event_time": int(time.time()),
-        })  # fmt: skip
+        event = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": "D0HOME",
+            "tab": tab,
+            "event_ts": f"{time.time():.6f}",
+        }
+        body = json.dumps(
+            {
+                "token": "legacy-verification-token",
+                "team_id": "T1",
+                "api_app_id": "A1",
+                "event": event,
+                "type": "event_callback",
+                "event_id": f"Ev{time.time_ns()}",
+                "event_time": int(time.time()),
+            }
+        )
         return self.slack_post(body, content_type="application/json")
 
     def webhook(

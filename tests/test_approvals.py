@@ -182,8 +182,13 @@ def test_an_undecided_request_lapses_on_its_own_and_the_buttons_come_back(
 ):
     bot = gated(DEPLOYHQ_APPROVAL_MINUTES="0.05", RECONCILE_INTERVAL="0.3")  # 3 s
     bot.webhook(delivery())
-    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        bot,
+        "deployhq_retry",
+        buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+        "U0ANN",
+        "ann",
+    )
     request = request_of(bot, fake_slack)
 
     lapsed = fake_slack.wait_for(
@@ -224,8 +229,13 @@ def test_servers_nobody_listed_and_abort_never_wait(
 ):
     bot = gated(DEPLOYHQ_APPROVAL_SERVERS="staging")
     bot.webhook(delivery())
-    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        bot,
+        "deployhq_retry",
+        buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+        "U0ANN",
+        "ann",
+    )
     assert len(fake_deployhq.retries()) == 1  # Production Server is not staging
 
 
@@ -239,8 +249,13 @@ def test_a_server_group_named_for_approval_holds_up_an_action_on_any_of_its_serv
     fake_deployhq.group_names["g-prod"] = "Production"
     bot = gated(DEPLOYHQ_APPROVAL_SERVERS="production")
     bot.webhook(delivery(servers=web))
-    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        bot,
+        "deployhq_retry",
+        buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+        "U0ANN",
+        "ann",
+    )
     assert request_of(bot, fake_slack) and fake_deployhq.retries() == []
 
 
@@ -249,8 +264,13 @@ def test_an_edited_or_invented_request_id_approves_nothing(
 ):
     bot = gated()
     bot.webhook(delivery())
-    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        bot,
+        "deployhq_retry",
+        buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+        "U0ANN",
+        "ann",
+    )
     request = request_of(bot, fake_slack)
     edited = request[:-1] + ("1" if request.endswith("0") else "0")  # one character changed
     for n, value in enumerate([edited, "f" * 32, '{"p":"my-project"}', ""]):
@@ -264,8 +284,13 @@ def test_twenty_approvals_over_two_instances_act_once(
 ):
     first, second = gated(), gated()
     first.webhook(delivery())
-    press(first, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        first,
+        "deployhq_retry",
+        buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+        "U0ANN",
+        "ann",
+    )
     request = request_of(first, fake_slack)
     go = threading.Barrier(20)
 
@@ -294,8 +319,13 @@ def test_approve_and_deny_pressed_together_one_wins_and_the_card_says_which(
 ):
     first, second = gated(), gated()
     first.webhook(delivery())
-    press(first, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        first,
+        "deployhq_retry",
+        buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+        "U0ANN",
+        "ann",
+    )
     request = request_of(first, fake_slack)
     go = threading.Barrier(2)
 
@@ -330,8 +360,13 @@ def test_a_deploy_command_on_production_is_a_channel_message_with_approve_and_de
     fake_deployhq.latest["main"] = "0123456789abcdef0123456789abcdef01234567"
     bot.command("deploy my-project 7563d091", user_id="U0ANN", key="confirm")
     said = fake_slack.wait_for(lambda: fake_slack.responses("confirm"))[-1]
-    press(bot, "deployhq_deploy_confirm", buttons(said)["deployhq_deploy_confirm"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        bot,
+        "deployhq_deploy_confirm",
+        buttons(said)["deployhq_deploy_confirm"]["value"],
+        "U0ANN",
+        "ann",
+    )
     asked = fake_slack.wait_for(
         lambda: next(
             (m for m in fake_slack.api_calls("chat.postMessage") if APPROVE in buttons(m)), None
@@ -393,8 +428,9 @@ def _request(scenario: crash.Scenario, other_than: str = "") -> str:
 
 
 def _press(scenario: crash.Scenario, server: Any, action_id: str, value: str, user: str) -> None:
-    body = click_body(value, response_url=scenario.slack.response_url(user), user_id=user,
-                      action_id=action_id)  # fmt: skip
+    body = click_body(
+        value, response_url=scenario.slack.response_url(user), user_id=user, action_id=action_id
+    )
     scenario.post(server, body)
 
 
@@ -412,8 +448,13 @@ def test_a_server_moved_into_a_gated_group_is_gated_at_once_its_members_read_whe
     fake_deployhq.history[:] = [delivery(identifier=GOOD_ID, status="completed", servers=[web0])]
     bot = gated(DEPLOYHQ_APPROVAL_SERVERS="prod")
     bot.webhook(delivery(servers=[web1]))
-    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        bot,
+        "deployhq_retry",
+        buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+        "U0ANN",
+        "ann",
+    )
     assert len(fake_deployhq.retries()) == 1  # web-1 is in no gated group yet
 
     for record in [*fake_deployhq.history, *fake_deployhq.deployments.values()]:
@@ -474,8 +515,13 @@ def _deploy_request(bot: BotServer, slack: FakeSlack, deployhq: FakeDeployHQ) ->
     deployhq.latest["main"] = "0123456789abcdef0123456789abcdef01234567"
     bot.command("deploy my-project 7563d091", user_id="U0ANN", key="confirm")
     said = slack.wait_for(lambda: slack.responses("confirm"))[-1]
-    press(bot, "deployhq_deploy_confirm", buttons(said)["deployhq_deploy_confirm"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        bot,
+        "deployhq_deploy_confirm",
+        buttons(said)["deployhq_deploy_confirm"]["value"],
+        "U0ANN",
+        "ann",
+    )
     return dict(
         slack.wait_for(
             lambda: next(
@@ -585,9 +631,15 @@ def _press_on(bot: BotServer, slack: FakeSlack, message: dict, action_id: str, u
     """Approve or Deny pressed on ``message`` (a card or a request's own message), with the
     message as Slack sends it back."""
     value = str(buttons(message)[action_id]["value"])
-    body = click_body(value, response_url=slack.response_url(user), user_id=user,
-                      channel=message["channel"], message_ts=message["ts"], action_id=action_id,
-                      blocks=message["blocks"])  # fmt: skip
+    body = click_body(
+        value,
+        response_url=slack.response_url(user),
+        user_id=user,
+        channel=message["channel"],
+        message_ts=message["ts"],
+        action_id=action_id,
+        blocks=message["blocks"],
+    )
     bot.slack_post(body)
     bot.settle()
 
@@ -603,8 +655,13 @@ def test_a_card_whose_request_the_store_lost_is_redrawn_from_deployhq_and_can_as
     decided once."""
     bot = gated()
     bot.webhook(delivery())
-    press(bot, "deployhq_retry", buttons(first_card(fake_slack))["deployhq_retry"]["value"],
-          "U0ANN", "ann")  # fmt: skip
+    press(
+        bot,
+        "deployhq_retry",
+        buttons(first_card(fake_slack))["deployhq_retry"]["value"],
+        "U0ANN",
+        "ann",
+    )
     request_of(bot, fake_slack)
     waiting = last_card(fake_slack)
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()

@@ -196,9 +196,12 @@ def test_a_confirm_the_bot_did_not_show_deploys_nothing(
 
 @pytest.mark.parametrize(
     ("kind", "named"),
-    [("servers", "my-project's servers"), ("server_groups", "my-project's server groups"),
-     ("latest_revision", "the latest commit of main")],
-)  # fmt: skip
+    [
+        ("servers", "my-project's servers"),
+        ("server_groups", "my-project's server groups"),
+        ("latest_revision", "the latest commit of main"),
+    ],
+)
 def test_a_read_deployhq_refuses_is_named_with_its_words(
     bot: BotServer, deployhq: FakeDeployHQ, kind: str, named: str
 ):

@@ -347,11 +347,16 @@ def test_an_abort_deployhq_answered_with_503_is_back_once_its_record_shows_the_r
     (doubt,) = fake_slack.wait_for(lambda: updates(fake_slack, said))
     assert "It may still have queued the abort" in lines(doubt)
     asked = fake_slack.wait_for(
-        lambda: [u for u in fake_slack.api_calls("chat.update") if "deployhq_abort" in buttons(u)
-                 and u["ts"] == doubt["ts"] and fake_slack.api_calls("chat.update").index(u)
-                 > fake_slack.api_calls("chat.update").index(doubt)],
+        lambda: [
+            u
+            for u in fake_slack.api_calls("chat.update")
+            if "deployhq_abort" in buttons(u)
+            and u["ts"] == doubt["ts"]
+            and fake_slack.api_calls("chat.update").index(u)
+            > fake_slack.api_calls("chat.update").index(doubt)
+        ],
         timeout=6,
-    )  # fmt: skip
+    )
     assert "never queued" in lines(asked[-1])
     assert fake_deployhq.done[-1][0] == "retry"  # nothing was aborted yet
 
@@ -371,9 +376,15 @@ def test_a_run_the_bot_aborted_that_deployhq_reports_as_failed_stays_an_abort(
     run = fake_deployhq.deployments[DEPLOYMENT_ID]
     queued = run["timestamps"]["queued_at"]
     bot.webhook(
-        delivery(timestamps={"queued_at": queued, "started_at": queued,
-                             "completed_at": fake_deployhq.now(), "duration": 1})
-    )  # fmt: skip
+        delivery(
+            timestamps={
+                "queued_at": queued,
+                "started_at": queued,
+                "completed_at": fake_deployhq.now(),
+                "duration": 1,
+            }
+        )
+    )
     bot.settle()
 
     last = [u for u in fake_slack.api_calls("chat.update") if "blocks" in u][-1]

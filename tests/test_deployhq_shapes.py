@@ -185,9 +185,14 @@ def test_every_kind_of_answer_the_fake_gives_fits_deployhqs_description(
         "set_auto_deployments 200", http.post(f"{project}/auto_deployments", json=as_cli)
     )
     assert paused["deployables"] == [
-        {"identifier": "7563d091", "name": "Production Server", "type": "server",
-         "auto_deploy": False, "preferred_branch": "main"}
-    ]  # fmt: skip
+        {
+            "identifier": "7563d091",
+            "name": "Production Server",
+            "type": "server",
+            "auto_deploy": False,
+            "preferred_branch": "main",
+        }
+    ]
     as_hash = {"deployables": {"g-web": False, "no-such-server": False}}  # the description's
     skipped = check(
         "set_auto_deployments 200", http.post(f"{project}/auto_deployments", json=as_hash)

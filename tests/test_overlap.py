@@ -18,10 +18,18 @@ from tests.support.fakes import FakeDeployHQ, FakeSlack
 from tests.support.signed import DEPLOYMENT_ID, at, delivery
 
 GROUP = "g-prod"
-WEB_1 = {"name": "web-1", "identifier": "w1", "protocol_type": "ssh",
-         "server_group_identifier": GROUP}  # fmt: skip
-WEB_2 = {"name": "web-2", "identifier": "w2", "protocol_type": "ssh",
-         "server_group_identifier": GROUP}  # fmt: skip
+WEB_1 = {
+    "name": "web-1",
+    "identifier": "w1",
+    "protocol_type": "ssh",
+    "server_group_identifier": GROUP,
+}
+WEB_2 = {
+    "name": "web-2",
+    "identifier": "w2",
+    "protocol_type": "ssh",
+    "server_group_identifier": GROUP,
+}
 NEWER = "22222222-3333-4444-5555-666666666666"
 GOOD = "11111111-2222-3333-4444-555555555555"
 NEW_REF = "0123456789abcdef0123456789abcdef01234567"
@@ -211,8 +219,18 @@ def test_a_group_failure_costs_what_a_server_failure_costs(
     """A notification: the record, the failing step's log, the project's whole list (one
     page here), the branch's latest commit. A click: the record, the list, the retry."""
     failure = delivery(servers=[WEB_1, WEB_2])
-    record = {**failure, "steps": [{"identifier": "step-2", "description": "Transferring files",
-                                    "status": "failed", "logs": True, "server": 1001}]}  # fmt: skip
+    record = {
+        **failure,
+        "steps": [
+            {
+                "identifier": "step-2",
+                "description": "Transferring files",
+                "status": "failed",
+                "logs": True,
+                "server": 1001,
+            }
+        ],
+    }
     deployhq.record(record)
     deployhq.logs["step-2"] = [{"id": 1, "message": "Upload failed", "type": "error"}]
     deployhq.history[:] = [failure, deployment(GOOD, [WEB_1, WEB_2], -3600)]

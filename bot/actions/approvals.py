@@ -228,15 +228,21 @@ class Approvals:
         if not self.gate.gates(action.name, action.project, servers):
             return None
         if self.gate.nobody:
-            log.warning("%s of %s refused: approval is on and nobody may approve", action.name,
-                        action.key)  # fmt: skip
+            log.warning(
+                "%s of %s refused: approval is on and nobody may approve", action.name, action.key
+            )
             metrics.APPROVALS.labels("refused").inc()
             return self._not_asked(action, claim, approval_messages.nobody_may_approve(), tell)
         until = datetime.now(UTC) + timedelta(minutes=self.gate.minutes)
         request = Request(
-            action.key, action.name, action.recipe, until.timestamp(), user=claim.user_id,
-            ref=go.ref, subject=str(getattr(action, "subject", "")),
-        )  # fmt: skip
+            action.key,
+            action.name,
+            action.recipe,
+            until.timestamp(),
+            user=claim.user_id,
+            ref=go.ref,
+            subject=str(getattr(action, "subject", "")),
+        )
         try:
             waiting = self.claims.await_approval(action.key, claim, until)
             if waiting is not None:
@@ -247,16 +253,25 @@ class Approvals:
             return self._not_asked(action, claim, approval_messages.request_gone(), tell)
         state = s.Awaiting(claim.user_id, claim.at, action.name, until, waiting.token, go.ref)
         shown = action.view.show(state, approval_messages.awaiting_note(state, self.gate.who()))
-        log.info("%s of %s by %s waits for approval: request %s", action.name, action.key,
-                 claim.user_id, waiting.token)  # fmt: skip
+        log.info(
+            "%s of %s by %s waits for approval: request %s",
+            action.name,
+            action.key,
+            claim.user_id,
+            waiting.token,
+        )
         if shown:
             return Asked("awaiting-approval", state, shown)
         return self._posted(action, waiting, request, state, tell)
 
     def _posted(
-        self, action: Action, waiting: ActionClaim, request: Request, state: s.Awaiting,
+        self,
+        action: Action,
+        waiting: ActionClaim,
+        request: Request,
+        state: s.Awaiting,
         tell: Tell,
-    ) -> Asked:  # fmt: skip
+    ) -> Asked:
         """No card shows the request: it gets a message of its own in the project's channel,
         with Approve and Deny, and the requester is told where it is. A request that could not
         be posted ends at once, nothing sent, so nobody waits on what no approver can see."""
@@ -267,8 +282,12 @@ class Approvals:
         if not ts:
             with suppress(StoreUnavailable):
                 self.claims.withdraw(action.key, waiting)
-            log.warning("request %s could not be posted; %s of %s not asked for",
-                        waiting.token, action.name, action.key)  # fmt: skip
+            log.warning(
+                "request %s could not be posted; %s of %s not asked for",
+                waiting.token,
+                action.name,
+                action.key,
+            )
             tell(approval_messages.request_unposted())
             unposted = s.NotDone(waiting.user_id, approval_messages.request_unposted(), action.name)
             return Asked("refused", unposted, False, told=True)

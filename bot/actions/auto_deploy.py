@@ -65,19 +65,30 @@ class AutoDeployView:
         assert isinstance(answer, Deployable)  # DeployHQ's record of it, read back
         target = self.target
         self.lists.ledger.record(
-            target.project, target.identifier, on=answer.auto_deploy, by=claim.user_id,
+            target.project,
+            target.identifier,
+            on=answer.auto_deploy,
+            by=claim.user_id,
             at=at.timestamp(),
-        )  # fmt: skip
+        )
         try:  # the change the other way may be asked for again
             self.claims.forget_done(target.opposite)
         except StoreUnavailable:
-            log.warning("store unavailable; the %s of %s stays remembered", target.opposite,
-                        target.identifier)  # fmt: skip
+            log.warning(
+                "store unavailable; the %s of %s stays remembered",
+                target.opposite,
+                target.identifier,
+            )
         toggled = s.Toggled(claim.user_id, at, answer.auto_deploy, answer.name, claim.approved_by)
         shown = s.AutoDeploy(
-            target.project, answer.identifier, answer.name, answer.branch, answer.auto_deploy,
-            claim.user_id, at,
-        )  # fmt: skip
+            target.project,
+            answer.identifier,
+            answer.name,
+            answer.branch,
+            answer.auto_deploy,
+            claim.user_id,
+            at,
+        )
         note = auto_messages.toggled_note(toggled, answer.branch)
         ok = self.cards.on_auto_deploy(
             target.project, target.identifier, lambda _: shown, note, target.card

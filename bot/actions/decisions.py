@@ -79,8 +79,7 @@ class Redraw:
         except (DeployHQError, StoreUnavailable) as error:
             log.warning("could not redraw the card of %s: %s", seen.deployment, error)
             return
-        log.info("card of %s redrawn from DeployHQ's record: its request was lost",
-                 seen.deployment)  # fmt: skip
+        log.info("card of %s redrawn from DeployHQ's record: its request was lost", seen.deployment)
 
 
 class Decisions:
@@ -128,8 +127,14 @@ class Decisions:
         self._record(request_id, request, "approved", approver, close=False)
         failpoints.reach("approved")
         metrics.APPROVALS.labels("approved").inc()
-        log.info("request %s approved by %s: %s of %s asked for by %s", request_id, approver,
-                 action.name, action.key, claim.user_id)  # fmt: skip
+        log.info(
+            "request %s approved by %s: %s of %s asked for by %s",
+            request_id,
+            approver,
+            action.name,
+            action.key,
+            claim.user_id,
+        )
         said: list[str] = []
 
         def told(text: str) -> None:
@@ -164,8 +169,14 @@ class Decisions:
             return self._lost(request_id, tell)
         self._record(request_id, request, "denied", who)
         metrics.APPROVALS.labels("denied").inc()
-        log.info("request %s denied by %s: %s of %s asked for by %s", request_id, who,
-                 action.name, action.key, claim.user_id)  # fmt: skip
+        log.info(
+            "request %s denied by %s: %s of %s asked for by %s",
+            request_id,
+            who,
+            action.name,
+            action.key,
+            claim.user_id,
+        )
         return self._ended(action, claim.user_id, who, request)
 
     def lapse(self, action: Action, awaiting: s.Awaiting) -> bool:
@@ -184,8 +195,13 @@ class Decisions:
                 return False
             self._record(awaiting.request, request, "lapsed", "")
         metrics.APPROVALS.labels("expired").inc()
-        log.info("request %s lapsed undecided: %s of %s asked for by %s", awaiting.request,
-                 action.name, action.key, awaiting.user_id)  # fmt: skip
+        log.info(
+            "request %s lapsed undecided: %s of %s asked for by %s",
+            awaiting.request,
+            action.name,
+            action.key,
+            awaiting.user_id,
+        )
         self._ended(action, awaiting.user_id, "")
         return True
 
@@ -239,8 +255,11 @@ class Decisions:
             )
             self.posts.end(request, approval_messages.approved_outcome(request.by, said))
         self._close(request_id)
-        log.info("approved request %s ended: DeployHQ's record shows %s", request_id,
-                 "it done" if claim is not None and claim.done else "nothing done")  # fmt: skip
+        log.info(
+            "approved request %s ended: DeployHQ's record shows %s",
+            request_id,
+            "it done" if claim is not None and claim.done else "nothing done",
+        )
 
     def _say_ended(self, request: Request) -> None:
         """A request's own message says how it ended (denied, lapsed, gone)."""
@@ -334,8 +353,14 @@ class Decisions:
                 self.posts.end(request, approval_messages.denied_line(lapse))
             else:
                 self.posts.end(request, approval_messages.request_interrupted_line())
-        log.info("request %s ended undecided (%s): %s of %s asked for by %s", request_id, how,
-                 request.action, request.key, request.user)  # fmt: skip
+        log.info(
+            "request %s ended undecided (%s): %s of %s asked for by %s",
+            request_id,
+            how,
+            request.action,
+            request.key,
+            request.user,
+        )
 
     def _refused(self) -> ActionResult:
         metrics.APPROVALS.labels("refused").inc()

@@ -136,8 +136,9 @@ class OrderView:
         try:
             self.orders.keep_run(self.order.key, json.dumps(run), open_=open_)
         except StoreUnavailable:
-            log.warning("store unavailable; where the deploy of %s is shown is not kept",
-                        self.order.key)  # fmt: skip
+            log.warning(
+                "store unavailable; where the deploy of %s is shown is not kept", self.order.key
+            )
 
 
 class Deploy:

@@ -241,8 +241,11 @@ class Pipeline:
         return ActionResult("busy")
 
     def _lapsed(self, action: Action, claim: ActionClaim, user_id: str) -> ActionResult:
-        log.error("%s of %s abandoned: its claim lapsed before DeployHQ was called", action.name,
-                  action.key)  # fmt: skip
+        log.error(
+            "%s of %s abandoned: its claim lapsed before DeployHQ was called",
+            action.name,
+            action.key,
+        )
         self._release(action, claim)  # only if it is still ours (its servers, say)
         lapsed = s.NotDone(user_id, notes.claim_lapsed(action.name), action.name)
         shown = action.view.show(lapsed, notes.outcome_note(lapsed, None))
@@ -260,8 +263,9 @@ class Pipeline:
         else:
             problem = replies.describe_error(error)
             state, outcome = s.NotDone(user_id, problem, action.name), "failed"
-        log.warning("%s of %s failed: HTTP %s %s", action.name, action.key, error.status,
-                    error.kind)  # fmt: skip
+        log.warning(
+            "%s of %s failed: HTTP %s %s", action.name, action.key, error.status, error.kind
+        )
         shown = action.view.show(state, notes.outcome_note(state, None))
         return ActionResult(outcome, state, card_updated=shown)
 
@@ -309,5 +313,6 @@ class Pipeline:
         try:
             self.claims.release(action.key, claim)
         except StoreUnavailable:
-            log.warning("store unavailable; the claim of %s frees itself when it expires",
-                        action.key)  # fmt: skip
+            log.warning(
+                "store unavailable; the claim of %s frees itself when it expires", action.key
+            )

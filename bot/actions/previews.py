@@ -62,9 +62,11 @@ class Timing:
         """Followed closely for ``patience`` seconds (``DEPLOYHQ_PREVIEW_SECONDS``), the rest
         in proportion."""
         return cls(
-            min(POLL_SECONDS, patience / 10), patience, min(SLOW_POLL_SECONDS, patience / 4),
+            min(POLL_SECONDS, patience / 10),
+            patience,
+            min(SLOW_POLL_SECONDS, patience / 4),
             patience * GIVE_UP_SECONDS / PATIENCE_SECONDS,
-        )  # fmt: skip
+        )
 
 
 def _names(deployment: Deployment) -> tuple[tuple[str, str], ...]:

@@ -58,8 +58,11 @@ def home(settings: Settings) -> Check:
     """The App Home: the manifest turns it on and subscribes to ``app_home_opened``; whether
     Slack has sent the event yet (the app's own settings can only be seen in Slack)."""
     if not (manifest.home_tab() and manifest.bot_events() >= manifest.HOME_EVENTS):
-        return Check(FAIL, "App Home: manifest.yml lacks the Home tab or app_home_opened",
-                     "restore manifest.yml's app_home and event_subscriptions")  # fmt: skip
+        return Check(
+            FAIL,
+            "App Home: manifest.yml lacks the Home tab or app_home_opened",
+            "restore manifest.yml's app_home and event_subscriptions",
+        )
     fix = (
         "update the Slack app from `python -m bot manifest` (it turns on the Home tab and the "
         "app_home_opened event), then open the bot's Home tab in Slack"

@@ -154,9 +154,13 @@ class Requests:
         """Keep where a request's own message is, kept apart from the request itself (so a
         decision taken meanwhile is never overwritten), and list it among the open ones."""
         self.kv.put_listed(
-            self.keys("approval-post", request), where, ttl, self.keys("approvals-open"),
-            request, True,
-        )  # fmt: skip
+            self.keys("approval-post", request),
+            where,
+            ttl,
+            self.keys("approvals-open"),
+            request,
+            True,
+        )
 
     def load_post(self, request: str) -> str | None:
         return self.kv.get(self.keys("approval-post", request))

@@ -211,18 +211,26 @@ def _deploys(
     recent = RecentCommits(deployhq, store.answers) if settings.what_changed else None
     deploys = Deploys(deployhq, store.orders, recent)
     previews = Previews(
-        deployhq, cards, store.cards, deploys, store.holds, policy, pools.lookups,
+        deployhq,
+        cards,
+        store.cards,
+        deploys,
+        store.holds,
+        policy,
+        pools.lookups,
         Timing.of(settings.preview_seconds),
-    )  # fmt: skip
+    )
     return deploys, previews
 
 
 def _gate(settings: Settings, client: WebClient, store: Kept, deployhq: DeployHQ) -> Gate:
     """Four eyes: which servers need a second person, and who may approve."""
     approvers = AccessPolicy(
-        settings.approvers_users, settings.approvers_usergroups, client=client,
+        settings.approvers_users,
+        settings.approvers_usergroups,
+        client=client,
         cache=store.usergroups,
-    )  # fmt: skip
+    )
     return Gate(settings.approval_servers, approvers, deployhq, minutes=settings.approval_minutes)
 
 
@@ -260,7 +268,11 @@ def _cards(
         recent = RecentCommits(deployhq, store.answers)
         told = WhatChanged(deployhq, store.cards, recent, settings.deployhq_web_url)
     outbox = Outbox(
-        publisher, explainer, slack=pools.slack, lookups=pools.lookups, what_changed=told,
+        publisher,
+        explainer,
+        slack=pools.slack,
+        lookups=pools.lookups,
+        what_changed=told,
         auto_deploys=AutoDeployLookup(lists, store.cards) if settings.pause_auto_deploy else None,
-    )  # fmt: skip
+    )
     return publisher, outbox, Cards(store.cards, deliveries, outbox)

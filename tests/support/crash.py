@@ -65,8 +65,14 @@ _KIND = {
     "pause": "set_auto_deployments",
 }
 # What DeployHQ records having done, for each action (``FakeDeployHQ.done``).
-_DID = {"retry": "retry", "rollback": "rollback", "deploy": "deploy", "abort": "abort",
-        "order": "deploy", "pause": "auto-deploy"}  # fmt: skip
+_DID = {
+    "retry": "retry",
+    "rollback": "rollback",
+    "deploy": "deploy",
+    "abort": "abort",
+    "order": "deploy",
+    "pause": "auto-deploy",
+}
 DONE = {
     "retry": "Retried by",
     "rollback": "Rolled back by",

@@ -827,10 +827,14 @@ class FakeDeployHQ(FakeServer):
             **copy.deepcopy(like),
             "identifier": identifier,
             "status": "preview_pending",
-            "timestamps": {"queued_at": self.now(), "started_at": None, "completed_at": None,
-                           "duration": None},
+            "timestamps": {
+                "queued_at": self.now(),
+                "started_at": None,
+                "completed_at": None,
+                "duration": None,
+            },
             "steps": [],
-        }  # fmt: skip
+        }
         self.previews.append(identifier)
         self._preview_seen[identifier] = 0
         return {"identifier": identifier, "status": "preview_pending"}
@@ -875,18 +879,24 @@ class FakeDeployHQ(FakeServer):
             {"identifier": str(s.get("identifier")), "name": str(s.get("name")), "type": "server"}
             for s in self._all_servers()
         ]
-        groups = {str(s["server_group_identifier"]) for s in self._all_servers()
-                  if s.get("server_group_identifier")}  # fmt: skip
+        groups = {
+            str(s["server_group_identifier"])
+            for s in self._all_servers()
+            if s.get("server_group_identifier")
+        }
         listed += [
             {"identifier": g, "name": self.group_names.get(g, g), "type": "server_group"}
             for g in sorted(groups)
         ]
         listed += self.extra_deployables
         return [
-            {**d, "auto_deploy": self.auto_deploy.get(d["identifier"], True),
-             "preferred_branch": "main"}
+            {
+                **d,
+                "auto_deploy": self.auto_deploy.get(d["identifier"], True),
+                "preferred_branch": "main",
+            }
             for d in listed
-        ]  # fmt: skip
+        ]
 
     def auto_deploy_changes(self) -> list[Call]:
         with self._lock:

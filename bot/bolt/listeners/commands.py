@@ -208,8 +208,12 @@ def register(app: App, command: SlashCommand) -> None:
 
 def deploy_cancelled(ack: Ack, respond: Respond) -> None:
     ack()
-    _send(respond, response_type="ephemeral", replace_original=True,
-          **notice(deploy_messages.cancelled()))  # fmt: skip
+    _send(
+        respond,
+        response_type="ephemeral",
+        replace_original=True,
+        **notice(deploy_messages.cancelled()),
+    )
 
 
 def _private(respond: Respond, message: Message) -> None:
