@@ -230,3 +230,31 @@ def test_the_readme_is_short_and_every_page_it_links_exists():
     assert [page for page in linked if not (ROOT / page).exists()] == []
     docs = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
     assert docs <= linked, docs - linked
+
+
+def test_one_place_per_layer_decides_what_a_missing_store_means():
+    """Only the store's own helper catches StoreUnavailable; each layer says what a missing store
+    means in one module (its WITHOUT_STORE), and docs/architecture.md's table says the same."""
+    import importlib
+
+    from bot.store.kv import WithoutStore
+
+    catching = sorted(
+        name
+        for name, path in modules().items()
+        if re.search(
+            r"except[ (][^:]*StoreUnavailable|suppress\(StoreUnavailable", path.read_text()
+        )
+    )
+    assert catching == ["bot.store.kv"]
+    declaring = [n for n, p in modules().items() if "WithoutStore(" in p.read_text()]
+    layers = [".".join(n.split(".")[:2]) for n in declaring if n != "bot.store.kv"]
+    assert len(layers) == len(set(layers)), declaring  # one module per layer
+    page = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
+    for name in declaring:
+        if name == "bot.store.kv":
+            continue
+        decided = importlib.import_module(name).WITHOUT_STORE
+        assert isinstance(decided, WithoutStore)
+        for step, meaning in decided.meanings.items():
+            assert f"| {decided.layer} | {step} | {meaning} |" in page, (name, step)

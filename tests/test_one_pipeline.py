@@ -261,7 +261,9 @@ def test_a_hold_whose_claim_lapsed_or_finished_is_taken_over():
     store = claims()
     claim, _ = store.hold_servers("a", taken(store, "a"), frozenset({"web-1"}))
     assert claim is not None
-    store.finish("a", claim)
+    sending = store.mark_sending("a", claim, lease_seconds=5.0, doubt_seconds=60.0)
+    assert sending is not None
+    store.finish("a", sending)
     assert store.hold_servers("b", taken(store, "b"), frozenset({"web-1"}))[0] is not None
     # A holder that died before sending: its claim expires, and its hold with it.
     store.kv.delete(store.keys("retry", "b"))

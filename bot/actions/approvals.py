@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -26,14 +25,14 @@ from slack_sdk import WebClient
 
 from bot import metrics
 from bot.actions.action import Action, Go
-from bot.actions.claims import ActionClaim, Claims
+from bot.actions.claims import WITHOUT_STORE, ActionClaim, Claims
 from bot.actions.deploy_plan import targets
 from bot.actions.permissions import AccessPolicy, Tell
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals as approval_messages
 from bot.messages import notes
 from bot.slack.client import SLACK_ERRORS
-from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
+from bot.store.kv import REMEMBER_SECONDS
 from bot.store.shared import Requests
 from bot.words import states as s
 from bot.words.actions import ABORT, PAUSE, ActionName, Outcome, action_named
@@ -243,11 +242,12 @@ class Approvals:
             ref=go.ref,
             subject=str(getattr(action, "subject", "")),
         )
-        try:
+        waiting = None
+        with WITHOUT_STORE.step("request", action.key) as store:
             waiting = self.claims.await_approval(action.key, claim, until)
             if waiting is not None:
                 self.requests.save(waiting.token, request.to_json(), self._keep_seconds())
-        except StoreUnavailable:
+        if store.missing:
             waiting = None
         if waiting is None:
             return self._not_asked(action, claim, approval_messages.request_gone(), tell)
@@ -280,7 +280,7 @@ class Approvals:
             text = approval_messages.request_message(state, request.subject, self.gate.who())
             channel, ts, link = self.posts.post(action.project, text, waiting.token)
         if not ts:
-            with suppress(StoreUnavailable):
+            with WITHOUT_STORE.step("release", action.key):
                 self.claims.withdraw(action.key, waiting)
             log.warning(
                 "request %s could not be posted; %s of %s not asked for",
@@ -292,23 +292,18 @@ class Approvals:
             unposted = s.NotDone(waiting.user_id, approval_messages.request_unposted(), action.name)
             return Asked("refused", unposted, False, told=True)
         where = json.dumps({"channel": channel, "ts": ts, "link": link})
-        try:
+        with WITHOUT_STORE.step("kept", waiting.token):
             self.requests.save_post(waiting.token, where, self._keep_seconds())
-        except StoreUnavailable:
-            log.warning("store unavailable; request %s's message is not kept", waiting.token)
         tell(approval_messages.request_posted(link, channel, self.gate.who()))
         return Asked("awaiting-approval", state, False, told=True)
 
     def link_of(self, request_id: str) -> str:
         """The link to a request's own message, when it has one."""
-        try:
-            request = load_request(self.requests, request_id)
-        except StoreUnavailable:
-            return ""
+        request = WITHOUT_STORE.read("kept", lambda: load_request(self.requests, request_id), None)
         return request.link if request is not None else ""
 
     def _not_asked(self, action: Action, claim: ActionClaim, why: str, tell: Tell) -> Asked:
-        with suppress(StoreUnavailable):  # it then lapses by itself
+        with WITHOUT_STORE.step("release", action.key):
             self.claims.release(action.key, claim)
         tell(why)
         state = s.NotDone(claim.user_id, why, action.name)

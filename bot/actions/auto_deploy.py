@@ -19,14 +19,13 @@ from dataclasses import replace
 from datetime import datetime
 
 from bot.actions.action import Answer, Checked, Go, Hold, Proof, Stop
-from bot.actions.claims import ActionClaim, Claims
+from bot.actions.claims import WITHOUT_STORE, ActionClaim, Claims
 from bot.cards.auto_deploys import AutoDeployments
 from bot.cards.changes import Cards
 from bot.deployhq.auto_deploys import Deployable
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals
 from bot.messages import auto_deploys as auto_messages
-from bot.store.kv import StoreUnavailable
 from bot.words import states as s
 from bot.words.actions import PAUSE, RESUME, ActionName
 from bot.words.buttons import AutoDeployTarget
@@ -71,14 +70,8 @@ class AutoDeployView:
             by=claim.user_id,
             at=at.timestamp(),
         )
-        try:  # the change the other way may be asked for again
+        with WITHOUT_STORE.step("kept", target.opposite):  # it may be asked for again
             self.claims.forget_done(target.opposite)
-        except StoreUnavailable:
-            log.warning(
-                "store unavailable; the %s of %s stays remembered",
-                target.opposite,
-                target.identifier,
-            )
         toggled = s.Toggled(claim.user_id, at, answer.auto_deploy, answer.name, claim.approved_by)
         shown = s.AutoDeploy(
             target.project,
@@ -219,8 +212,5 @@ class AutoDeploys:
     def _paused_by_us(self, project: str, found: Deployable) -> bool:
         """Whether the bot's ledger says it paused ``found`` (so DeployHQ shows it off because
         of the bot); not known (the store lost it) counts as not."""
-        try:
-            entry = self.lists.ledger.entry(project, found.identifier)
-        except StoreUnavailable:
-            return False
+        entry = self.lists.ledger.entry(project, found.identifier)  # None: not known
         return entry is not None and not entry[0]

@@ -33,9 +33,33 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
+from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable, WithoutStore
 from bot.words.actions import RETRY, ActionName, action_named
 
+# What a missing store means to an action, decided here, step by step: before anything is sent,
+# nothing is sent; once it is sent, DeployHQ's record stands (it is the arbiter, not the
+# store); bookkeeping left undone frees or ends itself. The pipeline, the approvals, the previews
+# and the reconciler take each step's fallback as its meaning says.
+WITHOUT_STORE = WithoutStore(
+    "actions",
+    {
+        "claim": "nothing is sent; the person is told the store is unavailable",
+        "keep claim": "the claim lapsed: nothing is sent, and the card is back on its failure",
+        "request": "no request for approval is made: nothing is sent, and the person is told",
+        "decide": "no decision is made; the approver is told the store is unavailable",
+        "preview": "no preview is asked for; the person is told the store is unavailable",
+        "finish": "DeployHQ's answer stands and is shown; the claim, still sending, is settled "
+        "from DeployHQ's record",
+        "doubt": "in doubt all the same: the recheck and the reconciler settle it from "
+        "DeployHQ's record",
+        "settle": "still in doubt; the next look settles it",
+        "release": "nothing was sent; the claim and its servers free themselves when they expire",
+        "kept": "not kept (a request's message, where a deploy is shown, how a request ended): "
+        "it lapses or stays listed until it expires",
+        "reconcile": "this pass ends; the next one looks again",
+        "cache": "read afresh from Slack, and not kept",
+    },
+)
 # Longer than the slowest DeployHQ call; the settings derive it from DeployHQ's timeouts.
 CLAIM_SECONDS = 30.0
 

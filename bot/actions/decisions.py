@@ -18,7 +18,7 @@ from bot import metrics
 from bot.actions.action import Action
 from bot.actions.approvals import Gate, Posts, Request, load_request
 from bot.actions.auto_deploy import AutoDeploys
-from bot.actions.claims import ActionClaim, Claims
+from bot.actions.claims import WITHOUT_STORE, ActionClaim, Claims
 from bot.actions.deploy import ChannelMessages, DeployOrders
 from bot.actions.on_card import CardActions
 from bot.actions.permissions import PermissionUnknown, Tell
@@ -28,7 +28,7 @@ from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.messages import approvals as approval_messages
 from bot.messages import notes, replies
 from bot.runtime import failpoints
-from bot.store.kv import REMEMBER_SECONDS, StoreUnavailable
+from bot.store.kv import REMEMBER_SECONDS
 from bot.store.shared import Requests
 from bot.words import states as s
 from bot.words.buttons import AutoDeployTarget, DeployOrder
@@ -75,9 +75,12 @@ class Redraw:
             return
         try:
             record = self.deployhq.deployment(seen.project, seen.deployment)
-            self.cards.restore(record, seen.channel, seen.ts)
-        except (DeployHQError, StoreUnavailable) as error:
+        except DeployHQError as error:
             log.warning("could not redraw the card of %s: %s", seen.deployment, error)
+            return
+        with WITHOUT_STORE.step("kept", seen.deployment) as store:
+            self.cards.restore(record, seen.channel, seen.ts)
+        if store.missing:
             return
         log.info("card of %s redrawn from DeployHQ's record: its request was lost", seen.deployment)
 
@@ -115,9 +118,9 @@ class Decisions:
             return self._refused()
         if not self._may_decide(approver, tell):
             return self._refused()
-        try:
+        with WITHOUT_STORE.step("decide", request.key) as store:
             approved = self.claims.approve(request.key, claim, approver)
-        except StoreUnavailable:
+        if store.missing:
             tell(replies.store_unavailable())
             return self._refused()
         if approved is None:
@@ -160,9 +163,9 @@ class Decisions:
         request, action, claim = found
         if who != claim.user_id and not self._may_decide(who, tell):
             return self._refused()
-        try:
+        with WITHOUT_STORE.step("decide", request.key) as store:
             withdrawn = self.claims.withdraw(request.key, claim)
-        except StoreUnavailable:
+        if store.missing:
             tell(replies.store_unavailable())
             return self._refused()
         if not withdrawn:
@@ -210,11 +213,12 @@ class Decisions:
     ) -> tuple[Request, Action, ActionClaim] | None:
         """The request, its action and its waiting claim; None (the person told why) when it
         is not open: unknown (its message redrawn from DeployHQ's record), decided, lapsed."""
-        try:
+        request, action, claim = None, None, None
+        with WITHOUT_STORE.step("decide", request_id) as store:
             request = load_request(self.requests, request_id)
             action = self.rebuild(request.recipe) if request else None
             claim = self.claims.held(request.key) if request else None
-        except StoreUnavailable:
+        if store.missing:
             tell(replies.store_unavailable())
             return None
         if request is None or action is None:
@@ -273,10 +277,8 @@ class Decisions:
         self.posts.end(request, approval_messages.denied_line(ended))
 
     def _close(self, request_id: str) -> None:
-        try:
+        with WITHOUT_STORE.step("kept", request_id):
             self.requests.close(request_id)
-        except StoreUnavailable:
-            log.warning("store unavailable; request %s stays listed", request_id)
 
     def _may_decide(self, user_id: str, tell: Tell) -> bool:
         try:
@@ -305,11 +307,9 @@ class Decisions:
         (unless ``close`` is False: its message is still to say the outcome)."""
         ended = replace(request, ended=how, by=by, at=datetime.now(UTC).timestamp())
         keep = self.gate.minutes * 60 + REMEMBER_SECONDS
-        try:
+        with WITHOUT_STORE.step("kept", request_id):
             listed = False if request.ts and close else None
             self.requests.save(request_id, ended.to_json(), keep, listed=listed)
-        except StoreUnavailable:
-            log.warning("store unavailable; how request %s ended is not kept", request_id)
 
     def _ended(
         self, action: Action, requester: str, by: str, request: Request | None = None

@@ -16,14 +16,13 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.actions.action import LAPSED, Answer, Checked, Go, Hold, Proof, Stop
-from bot.actions.claims import ActionClaim
+from bot.actions.claims import WITHOUT_STORE, ActionClaim
 from bot.actions.deploy_plan import ran_there, runs_there
 from bot.deployhq.client import DeployHQ
 from bot.deployhq.deployment import Deployment
 from bot.messages import approvals, deploys
 from bot.messages.text import Block, Message, notice
 from bot.slack.client import SLACK_ERRORS, refused, slack_error
-from bot.store.kv import StoreUnavailable
 from bot.store.shared import Orders
 from bot.words import states as s
 from bot.words.actions import DEPLOY, ActionName, Outcome
@@ -125,20 +124,16 @@ class OrderView:
         return bool(ts)
 
     def _run(self) -> dict[str, Any]:
+        raw = WITHOUT_STORE.read("kept", lambda: self.orders.run(self.order.key), None)
         try:
-            raw = self.orders.run(self.order.key)
             run = json.loads(raw) if raw else {}
-        except (StoreUnavailable, ValueError):
+        except ValueError:
             run = {}
         return run if isinstance(run, dict) else {}
 
     def _keep(self, run: dict[str, Any], *, open_: bool) -> None:
-        try:
+        with WITHOUT_STORE.step("kept", self.order.key):
             self.orders.keep_run(self.order.key, json.dumps(run), open_=open_)
-        except StoreUnavailable:
-            log.warning(
-                "store unavailable; where the deploy of %s is shown is not kept", self.order.key
-            )
 
 
 class Deploy:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from slack_sdk import WebClient
 
+from bot.actions.claims import WITHOUT_STORE
 from bot.messages import replies
 from bot.slack.client import SLACK_ERRORS, slack_error
-from bot.store.kv import StoreUnavailable
 from bot.store.shared import UserGroups
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,7 @@ class AccessPolicy:
 
     def _members(self, group: str) -> frozenset[str] | None:
         """The group's members, each group cached on its own; None when Slack will not say."""
-        try:
-            cached = self.cache.members(group)
-        except StoreUnavailable:
-            cached = None
+        cached = WITHOUT_STORE.read("cache", lambda: self.cache.members(group), None, group)
         if cached is not None:
             return cached
         try:
@@ -103,8 +100,6 @@ class AccessPolicy:
             )
             return None
         members = frozenset(str(u) for u in response.get("users") or [])
-        try:
+        with WITHOUT_STORE.step("cache", group):
             self.cache.save(group, members, self.cache_seconds)
-        except StoreUnavailable:
-            log.warning("store unavailable; members of %s not cached", group)
         return members

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from bot import metrics
 from bot.actions.action import LAPSED, Action, Go, Lapsed, Stop
 from bot.actions.approvals import Approvals
-from bot.actions.claims import ActionClaim, Claims
+from bot.actions.claims import WITHOUT_STORE, ActionClaim, Claims
 from bot.actions.permissions import AccessPolicy, Tell
 from bot.actions.settle import Settler
 from bot.deployhq.client import DeployHQError
@@ -37,7 +37,6 @@ from bot.messages import approvals as approval_messages
 from bot.messages import notes, replies
 from bot.runtime import failpoints
 from bot.runtime.background import Runner
-from bot.store.kv import StoreUnavailable
 from bot.words import states as s
 from bot.words.actions import Outcome, spec_of
 from bot.words.states import CardState
@@ -73,17 +72,16 @@ class _Hold:
         self.claim = claim
 
     def renew(self) -> bool:
-        try:
-            return self.claims.renew(self.key, self.claim)
-        except StoreUnavailable:
-            return False
+        return WITHOUT_STORE.read(
+            "keep claim", lambda: self.claims.renew(self.key, self.claim), False, self.key
+        )
 
     def servers(self, servers: frozenset[str]) -> Stop | Lapsed | None:
         if not servers:
             return None
-        try:
+        with WITHOUT_STORE.step("keep claim", self.key) as store:
             mine, holder = self.claims.hold_servers(self.key, self.claim, servers)
-        except StoreUnavailable:
+        if store.missing:
             return LAPSED
         if mine is not None:
             self.claim = mine
@@ -153,10 +151,9 @@ class Pipeline:
     def _act(self, action: Action, user_id: str, tell: Tell) -> ActionResult:
         if self.policy is not None and not self.policy.check(user_id, tell, action.project):
             return ActionResult("forbidden")
-        try:
+        with WITHOUT_STORE.step("claim", action.key) as store:
             acquired, claim = self.claims.take(action.key, user_id, action.name)
-        except StoreUnavailable:
-            log.error("store unavailable; %s of %s by %s refused", action.name, action.key, user_id)
+        if store.missing:
             tell(replies.store_unavailable())
             return ActionResult("unavailable")
         if not acquired:
@@ -190,12 +187,14 @@ class Pipeline:
         return self._send(action, hold.claim, checked, user_id)
 
     def _send(self, action: Action, claim: ActionClaim, go: Go, user_id: str) -> ActionResult:
-        try:
-            sending = self.claims.mark_sending(
+        sending = WITHOUT_STORE.read(
+            "keep claim",
+            lambda: self.claims.mark_sending(
                 action.key, claim, self.lease_seconds, self.doubt_seconds, go.ref
-            )
-        except StoreUnavailable:
-            sending = None
+            ),
+            None,
+            action.key,
+        )
         if sending is None:
             return self._lapsed(action, claim, user_id)
         failpoints.reach("sending")
@@ -206,10 +205,8 @@ class Pipeline:
                 return self._in_doubt(action, sending, user_id, error)
             return self._not_sent(action, sending, user_id, error)
         failpoints.reach("answered")
-        try:
+        with WITHOUT_STORE.step("finish", action.key):
             self.claims.finish(action.key, sending)
-        except StoreUnavailable:
-            log.warning("store unavailable; %s of %s done, not recorded", action.name, action.key)
         failpoints.reach("finished")
         state, shown = action.view.done(sending, answer, datetime.now(UTC))
         failpoints.reach("card-saved")
@@ -273,10 +270,8 @@ class Pipeline:
         self, action: Action, claim: ActionClaim, user_id: str, error: DeployHQError
     ) -> ActionResult:
         log.warning("%s of %s in doubt: %s", action.name, action.key, error)
-        try:
+        with WITHOUT_STORE.step("doubt", action.key):
             claim = self.claims.doubt(action.key, claim)
-        except StoreUnavailable:
-            log.error("store unavailable; in-doubt %s of %s not recorded", action.name, action.key)
         state = s.InDoubt(user_id, claim.at, action.name, replies.answered(error))
         shown = action.view.show(state, notes.outcome_note(state, None))
         # Not before DeployHQ's pause is over, if it asked for one.
@@ -287,10 +282,7 @@ class Pipeline:
         """Settle ``action`` from DeployHQ's record, if its answer is still lost; still in
         doubt before its doubt window ends, it is looked at again when the window ends (after
         that, DeployHQ unreadable, the reconciler's passes go on looking)."""
-        try:
-            claim = self.claims.held(action.key)
-        except StoreUnavailable:
-            return
+        claim = WITHOUT_STORE.read("settle", lambda: self.claims.held(action.key), None, action.key)
         if claim is None or not (claim.in_doubt or claim.done):
             return
         settled = self.settler.resolve(action, claim)
@@ -310,9 +302,5 @@ class Pipeline:
             )
 
     def _release(self, action: Action, claim: ActionClaim) -> None:
-        try:
+        with WITHOUT_STORE.step("release", action.key):
             self.claims.release(action.key, claim)
-        except StoreUnavailable:
-            log.warning(
-                "store unavailable; the claim of %s frees itself when it expires", action.key
-            )

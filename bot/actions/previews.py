@@ -14,9 +14,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 
+from bot.actions.claims import WITHOUT_STORE
 from bot.actions.deploy_plan import Deploys
 from bot.actions.permissions import AccessPolicy, Tell
 from bot.cards.changes import Cards
@@ -26,7 +26,6 @@ from bot.deployhq.deployment import Deployment
 from bot.messages import changes, replies
 from bot.messages.text import mention, outside
 from bot.runtime.background import Runner
-from bot.store.kv import StoreUnavailable
 from bot.store.shared import Holds
 from bot.words.buttons import PREVIEW_ROLLBACK_ACTION, DeployTarget, RollbackTarget
 
@@ -160,9 +159,10 @@ class Previews:
         until DeployHQ has it."""
         if not self.policy.check(user_id, tell, subject.project):
             return
-        try:
+        held = None
+        with WITHOUT_STORE.step("preview", subject.key) as store:
             held = self.holds.take(subject.key, json.dumps({"by": user_id}), self._hold_seconds)
-        except StoreUnavailable:
+        if store.missing:
             tell(replies.store_unavailable())
             return
         if held is not None:
@@ -218,7 +218,7 @@ class Previews:
             self._show(subject, changes.preview_slow(subject.what, elapsed), tell)
             slow_told = True
         # Followed all the same if the store cannot keep it: a second press may ask again.
-        with suppress(StoreUnavailable):
+        with WITHOUT_STORE.step("kept", subject.key):
             self.holds.keep(subject.key, kept, self._hold_seconds)
         delay = self.timing.poll if elapsed < self.timing.patience else self.timing.slow_poll
         self._later(delay, subject, identifier, started, slow_told, tell, kept)

@@ -14,6 +14,7 @@ import random
 import threading
 from collections.abc import Callable
 
+from bot.actions.claims import WITHOUT_STORE
 from bot.actions.kept import Kept
 from bot.actions.parts import ActionParts
 from bot.cards import rules as card_rules
@@ -23,7 +24,6 @@ from bot.cards.rules import Card
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.history import newer_on_servers, reach
 from bot.messages import notes
-from bot.store.kv import StoreUnavailable
 from bot.words import states as s
 from bot.words.actions import ABORT, DEPLOY, RESUME, ROLLBACK
 from bot.words.buttons import AbortTarget, ActionTarget, AutoDeployTarget
@@ -75,14 +75,15 @@ class Reconciler:
     def run_once(self) -> int:
         """Check every open card, if this process has the turn; how many were checked."""
         turn = self.interval * 0.8
-        try:
+        token, open_cards, open_orders, open_requests = None, [], [], []
+        with WITHOUT_STORE.step("reconcile") as store:
             token = self.store.turns.take("reconcile", turn)
             if token is None:
                 return 0
             open_cards = sorted(self.records.open_cards())
             open_orders = sorted(self.store.orders.open_runs())
             open_requests = sorted(self.store.requests.open_posted())
-        except StoreUnavailable:
+        if store.missing or token is None:
             return 0
         work: list[tuple[Callable[[str], None], str]] = [(self.check, c) for c in open_cards]
         work += [(self.check_order, o) for o in open_orders]
@@ -91,16 +92,19 @@ class Reconciler:
         for check, name in work:
             if self._stop.is_set():
                 break
-            try:  # a slow pass keeps its turn, so the next one does not start beside it
-                if not self.store.turns.keep("reconcile", token, turn):
-                    log.warning("reconciling took longer than its turn; the rest waits")
-                    break
-            except StoreUnavailable:
+            # A slow pass keeps its turn, so the next one does not start beside it.
+            with WITHOUT_STORE.step("reconcile") as store:
+                kept = self.store.turns.keep("reconcile", token, turn)
+            if store.missing:
                 return 0
+            if not kept:
+                log.warning("reconciling took longer than its turn; the rest waits")
+                break
             try:
-                check(name)
-            except StoreUnavailable:
-                return 0
+                with WITHOUT_STORE.step("reconcile", name) as store:
+                    check(name)
+                if store.missing:
+                    return 0
             except Exception:
                 log.exception("reconciling %s failed", name)
         return len(work)

@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from bot.actions.claims import ActionClaim, Claims
+from bot.actions.claims import WITHOUT_STORE, ActionClaim, Claims
 from bot.deployhq.client import DeployHQError
 from bot.messages import notes
-from bot.store.kv import StoreUnavailable
 from bot.words import states as s
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ class Settler:
             log.warning("in-doubt %s of %s still unknown: %s", claim.action, action.key, error)
             return claim
         key, view = action.key, action.view
-        try:
+        with WITHOUT_STORE.step("settle", key) as store:
             if claim.done:  # settled, but its holder died before the view said so
                 if proof.done is not None:
                     view.done(claim, proof.done, claim.at)
@@ -65,7 +64,7 @@ class Settler:
                 return done or self.claims.held(key)
             if self.claims.settle(key, claim, done=False) is None:
                 return self.claims.held(key)
-        except StoreUnavailable:
+        if store.missing:
             return claim
         log.warning("in-doubt %s of %s was never queued", claim.action, key)
         lost = s.NotDone(claim.user_id, notes.never_queued(claim.action), claim.action)

@@ -16,7 +16,6 @@ from bot.cards.store import CardStore
 from bot.deployhq.auto_deploys import Deployable, deployables
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import Deployment
-from bot.store.kv import StoreUnavailable
 from bot.store.shared import Answers, AutoDeployLedger
 from bot.words import states as s
 
@@ -92,17 +91,15 @@ class AutoDeployLookup:
         if found is None:
             return False
         shown = self.lists.shown(project, found)
-        try:
-            with self.store.card_lock(deployment.identifier):
-                current = self.store.card(deployment.identifier)
-                if current is None or current.auto == shown:
-                    return False
-                if current.auto is not None and current.auto.doing is not None:
-                    return False  # a change under way tells the card itself
-                self.store.save_card(card_rules.auto_deploy(current, shown))
-        except StoreUnavailable:
-            return False
-        return True
+
+        def show(current: Card) -> Card | None:
+            if current.auto == shown:
+                return None
+            if current.auto is not None and current.auto.doing is not None:
+                return None  # a change under way tells the card itself
+            return card_rules.auto_deploy(current, shown)
+
+        return self.store.edit(deployment.identifier, show) is not None
 
 
 def _to_json(found: list[Deployable]) -> str:

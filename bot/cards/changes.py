@@ -16,9 +16,8 @@ from bot.cards import rules as card_rules
 from bot.cards.deliveries import Deliveries
 from bot.cards.outbox import Outbox
 from bot.cards.rules import Card
-from bot.cards.store import CardBusy, CardStore
+from bot.cards.store import WITHOUT_STORE, CardBusy, CardStore
 from bot.deployhq.deployment import Deployment, Revision
-from bot.store.kv import StoreUnavailable
 from bot.words.buttons import ActionTarget
 from bot.words.states import AutoDeploy, CardState
 
@@ -58,7 +57,8 @@ class Cards:
 
     def on_record(self, record: Deployment) -> bool:
         """Show DeployHQ's record of a carded deployment if it has moved on; True if it had."""
-        try:
+        moved = False
+        with WITHOUT_STORE.step("card", record.identifier) as store:
             card_id = self.store.followed(record.identifier) or record.identifier
             with self.store.card_lock(card_id):
                 if card_id != record.identifier:
@@ -71,12 +71,10 @@ class Cards:
                     moved = advanced is not None
                     if advanced is not None:
                         self.store.save_card(advanced)
-        except StoreUnavailable:
-            log.warning("store unavailable; card of %s not updated", record.identifier)
+        if store.missing or not moved:
             return False
-        if moved:
-            self.outbox.show(card_id)
-        return moved
+        self.outbox.show(card_id)
+        return True
 
     def on_action(
         self,
@@ -92,35 +90,17 @@ class Cards:
         notifications update this card from now on. False when there is no card to show it
         on, so the caller can tell the person directly.
         """
-        try:
-            with self.store.card_lock(target.deployment):
-                card = self.store.card(target.deployment)
-                if card is None:
-                    return False
-                if rolled_back is not None:
-                    self.store.follow(rolled_back.identifier, target.deployment)
-                self.store.save_card(
-                    card_rules.acted(card, target.run_key, state, note, deployment, rolled_back)
-                )
-        except StoreUnavailable:
-            log.warning("store unavailable; card of %s not updated", target.deployment)
-            return False
-        self.outbox.show(target.deployment)
-        return True
+
+        def act(card: Card) -> Card:
+            if rolled_back is not None:
+                self.store.follow(rolled_back.identifier, target.deployment)
+            return card_rules.acted(card, target.run_key, state, note, deployment, rolled_back)
+
+        return self._change(target.deployment, act)
 
     def on_note(self, deployment_id: str, note: str) -> bool:
         """One more note in the card's thread (a preview's outcome); False with no card."""
-        try:
-            with self.store.card_lock(deployment_id):
-                card = self.store.card(deployment_id)
-                if card is None:
-                    return False
-                self.store.save_card(card.noting(note))
-        except StoreUnavailable:
-            log.warning("store unavailable; no note in the thread of %s", deployment_id)
-            return False
-        self.outbox.show(deployment_id)
-        return True
+        return self._change(deployment_id, lambda card: card.noting(note))
 
     def on_auto_deploy(
         self,
@@ -133,78 +113,56 @@ class Cards:
         """Show a change of a server's or group's automatic deployments on every card of
         ``project`` that shows them, and ``note`` in the thread of ``card_id`` (the card it was
         asked from). False when that card could not show it, so the person is told directly."""
-        try:
-            listed = [c.deployment.identifier for c in self.store.project_cards(project)]
-        except StoreUnavailable:
-            listed = []
+        none: list[Card] = []
+        cards = WITHOUT_STORE.read("cards listed", lambda: self.store.project_cards(project), none)
         shown = False
-        for each in dict.fromkeys([card_id, *listed]):
+        for each in dict.fromkeys([card_id, *(c.deployment.identifier for c in cards)]):
             said = note if each == card_id else ""
-            if each and self._auto_deploy(each, project, identifier, change, said):
+
+            def auto_deploy(card: Card, said: str = said) -> Card | None:
+                auto = card.auto
+                if auto is None or (auto.project, auto.identifier) != (project, identifier):
+                    return None
+                return card_rules.auto_deploy(card, change(auto), said)
+
+            if each and self._change(each, auto_deploy):
                 shown = shown or each == card_id
         return shown
-
-    def _auto_deploy(
-        self,
-        card_id: str,
-        project: str,
-        identifier: str,
-        change: Callable[[AutoDeploy], AutoDeploy],
-        note: str,
-    ) -> bool:
-        try:
-            with self.store.card_lock(card_id):
-                card = self.store.card(card_id)
-                auto = card.auto if card else None
-                if (
-                    card is None
-                    or auto is None
-                    or (auto.project, auto.identifier)
-                    != (
-                        project,
-                        identifier,
-                    )
-                ):
-                    return False
-                moved = card_rules.auto_deploy(card, change(auto), note)
-                if moved == card:
-                    return True
-                self.store.save_card(moved)
-        except StoreUnavailable:
-            log.warning("store unavailable; card of %s not updated", card_id)
-            return False
-        self.outbox.show(card_id)
-        return True
 
     def on_rollback_target(
         self, target: ActionTarget, good: Deployment | None, record: Deployment
     ) -> None:
         """The Roll back button named another target than DeployHQ gives now: redraw the card
         with the one it gives (or none), back on the failure."""
-        try:
-            with self.store.card_lock(target.deployment):
-                card = self.store.card(target.deployment)
-                if card is None or card.deployment.run_key != target.run_key:
-                    return
-                self.store.save_card(card_rules.target_moved(card, good, record))
-        except StoreUnavailable:
-            log.warning("store unavailable; card of %s not redrawn", target.deployment)
-            return
-        self.outbox.show(target.deployment)
+
+        def redraw(card: Card) -> Card | None:
+            if card.deployment.run_key != target.run_key:
+                return None
+            return card_rules.target_moved(card, good, record)
+
+        self._change(target.deployment, redraw)
 
     def on_latest(self, target: ActionTarget, latest: Revision | None, record: Deployment) -> None:
         """The Deploy latest button named another commit than DeployHQ gives now: redraw the
         card with the one it gives, back on the failure."""
-        try:
-            with self.store.card_lock(target.deployment):
-                card = self.store.card(target.deployment)
-                if card is None or card.deployment.run_key != target.run_key:
-                    return
-                self.store.save_card(card_rules.latest_moved(card, latest, record))
-        except StoreUnavailable:
-            log.warning("store unavailable; card of %s not redrawn", target.deployment)
-            return
-        self.outbox.show(target.deployment)
+
+        def redraw(card: Card) -> Card | None:
+            if card.deployment.run_key != target.run_key:
+                return None
+            return card_rules.latest_moved(card, latest, record)
+
+        self._change(target.deployment, redraw)
+
+    def _change(self, card_id: str, change: Callable[[Card], Card | None]) -> bool:
+        """The card of ``card_id`` changed by ``change`` (None leaves it as it is), then pushed
+        when it changed. False when there is no card, ``change`` left it, or the store did not
+        answer (``WITHOUT_STORE`` says what that means)."""
+        edited = self.store.edit(card_id, change)
+        if edited is None:
+            return False
+        if edited[1]:
+            self.outbox.show(card_id)
+        return True
 
     def restore(self, record: Deployment, channel: str, ts: str) -> None:
         """Draw DeployHQ's record of a deployment into its card's message (``channel``,

@@ -17,7 +17,6 @@ from bot.deployhq.deployment import Deployment, Revision
 from bot.deployhq.history import last_good, reach
 from bot.messages.notes import deployer_told, failure_log
 from bot.slack.members import Deployers
-from bot.store.kv import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,38 +37,29 @@ class Explainer:
         if self.deployers is None or card.mentioned == deployment.run_key:
             return False
         member = self.deployers.member(deployment.deployer)
-        try:
-            with self.store.card_lock(deployment.identifier):
-                current = self.store.card(deployment.identifier)
-                if (
-                    current is None
-                    or current.deployment.run_key != deployment.run_key
-                    or current.mentioned == deployment.run_key
-                ):
-                    return False
-                current = replace(current, mentioned=deployment.run_key)
-                if member is not None:
-                    current = current.noting(deployer_told(member))
-                self.store.save_card(current)
-        except StoreUnavailable:
-            return False
-        return member is not None
+
+        def mention(current: Card) -> Card | None:
+            run = deployment.run_key
+            if current.deployment.run_key != run or current.mentioned == run:
+                return None
+            current = replace(current, mentioned=run)
+            return current.noting(deployer_told(member)) if member is not None else current
+
+        return self.store.edit(deployment.identifier, mention) is not None and member is not None
 
     def claim(self, deployment_id: str) -> Card | None:
         """The card to explain, claimed on its record so that two pushes never look it up
         twice; None when it wants no explaining (or another push has claimed it)."""
         if self.deployhq is None:
             return None
-        try:
-            with self.store.card_lock(deployment_id):
-                current = self.store.card(deployment_id)
-                if current is None or not current.wants_explaining:
-                    return None
-                card = replace(current, explained=current.deployment.run_key)
-                self.store.save_card(card)
-        except StoreUnavailable:
-            return None
-        return card
+
+        def claim(current: Card) -> Card | None:
+            if not current.wants_explaining:
+                return None
+            return replace(current, explained=current.deployment.run_key)
+
+        edited = self.store.edit(deployment_id, claim)
+        return edited[0] if edited is not None else None
 
     def _latest(self, deployment: Deployment) -> Revision | None:
         """The branch's newest commit, with its message and author, when it is not what the
@@ -112,26 +102,24 @@ class Explainer:
             log.warning("could not look up deployment %s: %s", deployment.identifier, error)
             if error.kind == "too-large":
                 return told  # it will not shrink: not looked up again
-            try:  # let a later push try again
-                with self.store.card_lock(deployment.identifier):
-                    current = self.store.card(deployment.identifier)
-                    if current is not None and current.explained == deployment.run_key:
-                        self.store.save_card(replace(current, explained=""))
-            except StoreUnavailable:
-                pass
+            run = deployment.run_key  # let a later push try again
+            self.store.edit(
+                deployment.identifier,
+                lambda current: (
+                    replace(current, explained="") if current.explained == run else None
+                ),
+            )
             return told
         if found is None and good is None and latest is None:
             return told  # nothing more to note, nothing to offer
-        try:
-            with self.store.card_lock(deployment.identifier):
-                current = self.store.card(deployment.identifier)
-                if current is None or current.deployment.run_key != deployment.run_key:
-                    return told
-                if found is not None:
-                    current = current.noting(failure_log(*found))
-                if good is not None or latest is not None:
-                    current = card_rules.changed(current, rollback_to=good, latest=latest)
-                self.store.save_card(current)
-        except StoreUnavailable:
-            return told
-        return True
+
+        def note(current: Card) -> Card | None:
+            if current.deployment.run_key != deployment.run_key:
+                return None
+            if found is not None:
+                current = current.noting(failure_log(*found))
+            if good is not None or latest is not None:
+                current = card_rules.changed(current, rollback_to=good, latest=latest)
+            return current
+
+        return self.store.edit(deployment.identifier, note) is not None or told

@@ -19,7 +19,8 @@ from slack_sdk import WebClient
 
 from bot import metrics
 from bot.cards.auto_deploys import AutoDeployments
-from bot.cards.store import CardStore
+from bot.cards.rules import Card
+from bot.cards.store import WITHOUT_STORE, CardStore
 from bot.deployhq.auto_deploys import ServerFigures
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import FAILED
@@ -28,7 +29,7 @@ from bot.messages.home import Health, OpenFailure, Paused, ProjectView
 from bot.messages.replies import describe_error
 from bot.slack.client import SLACK_ERRORS, slack_error
 from bot.slack.socket_mode import SocketMode
-from bot.store.kv import StoreUnavailable
+from bot.store.kv import Missing
 from bot.store.shared import Store
 from bot.words.states import OPEN_STATES
 
@@ -94,11 +95,10 @@ class Home:
         return True
 
     def gather(self) -> tuple[list[ProjectView], Health]:
-        try:
+        seen = self.projects
+        with WITHOUT_STORE.step("home") as store:
             seen = self.projects or frozenset(self.records.projects())
-            store_problem = ""
-        except StoreUnavailable as exc:
-            seen, store_problem = self.projects, str(exc) or "the store did not answer"
+        store_problem = _problem(store)
         views = [self._project(p) for p in sorted(seen)]
         reached = [v for v in views if not v.problem]
         deployhq = "" if reached else views[0].problem if views else self._probe()
@@ -134,10 +134,8 @@ class Home:
         return ProjectView(project, failures, paused, figures)
 
     def _failures(self, project: str) -> list[OpenFailure]:
-        try:
-            cards = self.records.project_cards(project)
-        except StoreUnavailable:
-            return []
+        none: list[Card] = []
+        cards = WITHOUT_STORE.read("home", lambda: self.records.project_cards(project), none)
         found = []
         for card in cards:
             d = card.deployment
@@ -188,10 +186,9 @@ class Home:
 
     def _health(self, deployhq: str, store: str) -> Health:
         if not store:
-            try:
+            with WITHOUT_STORE.step("home") as missing:
                 self.store.ping()
-            except StoreUnavailable as exc:
-                store = str(exc) or "the store did not answer"
+            store = _problem(missing)
         socket = ""
         if self.socket_mode is not None:
             state = self.socket_mode.status()
@@ -199,3 +196,10 @@ class Home:
         heard = self.store.ledger.last_heard("notification")
         last = datetime.fromtimestamp(heard, UTC) if heard else None
         return Health(deployhq, store, self.store.backend, socket, last)
+
+
+def _problem(store: Missing) -> str:
+    """What the Home says of a store that did not answer ("" when it did)."""
+    if not store.missing:
+        return ""
+    return str(store.error or "") or "the store did not answer"

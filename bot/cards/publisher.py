@@ -23,14 +23,13 @@ from bot import metrics
 from bot.cards import rules as card_rules
 from bot.cards.deliveries import Deliveries
 from bot.cards.rules import Card
-from bot.cards.store import CardStore
+from bot.cards.store import WITHOUT_STORE, CardStore
 from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployhq.deployment import Deployment
 from bot.messages.card import deployment_card
 from bot.messages.text import Message, notice
 from bot.runtime import failpoints
 from bot.slack.client import MESSAGE_GONE, SLACK_ERRORS, how_to_fix, refused, slack_error
-from bot.store.kv import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class Publisher:
         True when nothing is left to do; False when Slack has yet to take something (or
         another push is under way): the outbox and the reconciler come back.
         """
-        try:
+        with WITHOUT_STORE.step("push", deployment_id):
             push = self.store.take_push(deployment_id, self.push_seconds)
             if push is None:
                 return False
@@ -140,9 +139,7 @@ class Publisher:
                 return False
             finally:
                 self.store.end_push(deployment_id, push)
-        except StoreUnavailable:
-            log.warning("store unavailable; card of %s left for the reconciler", deployment_id)
-            return False
+        return False
 
     def _push(self, deployment_id: str) -> None:
         """One round: what waited, the confirmation, the draw, the notes; ``NotTaken`` when

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +19,26 @@ from bot.cards.rules import Card
 from bot.deployhq import commits
 from bot.deployhq.commits import Summary
 from bot.deployhq.deployment import Deployment, Revision
-from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
+from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable, WithoutStore
 from bot.words import states as card_states
 
 # A card's lock covers a read and a write of its record (no Slack or DeployHQ call is made
 # while it is held); holding it longer means the holder died.
+# What a missing store means to the cards, decided here: a card's record stays as it was (it is
+# not changed, and nothing new is shown of it now), and the reconciler, the next notification or
+# the next push brings it up to date once the store answers. Whoever asked for the change falls
+# back as its own step says: an action's outcome is told to the person directly, a webhook is
+# answered 503 (DeployHQ sends it again), the Home shows the store's problem.
+WITHOUT_STORE = WithoutStore(
+    "cards",
+    {
+        "card": "the card is not changed now; the reconciler brings it up to date",
+        "cards listed": "no other card of the project is changed now",
+        "lock": "the card's lock expires by itself",
+        "push": "the card is left for the reconciler to push",
+        "home": "the Home shows the store's problem, and no open cards",
+    },
+)
 CARD_LOCK_SECONDS = 5.0
 CARD_LOCK_WAIT_SECONDS = 10.0
 # A request thread queues its change rather than wait longer: a holder's own reads and writes
@@ -201,7 +216,7 @@ class CardStore:
         try:
             yield
         finally:
-            with suppress(StoreUnavailable):  # it expires by itself
+            with WITHOUT_STORE.step("lock", deployment_id):
                 self.kv.delete_if(key, token)
 
     def take_push(self, deployment_id: str, seconds: float) -> str | None:
@@ -215,5 +230,19 @@ class CardStore:
         return self.kv.swap(self.keys("card-push", deployment_id), token, token, seconds)
 
     def end_push(self, deployment_id: str, token: str) -> None:
-        with suppress(StoreUnavailable):
+        with WITHOUT_STORE.step("lock", deployment_id):
             self.kv.delete_if(self.keys("card-push", deployment_id), token)
+
+    def edit(self, card_id: str, change: Callable[[Card], Card | None]) -> tuple[Card, bool] | None:
+        """The card of ``card_id`` changed by ``change`` under its lock and saved (``change``
+        returns None to leave it as it is): the card as it now stands, and whether it changed.
+        None when there is no card, ``change`` left it, or the store did not answer."""
+        with WITHOUT_STORE.step("card", card_id), self.card_lock(card_id):
+            card = self.card(card_id)
+            changed = None if card is None else change(card)
+            if card is None or changed is None:
+                return None
+            if changed != card:
+                self.save_card(changed)
+            return changed, changed != card
+        return None

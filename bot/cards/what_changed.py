@@ -22,7 +22,6 @@ from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployhq.commits import Range, Summary, between
 from bot.deployhq.deployment import FAILED, Revision
 from bot.messages import changes
-from bot.store.kv import StoreUnavailable
 from bot.store.shared import Answers
 
 log = logging.getLogger(__name__)
@@ -85,25 +84,21 @@ class WhatChanged:
         once; None when there is none (or it was, or it names no branch and revision)."""
         if self.deployhq is None:
             return None
-        try:
-            with self.store.card_lock(deployment_id):
-                card = self.store.card(deployment_id)
-                deployment = card.deployment if card else None
-                if (
-                    card is None
-                    or deployment is None
-                    or not card.confirmed
-                    or deployment.status != FAILED
-                    or card.explained != deployment.run_key  # why it failed comes first
-                    or card.changes_told == deployment.run_key
-                    or not (deployment.branch and deployment.end_revision)
-                ):
-                    return None
-                card = replace(card, changes_told=deployment.run_key)
-                self.store.save_card(card)
-        except StoreUnavailable:
-            return None
-        return card
+
+        def claim(card: Card) -> Card | None:
+            deployment = card.deployment
+            if (
+                not card.confirmed
+                or deployment.status != FAILED
+                or card.explained != deployment.run_key  # why it failed comes first
+                or card.changes_told == deployment.run_key
+                or not (deployment.branch and deployment.end_revision)
+            ):
+                return None
+            return replace(card, changes_told=deployment.run_key)
+
+        edited = self.store.edit(deployment_id, claim)
+        return edited[0] if edited is not None else None
 
     def look_up(self, card: Card) -> bool:
         """Note what changed in the failure's thread, and what its Roll back undoes and its
@@ -181,20 +176,17 @@ class WhatChanged:
         identifier, run_key = card.deployment.identifier, card.deployment.run_key
         if not note and undoes is None and adds is None:
             return False
-        try:
-            with self.store.card_lock(identifier):
-                current = self.store.card(identifier)
-                if current is None or current.deployment.run_key != run_key:
-                    return False
-                if note:
-                    current = current.noting(note)
-                if current.rollback_to != card.rollback_to:
-                    undoes = None  # the target moved meanwhile: not what it undoes
-                if current.latest != card.latest:
-                    adds = None
-                if (undoes, adds) != (current.undoes, current.adds):
-                    current = card_rules.changed(current, undoes=undoes, adds=adds)
-                self.store.save_card(current)
-        except StoreUnavailable:
-            return False
-        return True
+
+        def save(current: Card) -> Card | None:
+            if current.deployment.run_key != run_key:
+                return None
+            if note:
+                current = current.noting(note)
+            # What Roll back undoes (Deploy latest adds) holds only while its target is the same.
+            kept_undoes = undoes if current.rollback_to == card.rollback_to else None
+            kept_adds = adds if current.latest == card.latest else None
+            if (kept_undoes, kept_adds) != (current.undoes, current.adds):
+                current = card_rules.changed(current, undoes=kept_undoes, adds=kept_adds)
+            return current
+
+        return self.store.edit(identifier, save) is not None

@@ -19,10 +19,16 @@ from bot.config import ConfigError, Settings
 from bot.deployhq.client import DeployHQError
 from bot.runtime.connections import deployhq_client, open_store
 from bot.slack.client import SLACK_ERRORS, slack_error
-from bot.store.kv import StoreUnavailable
+from bot.store.kv import WithoutStore
 from bot.words.buttons import WEBHOOK_PATH
 
 PASS, FAIL, NOTE = "✓", "✗", "·"
+
+# What a missing store means to doctor, decided here: it is the check's finding (a failed check
+# with its fix), not a log line.
+WITHOUT_STORE = WithoutStore(
+    "cli", {"doctor": "reported as a failed check, with its fix"}, quiet=frozenset({"doctor"})
+)
 
 
 @dataclass(frozen=True)
@@ -67,10 +73,7 @@ def home(settings: Settings) -> Check:
         "update the Slack app from `python -m bot manifest` (it turns on the Home tab and the "
         "app_home_opened event), then open the bot's Home tab in Slack"
     )
-    try:
-        opened = open_store(settings).ledger.last_heard("home")
-    except StoreUnavailable:
-        opened = None
+    opened = open_store(settings).ledger.last_heard("home")  # None too without the store
     if opened is None:
         return Check(NOTE, "App Home: no app_home_opened event has reached the bot yet", fix)
     minutes = max(0, round((time.time() - opened) / 60))
@@ -260,9 +263,9 @@ def redis(settings: Settings) -> list[Check]:
         ]
     parts = urlsplit(settings.redis_url)
     shown = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
-    try:
+    with WITHOUT_STORE.step("doctor") as missing:
         open_store(settings).ping()
-    except StoreUnavailable as error:
+    if (error := missing.error) is not None:
         fix = (
             "set REDIS_TLS_VERIFY=false for a provider with self-signed certificates"
             if error.certificate

@@ -15,10 +15,12 @@ from slack_sdk import WebClient
 
 from bot import metrics
 from bot.slack.client import SLACK_ERRORS, slack_error
-from bot.store.kv import StoreUnavailable
+from bot.store.kv import WithoutStore
 from bot.store.shared import DeployerMembers
 
 log = logging.getLogger(__name__)
+# What a missing store means to Slack's lookups, decided here: asked of Slack afresh, not kept.
+WITHOUT_STORE = WithoutStore("slack", {"cache": "the deployer is looked up in Slack afresh"})
 
 MEMBER_CACHE_SECONDS = 3600.0
 # An address and nothing else: no spaces, no Slack markup characters, one @, a dotted domain.
@@ -46,10 +48,7 @@ class Deployers:
         """The Slack member whose email is exactly ``deployer``; None for anything else."""
         if not is_email(deployer):
             return None
-        try:
-            cached = self.cache.member(deployer)
-        except StoreUnavailable:
-            cached = None
+        cached = WITHOUT_STORE.read("cache", lambda: self.cache.member(deployer), None)
         if cached is not None:
             return cached or None
         try:
@@ -63,10 +62,8 @@ class Deployers:
             found = ""
         else:
             found = _exact(response.get("user"), deployer)
-        try:
+        with WITHOUT_STORE.step("cache"):
             self.cache.save(deployer, found, self.cache_seconds)
-        except StoreUnavailable:
-            log.warning("store unavailable; a deployer's lookup not cached")
         return found or None
 
 

@@ -12,9 +12,10 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -22,6 +23,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DAY = 24 * 3600
 REMEMBER_SECONDS = 14 * DAY  # how long cards, claims and delivery marks are kept
@@ -44,6 +46,63 @@ class StoreUnavailable(Exception):
     def __init__(self, message: str, *, certificate: bool = False) -> None:
         super().__init__(message)
         self.certificate = certificate
+
+
+class Missing:
+    """Whether the store failed to answer inside a ``WithoutStore.step``."""
+
+    def __init__(self) -> None:
+        self.missing = False
+        self.error: StoreUnavailable | None = None
+
+    def __bool__(self) -> bool:
+        return self.missing
+
+
+class WithoutStore:
+    """What a missing store means in one layer, decided in one place.
+
+    Each layer that keeps anything makes one (``store/shared.py``, ``cards/store.py``,
+    ``actions/claims.py``, …) with what each of its steps does when the store does not answer
+    (``meanings``), and runs those steps inside ``step``: a ``StoreUnavailable`` there is
+    logged once, with its meaning, and the step's ``Missing`` says so, for the caller to take the
+    way the meaning says. Nothing else in a layer catches ``StoreUnavailable``;
+    docs/architecture.md gathers the meanings in one table.
+    """
+
+    def __init__(
+        self,
+        layer: str,
+        meanings: dict[str, str],
+        level: int = logging.WARNING,
+        quiet: frozenset[str] = frozenset(),
+    ) -> None:
+        self.layer = layer
+        self.meanings = meanings
+        self.level = level
+        self.quiet = quiet  # steps logged at DEBUG only (asked often, reported elsewhere)
+
+    @contextmanager
+    def step(self, name: str, about: object = "") -> Iterator[Missing]:
+        meaning = self.meanings[name]  # a step the layer has not said the meaning of fails here
+        outcome = Missing()
+        try:
+            yield outcome
+        except StoreUnavailable as error:
+            outcome.missing, outcome.error = True, error
+            log.log(
+                logging.DEBUG if name in self.quiet else self.level,
+                "store unavailable (%s%s): %s",
+                name,
+                f" {about}" if about else "",
+                meaning,
+            )
+
+    def read(self, name: str, read: Callable[[], T], default: T, about: object = "") -> T:
+        """``read()``, or ``default`` when the store does not answer."""
+        with self.step(name, about):
+            return read()
+        return default
 
 
 CERTIFICATE_REFUSED = (

@@ -6,13 +6,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 
-from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, StoreUnavailable
+from bot.store.kv import REMEMBER_SECONDS, Keys, KeyValue, WithoutStore
+
+# What a missing store means to what this layer keeps for the others (caches, DeployHQ's pause,
+# holds, the ledger): a read finds nothing, a write is not kept, and the caller goes on without
+# it. Quiet (DEBUG): a store that stays down is reported by /healthz and the layers above.
+WITHOUT_STORE = WithoutStore(
+    "store",
+    {
+        "pause": "the pause holds this process only, and reads as none",
+        "answer": "DeployHQ is read afresh, and its answer not kept",
+        "hold": "a hold not dropped lapses by itself",
+        "ledger": "who paused what is not recorded, and reads as unknown (DeployHQ's record "
+        "still says whether it is on)",
+        "heard": "when the bot last heard from Slack or DeployHQ reads as never",
+    },
+    level=logging.DEBUG,
+)
 
 # Who paused what is kept this long: a pause older than that still shows, by DeployHQ's record.
 LEDGER_SECONDS = 30 * 86400.0
@@ -79,18 +95,13 @@ class Pauses:
 
     def hold(self, seconds: float) -> None:
         """Pause every process for ``seconds`` (a pause already longer is kept)."""
-        try:
+        with WITHOUT_STORE.step("pause"):
             if (self.kv.ttl(self.key) or 0.0) < seconds:
                 self.kv.put(self.key, "1", seconds)
-        except StoreUnavailable:
-            pass  # this process pauses all the same
 
     def left(self) -> float:
         """Seconds of the pause left; 0 when there is none (or the store cannot say)."""
-        try:
-            return self.kv.ttl(self.key) or 0.0
-        except StoreUnavailable:
-            return 0.0
+        return WITHOUT_STORE.read("pause", lambda: self.kv.ttl(self.key) or 0.0, 0.0)
 
 
 class Orders:
@@ -182,53 +193,53 @@ class Answers:
         self.keys = keys
 
     def kept(self, *name: str) -> str | None:
-        try:
-            return self.kv.get(self.keys("answer", *name))
-        except StoreUnavailable:
-            return None
+        return WITHOUT_STORE.read("answer", lambda: self.kv.get(self.keys("answer", *name)), None)
 
     def fetch(self, name: tuple[str, ...], read: Callable[[], str], ttl: float, wait: float) -> str:
         """The answer kept under ``name``, else ``read()``'s, kept for ``ttl`` seconds. While
         another caller is reading it, wait for its answer (at most ``wait`` seconds, then read
         it here). ``read``'s errors are raised; a store that cannot answer is read around."""
         key, lock = self.keys("answer", *name), self.keys("answer-lock", *name)
-        try:
+        token = uuid.uuid4().hex
+        with WITHOUT_STORE.step("answer", name[0]) as store:
             kept = self.kv.get(key)
             if kept is not None:
                 return kept
-            token = uuid.uuid4().hex
             if not self.kv.add(lock, token, wait):
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    reading = self.kv.get(lock) is not None  # looked at first: then the answer
-                    kept = self.kv.get(key)
-                    if kept is not None:
-                        return kept
-                    if not reading:
-                        break  # its reader failed, or died: read it here
-                return read()
+                return self._wait_for(key, lock, wait) or read()
             kept = self.kv.get(key)  # kept by a reader that let go just before
-        except StoreUnavailable:
+        if store.missing:
             return read()
         try:
             if kept is not None:
                 return kept
             answer = read()
-            self.kv.put(key, answer, ttl)
-            return answer
-        except StoreUnavailable:
+            with WITHOUT_STORE.step("answer", name[0]):
+                self.kv.put(key, answer, ttl)
             return answer
         finally:
-            with suppress(StoreUnavailable):
+            with WITHOUT_STORE.step("answer", name[0]):
                 self.kv.delete_if(lock, token)
 
+    def _wait_for(self, key: str, lock: str, wait: float) -> str | None:
+        """The answer another caller is reading, once kept; None when it let go without one."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            reading = self.kv.get(lock) is not None  # looked at first: then the answer
+            kept = self.kv.get(key)
+            if kept is not None:
+                return kept
+            if not reading:
+                break  # its reader failed, or died: read it here
+        return None
+
     def keep(self, name: tuple[str, ...], answer: str, ttl: float) -> None:
-        with suppress(StoreUnavailable):
+        with WITHOUT_STORE.step("answer", name[0]):
             self.kv.put(self.keys("answer", *name), answer, ttl)
 
     def forget(self, *name: str) -> None:
-        with suppress(StoreUnavailable):
+        with WITHOUT_STORE.step("answer", name[0]):
             self.kv.delete(self.keys("answer", *name))
 
 
@@ -251,7 +262,7 @@ class Holds:
         self.kv.put(self.keys("hold", name), value, ttl)
 
     def drop(self, name: str) -> None:
-        with suppress(StoreUnavailable):  # else it lapses by itself
+        with WITHOUT_STORE.step("hold", name):
             self.kv.delete(self.keys("hold", name))
 
 
@@ -266,30 +277,29 @@ class AutoDeployLedger:
 
     def record(self, project: str, identifier: str, *, on: bool, by: str, at: float) -> None:
         entry = json.dumps({"on": on, "by": by, "at": at}, separators=(",", ":"))
-        with suppress(StoreUnavailable):
+        with WITHOUT_STORE.step("ledger", identifier):
             self.kv.put(self.keys("auto-deploy-by", project, identifier), entry, LEDGER_SECONDS)
 
     def entry(self, project: str, identifier: str) -> tuple[bool, str, float] | None:
         """``(on, by, at)`` as last recorded; None when nobody changed it from Slack lately."""
+        key = self.keys("auto-deploy-by", project, identifier)
+        raw = WITHOUT_STORE.read("ledger", lambda: self.kv.get(key), None, identifier)
         try:
-            raw = self.kv.get(self.keys("auto-deploy-by", project, identifier))
-            if not raw:
-                return None
-            data = json.loads(raw)
+            data = json.loads(raw or "null")
             return bool(data["on"]), str(data["by"]), float(data["at"])
-        except (StoreUnavailable, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return None
 
     def heard(self, what: str, at: float) -> None:
         """``what`` (``notification``, ``home``) reached the bot at ``at``."""
-        with suppress(StoreUnavailable):
+        with WITHOUT_STORE.step("heard", what):
             self.kv.put(self.keys("heard", what), str(at), LEDGER_SECONDS)
 
     def last_heard(self, what: str) -> float | None:
+        raw = WITHOUT_STORE.read("heard", lambda: self.kv.get(self.keys("heard", what)), None)
         try:
-            raw = self.kv.get(self.keys("heard", what))
             return float(raw) if raw else None
-        except (StoreUnavailable, ValueError):
+        except ValueError:
             return None
 
 

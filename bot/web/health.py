@@ -6,18 +6,18 @@ import time
 
 from bot import metrics
 from bot.slack.socket_mode import SocketMode
-from bot.store.kv import StoreUnavailable
 from bot.store.shared import Store
+from bot.web.webhook import WITHOUT_STORE
 
 
 def health(store: Store, socket_mode: SocketMode | None) -> tuple[dict[str, object], int]:
     """200 while the bot can work: the store answers and, with Socket Mode, this worker has
     held a connection to Slack within the last SOCKET_MODE_HEALTH_GRACE seconds."""
     answer: dict[str, object] = {"ok": True, "store": store.backend}
-    try:
+    with WITHOUT_STORE.step("health") as missing:
         store.ping()
-    except StoreUnavailable as exc:
-        answer.update(ok=False, error=str(exc))
+    if missing.error is not None:
+        answer.update(ok=False, error=str(missing.error))
     if socket_mode is not None:
         state = socket_mode.status()
         answer["socket_mode"] = state.as_json()

@@ -27,10 +27,22 @@ from bot.deployhq.notifications import (
     read_notification,
 )
 from bot.runtime.background import Runner
-from bot.store.kv import StoreUnavailable
+from bot.store.kv import WithoutStore
 from bot.store.shared import AutoDeployLedger
 
 log = logging.getLogger(__name__)
+# What a missing store means to the web app, decided here: a failure's card is still posted
+# (without its record, so a delivery sent again may post it again), any other status is ignored
+# (it needs the card's place), and /healthz answers 503 naming the store's problem.
+WITHOUT_STORE = WithoutStore(
+    "web",
+    {
+        "notification": "a failure's card is posted without its record; any other status is "
+        "ignored",
+        "health": "/healthz answers 503 with the store's problem",
+    },
+    quiet=frozenset({"health"}),
+)
 
 Answer = tuple[dict[str, object], int]
 
@@ -80,11 +92,10 @@ class Webhook:
             log.info("notification for %s ignored: not in DEPLOYHQ_PROJECTS", project)
             metrics.WEBHOOKS.labels("ignored").inc()
             return {"ok": True, "result": "ignored", "deployment": deployment.identifier}, 200
-        try:
+        result = ""
+        with WITHOUT_STORE.step("notification", deployment.run_key) as store:
             result = self.cards.on_notification(deployment, channel)
-        except StoreUnavailable:
-            log.warning("store unavailable; deployment %s handled without it", deployment.run_key)
-            # Later statuses need the card's place, so only failures can go ahead.
+        if store.missing:  # later statuses need the card's place: only failures go ahead
             result = "accepted" if deployment.status == FAILED else "ignored"
             if result == "accepted":
                 self.slack.run(

@@ -21,7 +21,7 @@ from bot.actions.previews import Previews
 from bot.messages import notes, replies
 from bot.messages.text import notice
 from bot.runtime.background import Background
-from bot.store.kv import StoreUnavailable
+from bot.store.kv import WithoutStore
 from bot.words.actions import PAUSE, RESUME, spec_of
 from bot.words.buttons import (
     APPROVE_ACTION,
@@ -33,6 +33,9 @@ from bot.words.buttons import (
 )
 
 log = logging.getLogger(__name__)
+# What a missing store means to a click or a command, decided here: the person is told the store
+# is unavailable, and nothing is done.
+WITHOUT_STORE = WithoutStore("bolt", {"answer": "the person is told; nothing is done"})
 
 
 @dataclass(frozen=True)
@@ -165,16 +168,18 @@ def previewed(previews: Previews, action_id: str, pressed: Click, respond: Respo
     def note(text: str) -> None:
         tell(respond, text)
 
+    subject = None
     try:
-        if action_id == PREVIEW_ORDER_ACTION:
-            subject = previews.of_order(value, note)
-        else:
-            subject = previews.of_card(action_id, value, note)
+        with WITHOUT_STORE.step("answer", user_id) as store:
+            if action_id == PREVIEW_ORDER_ACTION:
+                subject = previews.of_order(value, note)
+            else:
+                subject = previews.of_card(action_id, value, note)
     except ValueError as exc:
         log.warning("preview by %s with an unreadable button: %s", user_id, exc)
         note(replies.preview_out_of_date())
         return
-    except StoreUnavailable:
+    if store.missing:
         note(replies.store_unavailable())
         return
     if subject is not None:

@@ -15,7 +15,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.actions.parts import ActionParts
 from bot.bolt import command_words as commands
-from bot.bolt.listeners.actions import Click, tell, told_privately
+from bot.bolt.listeners.actions import WITHOUT_STORE, Click, tell, told_privately
 from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployhq.deployment import Deployment
 from bot.messages import auto_deploys as auto_messages
@@ -23,7 +23,6 @@ from bot.messages import deploys as deploy_messages
 from bot.messages import notes, replies
 from bot.messages.text import Message, escape, notice
 from bot.runtime.background import Pools
-from bot.store.kv import StoreUnavailable
 from bot.words.buttons import DEPLOY_CANCEL_ACTION, DEPLOY_CONFIRM_ACTION
 from bot.words.states import Refused
 
@@ -105,9 +104,10 @@ class SlashCommand:
 
     def plan(self, project: str, words: tuple[str, ...], respond: Respond) -> None:
         """``/deployhq deploy``: what it would deploy, confirmed privately first."""
-        try:
+        planned = None
+        with WITHOUT_STORE.step("answer", project) as store:
             planned = self.parts.deploys.plan(project, words, lambda text: tell(respond, text))
-        except StoreUnavailable:
+        if store.missing:
             tell(respond, replies.store_unavailable())
             return
         if planned is not None:
@@ -171,11 +171,12 @@ class SlashCommand:
     def confirmed(self, pressed: Click, body: dict[str, Any], respond: Respond) -> None:
         """The confirm's Deploy: the order it names, through the one action pipeline."""
         user_id, value = pressed.user_id, pressed.value
+        order = None
         try:
-            order = self.parts.deploys.order(value)
-        except (ValueError, StoreUnavailable) as exc:
+            with WITHOUT_STORE.step("answer", user_id):
+                order = self.parts.deploys.order(value)
+        except ValueError as exc:
             log.warning("deploy confirm by %s could not be read: %s", user_id, exc)
-            order = None
         if order is None:
             tell(respond, deploy_messages.expired())
             return
