@@ -41,8 +41,14 @@ def test_every_crash_and_lost_answer_ends_in_exactly_one_action_and_a_true_card(
     ]
     # What went wrong first, with the end of what those bots printed; then the whole table.
     told = "\n".join(
-        f"{action} {step or fault}: did {o.actions}, card {o.card[:80]!r}\n"
-        + "\n".join(o.output.splitlines()[-25:])
+        f"{action} {step or fault}: did {o.actions}, card {o.card[:80]!r}\n" + _gist(o.output)
         for (action, step, fault), o in wrong
     )
     assert wrong == [], f"{told}\n\n{table}"
+
+
+def _gist(output: str) -> str:
+    """What the bots printed of a case gone wrong: every warning and error, then the end."""
+    lines = output.splitlines()
+    marked = [line for line in lines if " WARNING " in line or " ERROR " in line]
+    return "\n".join([*marked[-40:], "…", *lines[-25:]])
