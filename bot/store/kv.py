@@ -81,6 +81,7 @@ class WithoutStore:
         self.meanings = meanings
         self.level = level
         self.quiet = quiet  # steps logged at DEBUG only (asked often, reported elsewhere)
+        self.log = logging.getLogger(f"bot.{layer}")  # its lines name the layer that decided
 
     @contextmanager
     def step(self, name: str, about: object = "") -> Iterator[Missing]:
@@ -90,7 +91,7 @@ class WithoutStore:
             yield outcome
         except StoreUnavailable as error:
             outcome.missing, outcome.error = True, error
-            log.log(
+            self.log.log(
                 logging.DEBUG if name in self.quiet else self.level,
                 "store unavailable (%s%s): %s",
                 name,
