@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 
 from bot.cards import rules as card_rules
+from bot.cards.lookups import Lookups
 from bot.cards.rules import Card
 from bot.cards.store import CardStore
 from bot.deployhq.auto_deploys import Deployable, deployables
@@ -32,6 +33,7 @@ class AutoDeployments:
     def __init__(self, deployhq: DeployHQ, answers: Answers, ledger: AutoDeployLedger) -> None:
         self.deployhq = deployhq
         self.answers = answers
+        self.lookups = Lookups(deployhq, answers)  # one read per project; a refusal kept
         self.ledger = ledger
 
     def listed(self, project: str, *, fresh: bool = False) -> list[Deployable]:
@@ -45,7 +47,7 @@ class AutoDeployments:
         def read() -> str:
             return _to_json(self.deployhq.auto_deployments(project))
 
-        return _from_json(self.answers.fetch(name, read, LIST_SECONDS, self.deployhq.deadline + 1))
+        return _from_json(self.lookups.read(name, read, LIST_SECONDS))
 
     def forget(self, project: str) -> None:
         self.answers.forget("auto-deployments", project)

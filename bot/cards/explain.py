@@ -6,10 +6,12 @@ mentioned there."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 
 from bot.cards import rules as card_rules
+from bot.cards.lookups import Lookups
 from bot.cards.rules import Card
 from bot.cards.store import CardStore
 from bot.deployhq.client import DeployHQ, DeployHQError
@@ -20,14 +22,25 @@ from bot.slack.members import Deployers
 
 log = logging.getLogger(__name__)
 
+# A branch's newest commit is read once per this many seconds for drawing cards (a burst of
+# failures asks once; Deploy latest's preflight reads it afresh before it deploys), and a
+# commit's words once an hour.
+LATEST = 15.0
+COMMIT_SECONDS = 3600.0
+
 
 class Explainer:
     def __init__(
-        self, deployhq: DeployHQ | None, store: CardStore, deployers: Deployers | None = None
+        self,
+        deployhq: DeployHQ | None,
+        store: CardStore,
+        deployers: Deployers | None = None,
+        lookups: Lookups | None = None,
     ) -> None:
         self.deployhq = deployhq
         self.store = store
         self.deployers = deployers  # None: the deployer is never mentioned
+        self.lookups = lookups  # the branch's newest commit, once per burst; None: read each time
 
     def _tell_deployer(self, card: Card) -> bool:
         """Mention the failure's deployer in its thread, once per failure (the explanation's
@@ -69,17 +82,39 @@ class Explainer:
         assert self.deployhq is not None
         project = deployment.project_permalink
         try:  # not knowing it must not cost the card its log and its Roll back
-            ref = self.deployhq.latest_revision(project, deployment.branch)
+            ref = self._latest_revision(project, deployment.branch)
         except DeployHQError as error:
             log.info("no latest revision of %s: %s", deployment.branch, error)
             return None
         if ref == deployment.end_revision.ref:
             return None
         try:
-            return self.deployhq.commit(project, ref)
+            return self._commit(project, ref)
         except DeployHQError as error:  # the button still names the commit, without its words
             log.info("no commit_info for %s: %s", ref[:7], error)
             return Revision(ref)
+
+    def _latest_revision(self, project: str, branch: str) -> str:
+        assert self.deployhq is not None
+        deployhq = self.deployhq
+        if self.lookups is None:
+            return deployhq.latest_revision(project, branch)
+        name = ("latest-revision", project, branch)
+        return self.lookups.read(name, lambda: deployhq.latest_revision(project, branch), LATEST)
+
+    def _commit(self, project: str, ref: str) -> Revision:
+        assert self.deployhq is not None
+        deployhq = self.deployhq
+        if self.lookups is None:
+            return deployhq.commit(project, ref)
+
+        def read() -> str:
+            commit = deployhq.commit(project, ref)
+            return json.dumps({"message": commit.message, "author": commit.author})
+
+        name = ("commit", project, ref)  # a commit's words never change; its refusal is its own
+        said = json.loads(self.lookups.read(name, read, COMMIT_SECONDS, refusal=name))
+        return Revision(ref, str(said["message"]), str(said["author"]))
 
     def look_up(self, card: Card) -> bool:
         """Look up why the card's deployment failed, and note it on the card; True when the

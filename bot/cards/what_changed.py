@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 
 from bot.cards import rules as card_rules
+from bot.cards.lookups import Lookups
 from bot.cards.rules import Card
 from bot.cards.store import CardStore
 from bot.deployhq import commits
@@ -41,6 +42,7 @@ class RecentCommits:
     ) -> None:
         self.deployhq = deployhq
         self.answers = answers
+        self.lookups = Lookups(deployhq, answers)  # one read per branch; a refusal kept
         self.cache_seconds = cache_seconds
 
     def of(self, project: str, branch: str, *, fresh: bool = False) -> tuple[list[Revision], float]:
@@ -55,7 +57,7 @@ class RecentCommits:
             return json.dumps({"at": time.time(), "commits": [commits.to_json(c) for c in listed]})
 
         kept = json.loads(
-            self.answers.fetch(name, read, self.cache_seconds, self.deployhq.deadline + 1.0)
+            self.lookups.read(name, read, self.cache_seconds, refusal=("recent-commits", project))
         )
         return [Revision(**c) for c in kept["commits"]], time.time() - float(kept["at"])
 

@@ -358,7 +358,17 @@ class DeployHQ:
                 kind="dropped",
             ) from exc
         if response.status_code >= 400:
-            log.warning("DeployHQ answered %s %s with HTTP %s", method, path, response.status_code)
+            # A refusal (4xx) is its caller's to tell, once, in its own terms; a failure or a
+            # rate limit is DeployHQ's, said here.
+            status = response.status_code
+            loud = status >= 500 or status == 429
+            log.log(
+                logging.WARNING if loud else logging.INFO,
+                "DeployHQ answered %s %s with HTTP %s",
+                method,
+                path,
+                status,
+            )
             retry_after = answers.retry_after(response.headers.get("Retry-After", ""))
             if retry_after and response.status_code in (429, 503):
                 self._busy_until = max(self._busy_until, time.monotonic() + retry_after)

@@ -33,6 +33,7 @@ from bot.cards.changes import Cards
 from bot.cards.deliveries import Deliveries
 from bot.cards.explain import Explainer
 from bot.cards.home import Home
+from bot.cards.lookups import Lookups
 from bot.cards.outbox import Outbox
 from bot.cards.publisher import Publisher
 from bot.cards.what_changed import RecentCommits, WhatChanged
@@ -262,7 +263,7 @@ def _cards(
         slack_timeout=settings.slack_timeout,
     )
     deployers = Deployers(slack.client, store.deployers) if settings.mention_deployer else None
-    explainer = Explainer(deployhq, store.cards, deployers)
+    explainer = Explainer(deployhq, store.cards, deployers, Lookups(deployhq, store.answers))
     told = None
     if settings.what_changed:
         recent = RecentCommits(deployhq, store.answers)
