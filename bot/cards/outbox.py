@@ -5,9 +5,8 @@ Slack pool, off every request thread, so a rate-limited Slack (the client waits 
 ``Retry-After``) delays only other cards. A push Slack refuses is tried again a few times within
 a minute; after that the reconciler keeps trying every ``RECONCILE_INTERVAL``, for as long as
 the card stays unsettled. Once a failure's card is out, why it failed is looked up on the
-lookups pool (``explain``), and the card is shown again with what was found; then its server's
-automatic deployments (``auto_deploys``), and what changed (``what_changed``), each shown
-again.
+lookups pool (``explain``), then its server's automatic deployments (``auto_deploys``) and what
+changed (``what_changed``), and the card is shown again once, with all that was found.
 """
 
 from __future__ import annotations
@@ -55,13 +54,16 @@ class Outbox:
         return shown
 
     def _explain(self, card: Card) -> None:
+        """Why it failed, its automatic deployments, what changed: all recorded, then shown in
+        one update of the card (and its notes in one thread message)."""
         identifier = card.deployment.identifier
-        if self.explainer.look_up(card):
-            self.show(identifier)  # why it failed goes out before what changed is read
-        if self.auto_deploys is not None and self.auto_deploys.look_up(card):
-            self.show(identifier)  # Pause auto-deploy, or who paused it
+        changed = self.explainer.look_up(card)
+        if self.auto_deploys is not None:
+            changed = self.auto_deploys.look_up(card) or changed  # Pause auto-deploy, or who
         told = self.what_changed.claim(identifier) if self.what_changed else None
-        if told is not None and self.what_changed is not None and self.what_changed.look_up(told):
+        if told is not None and self.what_changed is not None:
+            changed = self.what_changed.look_up(told) or changed
+        if changed:
             self.show(identifier)
 
     def _attempt(self, deployment_id: str, attempt: int) -> None:

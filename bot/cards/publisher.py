@@ -27,7 +27,7 @@ from bot.cards.store import WITHOUT_STORE, CardStore
 from bot.deployhq.client import DeployHQ, DeployHQError, deployment_page_url
 from bot.deployhq.deployment import Deployment
 from bot.messages.card import deployment_card
-from bot.messages.text import Message, notice
+from bot.messages.text import Message, notes_message
 from bot.runtime import failpoints
 from bot.slack.client import MESSAGE_GONE, SLACK_ERRORS, how_to_fix, refused, slack_error
 
@@ -41,6 +41,8 @@ CHANNEL_REFUSAL_SECONDS = 600.0
 # the card that long after.
 PUSH_MARGIN_SECONDS = 5.0
 PUSH_ROUNDS = 5
+# A card's waiting thread notes are posted together, in one message, this many at most.
+NOTES_AT_ONCE = 10
 # The card's identity in Slack's message metadata, so a post whose answer was lost is found.
 CARD_EVENT = "deployhq_card"
 # How far back in the channel a lost post is looked for.
@@ -346,8 +348,9 @@ class Publisher:
         return None
 
     def _post_notes(self, card: Card) -> Card:
-        """Post the waiting thread replies in order, each once: a note is taken off the record
-        before it is posted, and put back only when Slack refused it."""
+        """Post the waiting thread replies in order, each once, in one message (a section
+        each, at most ``NOTES_AT_ONCE``): the notes are taken off the record before they are
+        posted, and put back only when Slack refused them."""
         identifier = card.deployment.identifier
         while True:
             with self.store.card_lock(identifier):
@@ -356,8 +359,8 @@ class Publisher:
                 # (the push draws the newer one first, then comes back for its notes).
                 if current is None or not current.notes or current.ts is None or not current.drawn:
                     return current or card
-                note = current.notes[0]
-                card = replace(current, notes=current.notes[1:])
+                notes = current.notes[:NOTES_AT_ONCE]
+                card = replace(current, notes=current.notes[NOTES_AT_ONCE:])
                 self.store.save_card(card)
             self._keep_push(identifier)
             try:
@@ -366,7 +369,7 @@ class Publisher:
                     thread_ts=card.ts,
                     unfurl_links=False,
                     unfurl_media=False,
-                    **notice(note),
+                    **notes_message(notes),
                 )
             except SLACK_ERRORS as exc:
                 metrics.SLACK_ERRORS.labels("chat.postMessage", slack_error(exc)).inc()
@@ -376,6 +379,6 @@ class Publisher:
                 if refused(exc):
                     with self.store.card_lock(identifier):
                         current = self.store.card(identifier) or card
-                        card = replace(current, notes=(note, *current.notes))
+                        card = replace(current, notes=(*notes, *current.notes))
                         self.store.save_card(card)
                 raise NotTaken(identifier) from None

@@ -23,6 +23,14 @@ def notice(mrkdwn: str) -> Message:
     return {"text": mrkdwn, "blocks": [{"type": "section", "text": mrkdwn_text(mrkdwn, 3000)}]}
 
 
+def notes_message(notes: tuple[str, ...] | list[str]) -> Message:
+    """Several short messages said as one (a thread's notes posted together): a section each."""
+    return {
+        "text": "\n\n".join(notes)[:40000],
+        "blocks": [{"type": "section", "text": mrkdwn_text(note, 3000)} for note in notes],
+    }
+
+
 def escape(text: str) -> str:
     """Slack's three control characters, so outside text can never become markup."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
