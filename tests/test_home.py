@@ -6,6 +6,7 @@ blocks."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -209,3 +210,94 @@ def test_a_home_of_many_projects_stays_within_slacks_100_blocks_and_says_how_man
     assert "98% succeeded" in shown
     assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
     assert "none received yet" in shown  # the health section is always there
+
+
+def _seed(redis_url: str, projects: int, failures: int) -> None:
+    """``failures`` open failures in each of ``projects`` projects, their cards in Slack, kept
+    in the store as the bot keeps them (as after a burst of failures)."""
+    from bot.cards.rules import Card
+    from bot.cards.store import CardStore
+    from bot.deployhq.deployment import Deployment
+    from bot.store.kv import Keys, RedisKeyValue, open_redis
+
+    records = CardStore(RedisKeyValue(open_redis(redis_url)), Keys())
+    for p in range(projects):
+        for n in range(failures):
+            identifier = f"{p:04d}{n:04d}-2222-3333-4444-555555555555"
+            deployment = Deployment.from_api(
+                delivery(identifier=identifier, project={"name": f"P{p}", "permalink": f"p{p}"})
+            )
+            card = Card("C0DEPLOYS", deployment, ts=f"17000000{p:02d}.{n:06d}", drawn=True)
+            records.save_card(card)
+            records.list_card(card)
+
+
+def test_home_asks_slack_for_the_links_of_the_cards_it_shows_only(
+    homes: Callable[..., BotServer], fake_slack: FakeSlack, redis_url: str
+):
+    """40 open failures of one project: the Home shows the newest 8 (and says 32 more), and
+    asks Slack for those 8 links only."""
+    _seed(redis_url, projects=1, failures=40)
+    bot = homes()
+
+    assert bot.home_opened("U0VIEWER").status_code == 200
+    bot.settle()
+
+    (view,) = published(fake_slack)
+    assert text_of(view).count("|Open the card>") == 8
+    assert "…and 32 more open failures." in text_of(view)
+    assert len(fake_slack.api_calls("chat.getPermalink")) == 8
+
+
+def test_a_home_of_500_failures_in_50_projects_is_published_within_3_s_while_deployhq_is_slow(
+    homes: Callable[..., BotServer],
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    redis_url: str,
+):
+    """DeployHQ answers each read in 0.5 s: the projects are read at once (eight at a time),
+    and the Home is published by its deadline with every card it shows linked."""
+    _seed(redis_url, projects=50, failures=10)
+    for kind in ("auto_deployments", "insights"):
+        fake_deployhq.always(kind, Reply(200, None, delay=0.5))
+    bot = homes()
+
+    started = time.monotonic()
+    assert bot.home_opened("U0FIRST").status_code == 200
+    fake_slack.wait_for(lambda: published(fake_slack), timeout=10)
+    took = time.monotonic() - started
+    assert took < 3.0, took
+    shown = text_of(published(fake_slack)[0])
+    drawn = shown.count(":x: *P")
+    assert drawn >= 8 and shown.count("|Open the card>") == drawn
+    assert len(fake_slack.api_calls("chat.getPermalink")) == drawn  # the cards shown only
+    assert "DeployHQ has not answered yet" not in shown  # the projects shown were read in time
+
+
+def test_a_project_deployhq_has_not_answered_for_by_the_deadline_is_shown_as_not_read_yet(
+    homes: Callable[..., BotServer],
+    fake_slack: FakeSlack,
+    fake_deployhq: FakeDeployHQ,
+    redis_url: str,
+):
+    """DeployHQ takes 3 s a read: the Home does not wait for it; it says so, the reads go on,
+    and the next open shows what they found (each project read once)."""
+    _seed(redis_url, projects=2, failures=1)
+    for kind in ("auto_deployments", "insights"):
+        fake_deployhq.always(kind, Reply(200, None, delay=3.0))
+    bot = homes()
+
+    started = time.monotonic()
+    assert bot.home_opened("U0FIRST").status_code == 200
+    fake_slack.wait_for(lambda: published(fake_slack), timeout=10)
+    assert time.monotonic() - started < 3.0
+    first = text_of(published(fake_slack)[0])
+    assert first.count("DeployHQ has not answered yet for this project") == 2
+    assert first.count("|Open the card>") == 2  # Slack's links do not wait for DeployHQ
+
+    fake_deployhq.wait_for(lambda: len(reads(fake_deployhq, "insights")) == 2, timeout=20)
+    time.sleep(3.5)  # the reads under way end, and their answers are kept
+    assert bot.home_opened("U0AGAIN").status_code == 200
+    fake_slack.wait_for(lambda: len(published(fake_slack)) == 2, timeout=15)
+    assert "DeployHQ has not answered yet" not in text_of(published(fake_slack)[1])
+    assert len(reads(fake_deployhq, "insights")) == 2  # read once each, kept for the next

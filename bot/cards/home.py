@@ -12,8 +12,11 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from slack_sdk import WebClient
 
@@ -25,7 +28,14 @@ from bot.deployhq.auto_deploys import ServerFigures
 from bot.deployhq.client import DeployHQ, DeployHQError
 from bot.deployhq.deployment import FAILED
 from bot.messages import home as home_messages
-from bot.messages.home import Health, OpenFailure, Paused, ProjectView
+from bot.messages.home import (
+    Health,
+    OpenFailure,
+    Paused,
+    ProjectView,
+    shown_failures,
+    shown_projects,
+)
 from bot.messages.replies import describe_error
 from bot.slack.client import SLACK_ERRORS, slack_error
 from bot.slack.socket_mode import SocketMode
@@ -42,6 +52,15 @@ PERMALINK_SECONDS = 86400.0
 PROBE_SECONDS = 60.0
 PERMALINK_WAIT = 5.0
 PERIOD_DAYS = 30
+# The Home is published within this many seconds, whatever DeployHQ takes: a project not read
+# by then is shown as not read yet, and the read goes on for the next open.
+HOME_SECONDS = 2.5
+READERS = 8
+
+# What DeployHQ said of a project: its paused deployables and its figures, or a problem.
+Read = tuple[list[Paused], list[ServerFigures]] | str
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Gatekeeper(Protocol):
@@ -75,6 +94,10 @@ class Home:
         self.projects = projects
         self.policy = policy  # who may look deployments up: the same people as /deployhq
         self.socket_mode = socket_mode
+        # DeployHQ's reads and Slack's links for the Home, made at once; one that outlives the
+        # Home's deadline goes on here, and its answer is kept for the next open.
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="home-deployhq")
+        self._linkers = ThreadPoolExecutor(READERS, thread_name_prefix="home-slack")
 
     def publish(self, user_id: str) -> bool:
         """Publish the Home tab of ``user_id``; False when Slack refused it."""
@@ -95,14 +118,30 @@ class Home:
         return True
 
     def gather(self) -> tuple[list[ProjectView], Health]:
+        """Every project's view: its DeployHQ reads made at once and waited for until the
+        Home's deadline (what is not in by then is shown as not read yet, and read on for the
+        next open), and links asked of Slack at once for the cards the Home has room for."""
+        deadline = time.monotonic() + HOME_SECONDS
         seen = self.projects
         with WITHOUT_STORE.step("home") as store:
             seen = self.projects or frozenset(self.records.projects())
         store_problem = _problem(store)
-        views = [self._project(p) for p in sorted(seen)]
+        projects = sorted(seen)
+        reads = {p: self._readers.submit(self._read, p) for p in projects}
+        failures = {p: self._failures(p) for p in projects}
+        links = self._links([ProjectView(p, failures[p]) for p in projects])
+        views = [self._project(p, failures[p], reads[p], deadline) for p in projects]
+        views = _linked(views, links, deadline)
         reached = [v for v in views if not v.problem]
         deployhq = "" if reached else views[0].problem if views else self._probe()
         return views, self._health(deployhq, store_problem)
+
+    def _links(self, views: list[ProjectView]) -> dict[tuple[str, str], Future[str]]:
+        """Each card the Home may have room for, its link asked of Slack now, all at once (the
+        room as if no project had any of DeployHQ's lines: they can only leave less)."""
+        shown = [f for v in views[: shown_projects(views)] for f in shown_failures(v)]
+        ask = self._linkers.submit
+        return {(f.channel, f.ts): ask(self._permalink, f.channel, f.ts) for f in shown}
 
     def _probe(self) -> str:
         """With no project to read: whether DeployHQ answers the bot's key (``GET /projects``),
@@ -119,19 +158,31 @@ class Home:
         wait = self.deployhq.deadline + 1
         return self.store.answers.fetch(("deployhq-probe",), read, PROBE_SECONDS, wait)
 
-    def _project(self, project: str) -> ProjectView:
-        failures = self._failures(project)
+    def _project(
+        self, project: str, failures: list[OpenFailure], read: Future[Read], deadline: float
+    ) -> ProjectView:
+        got: Read | None = _within(read, deadline, None)
+        if got is None:
+            return ProjectView(project, failures, unread=True)
+        if isinstance(got, str):
+            return ProjectView(project, failures, problem=got)
+        paused, figures = got
+        return ProjectView(project, failures, paused, figures)
+
+    def _read(self, project: str) -> Read:
+        """What DeployHQ says of a project for its Home: its paused automatic deployments
+        (and who paused them) and its 30-day figures; or what went wrong, in words."""
         try:
             listed = self.lists.listed(project)
             figures = self._figures(project)
         except DeployHQError as error:
-            return ProjectView(project, failures, problem=describe_error(error))
+            return describe_error(error)
         paused = []
         for d in listed:
             if not d.auto_deploy:
                 shown = self.lists.shown(project, d)
                 paused.append(Paused(d, shown.by, shown.at))
-        return ProjectView(project, failures, paused, figures)
+        return paused, figures
 
     def _failures(self, project: str) -> list[OpenFailure]:
         none: list[Card] = []
@@ -142,8 +193,8 @@ class Home:
             if d.status != FAILED or not isinstance(card.state, OPEN_STATES) or not card.ts:
                 continue
             when = d.completed_at or d.queued_at
-            link = self._permalink(card.channel, card.ts)
-            found.append(OpenFailure(project, d.project_name, d.branch, d.servers, when, link))
+            failure = OpenFailure(project, d.project_name, d.branch, d.servers, when, "")
+            found.append(replace(failure, channel=card.channel, ts=card.ts))
         return sorted(found, key=lambda f: f.failed_at or datetime.min.replace(tzinfo=UTC))[::-1]
 
     def _permalink(self, channel: str, ts: str) -> str:
@@ -203,3 +254,25 @@ def _problem(store: Missing) -> str:
     if not store.missing:
         return ""
     return str(store.error or "") or "the store did not answer"
+
+
+def _within(future: Future[T], deadline: float, missing: U) -> T | U:
+    """``future``'s result if it comes before ``deadline``, else ``missing``."""
+    try:
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except FutureTimeout:
+        return missing
+
+
+def _linked(
+    views: list[ProjectView], asked: dict[tuple[str, str], Future[str]], deadline: float
+) -> list[ProjectView]:
+    """``views`` with the links Slack gave by the deadline."""
+    linked = []
+    for view in views:
+        failures = []
+        for f in view.failures:
+            link = asked.get((f.channel, f.ts))
+            failures.append(replace(f, link=_within(link, deadline, "")) if link else f)
+        linked.append(replace(view, failures=failures))
+    return linked

@@ -16,6 +16,7 @@ MAX_BLOCKS = 100  # Slack's limit for a Home view
 MAX_FAILURES = 8  # per project
 MAX_SERVER_FIELDS = 10  # a section's fields
 HEALTH_BLOCKS = 3  # the divider, its title and its facts
+HEAD_BLOCKS = 2  # the header and when it was read
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class OpenFailure:
     servers: tuple[str, ...]
     failed_at: datetime | None
     link: str  # the card in Slack, "" when Slack gave none
+    channel: str = ""  # where the card is, for its link
+    ts: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class ProjectView:
     paused: list[Paused] = field(default_factory=list)
     figures: list[ServerFigures] = field(default_factory=list)
     problem: str = ""  # why DeployHQ's figures or list are missing
+    unread: bool = False  # DeployHQ had not answered by the Home's deadline (read for next time)
 
 
 @dataclass(frozen=True)
@@ -60,17 +64,30 @@ def home_view(projects: list[ProjectView], health: Health, now: datetime) -> dic
     ]
     if not projects:
         blocks.append(_section("No project yet: cards appear here once DeployHQ reports one."))
-    room = MAX_BLOCKS - len(blocks) - HEALTH_BLOCKS - 1  # one for "and N more projects"
-    for n, project in enumerate(projects):
-        drawn = _project(project)
-        if len(drawn) > room:
-            left = len(projects) - n
-            blocks.append(_context(f"…and {left} more project{'s' * (left != 1)} not shown."))
-            break
-        blocks += drawn
-        room -= len(drawn)
+    shown = shown_projects(projects)
+    for project in projects[:shown]:
+        blocks += _project(project)
+    if shown < len(projects):
+        left = len(projects) - shown
+        blocks.append(_context(f"…and {left} more project{'s' * (left != 1)} not shown."))
     blocks += _health(health)
     return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}
+
+
+def shown_projects(projects: list[ProjectView]) -> int:
+    """How many of ``projects`` (in order) the Home has room for, within Slack's 100 blocks:
+    only their failures are shown, so only theirs need a link."""
+    room = MAX_BLOCKS - HEAD_BLOCKS - HEALTH_BLOCKS - 1  # one for "and N more projects"
+    for n, project in enumerate(projects):
+        room -= len(_project(project))
+        if room < 0:
+            return n
+    return len(projects)
+
+
+def shown_failures(view: ProjectView) -> list[OpenFailure]:
+    """The failures of a project the Home draws (the newest first)."""
+    return view.failures[:MAX_FAILURES]
 
 
 def refused_view(why: str) -> dict[str, object]:
@@ -98,6 +115,14 @@ def _project(view: ProjectView) -> list[Block]:
         blocks.append(_context(":white_check_mark: No open failures."))
     if view.problem:
         blocks.append(_context(f":warning: DeployHQ: {outside(view.problem, 500)}"))
+        return blocks
+    if view.unread:
+        blocks.append(
+            _context(
+                ":hourglass: DeployHQ has not answered yet for this project (paused "
+                "auto-deploys, 30-day figures); reopen this tab in a moment."
+            )
+        )
         return blocks
     if view.paused:
         blocks.append(_section(_paused(view.paused)))
