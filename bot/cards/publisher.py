@@ -303,12 +303,18 @@ class Publisher:
         log.info("posted the card of deployment %s as %s", identifier, response["ts"])
         with self.store.card_lock(identifier):
             current = self.store.card(identifier) or card
+            # Where Slack has it, and (unless it changed meanwhile) that Slack shows it: one
+            # write, not two.
             card = replace(
-                current, channel=str(response["channel"]), ts=str(response["ts"]), posting=False
+                current,
+                channel=str(response["channel"]),
+                ts=str(response["ts"]),
+                posting=False,
+                drawn=current.drawn or current.version == posted,
             )
             self.store.save_card(card)
             self.store.list_card(card)
-        return self._drawn(card, version=posted)
+        return card
 
     def _drawn(self, card: Card, version: int | None = None) -> Card:
         """Mark the card drawn if what Slack now shows is still its latest version."""
